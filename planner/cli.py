@@ -1,0 +1,95 @@
+"""The `trainctl` command. Subcommands live in `planner.commands.*` and load lazily,
+so `trainctl --help` and `validate` never import boto3."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+
+import click
+
+from planner.errors import TrainctlError
+
+COMMANDS = {
+    "validate": "Check the spec: exit 0 valid, 1 invalid.",
+    "graph": "Export the dependency graph (dot, mermaid, json, svg, png).",
+    "plan": "Compare the spec with live AWS state and show what apply would do.",
+    "apply": "Carry out a plan (saved, or made now and confirmed).",
+    "show": "Show a saved plan file.",
+    "local": "The embedded AWS emulator on 127.0.0.1: up | down | status | env.",
+    "lock": "The apply lock: status | release LOCK_ID.",
+    "iam-policy": "Print the least-privilege IAM policy trainctl itself needs.",
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Global options, passed to every subcommand as `ctx.obj`."""
+
+    file: str
+    region: str | None
+    endpoint_url: str | None
+    no_color: bool
+
+    @property
+    def state_dir(self) -> str:
+        """`.trainctl/` beside the spec file."""
+        return os.path.join(os.path.dirname(os.path.abspath(self.file)), ".trainctl")
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module("planner.commands." + cmd_name.replace("-", "_"))
+        return module.command  # type: ignore[no-any-return]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Help lists the one-line summaries without importing each command.
+        with formatter.section("Commands"):
+            formatter.write_dl(list(COMMANDS.items()))
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-f", "--file", "file_", default="trainctl.yaml", show_default=True,
+              help="The spec file.")
+@click.option("--region", default=None, help="AWS region (default: the spec's region).")
+@click.option("--endpoint-url", default=None,
+              help="AWS endpoint (default: boto3's configuration, or the local emulator).")
+@click.option("--no-color", is_flag=True, default=False, help="No colour (NO_COLOR works too).")
+@click.version_option(package_name="trainctl", prog_name="trainctl")
+@click.pass_context
+def cli(ctx: click.Context, file_: str, region: str | None, endpoint_url: str | None,
+        no_color: bool) -> None:
+    """trainctl: infrastructure as code for ML training on AWS."""
+    ctx.obj = Options(
+        file=file_, region=region, endpoint_url=endpoint_url,
+        no_color=no_color or bool(os.environ.get("NO_COLOR")),
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        rc = cli.main(args=argv, prog_name="trainctl", standalone_mode=False)
+    except TrainctlError as e:
+        click.echo(str(e), err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""The plan: frozen data, string enums whose values are the JSON form.
+
+`plan_to_json` / `plan_from_json` are the versioned file format (DESIGN section 5);
+the dataclasses are internal and may change without changing the format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from planner.errors import PlanFileError
+
+FORMAT_VERSION = "1"
+
+
+class Action(StrEnum):
+    NOOP = "no-op"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class ResourceType(StrEnum):
+    DATASET = "dataset"
+    VOLUME = "volume"
+    PREWARM = "prewarm"
+    INSTANCE = "instance"
+    ATTACHMENT = "attachment"
+    MOUNT = "mount"
+    SYNC = "sync"
+
+
+class Reason(StrEnum):
+    NO_CHANGE = "no_change"
+    CREATE_BECAUSE_MISSING = "create_because_missing"
+    UPDATE_BECAUSE_DRIFT = "update_because_drift"
+    REPLACE_BECAUSE_CANNOT_UPDATE = "replace_because_cannot_update"
+    REPLACE_BECAUSE_DEPENDENCY_REPLACED = "replace_because_dependency_replaced"
+    DELETE_BECAUSE_NOT_IN_SPEC = "delete_because_not_in_spec"
+    DELETE_BECAUSE_DESTROY = "delete_because_destroy"
+    ADOPT_BECAUSE_IMPORT = "adopt_because_import"
+    UPLOAD_BECAUSE_SOURCE_CHANGED = "upload_because_source_changed"
+    PREWARM_BECAUSE_DATASET_CHANGED = "prewarm_because_dataset_changed"
+    ATTACH_BECAUSE_NOT_ATTACHED = "attach_because_not_attached"
+    MOUNT_BECAUSE_NOT_MOUNTED = "mount_because_not_mounted"
+    MOUNT_BECAUSE_VOLUME_GREW = "mount_because_volume_grew"
+    SYNC_BECAUSE_DATASET_CHANGED = "sync_because_dataset_changed"
+    VERIFY_BECAUSE_EXISTING_EBS = "verify_because_existing_ebs"
+
+
+class Rule(StrEnum):
+    PERSISTENT = "persistent"
+    PROTECTED = "protected"
+    MIN_AGE = "min-age"
+    ATTACHED = "attached"
+    TRAINING_RUNNING = "training-running"
+    AZ_MISMATCH = "az-mismatch"
+    SHRINK = "shrink"
+    MODIFY_PENDING = "modify-pending"
+    COST = "cost"
+
+
+SUMMARY_KEYS = ("create", "update", "replace", "delete", "no-op", "blocked")
+
+
+@dataclass(frozen=True)
+class Block:
+    rule: Rule
+    message: str
+
+
+@dataclass(frozen=True)
+class PlanWarning:
+    address: str | None
+    rule: Rule
+    message: str
+
+
+@dataclass(frozen=True)
+class Change:
+    address: str
+    type: ResourceType
+    actions: tuple[Action, ...]
+    reason: Reason
+    id: str | None = None
+    before: Mapping[str, Any] | None = None
+    after: Mapping[str, Any] | None = None
+    replace_paths: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    blocked_by: tuple[Block, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """One of create/update/replace/delete/no-op (the summary's keys)."""
+        if len(self.actions) == 2:
+            return "replace"
+        return self.actions[0].value
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.blocked_by)
+
+    @property
+    def is_noop(self) -> bool:
+        return self.actions == (Action.NOOP,)
+
+    @property
+    def deletes(self) -> bool:
+        return Action.DELETE in self.actions
+
+    @property
+    def name(self) -> str:
+        """The address without its type: `trainer.scratch` for `attachment.trainer.scratch`."""
+        return self.address.split(".", 1)[1]
+
+
+@dataclass(frozen=True)
+class CostSummary:
+    hourly_usd_before: float = 0.0
+    hourly_usd_after: float = 0.0
+    daily_usd_after: float = 0.0
+    accumulated_usd: float = 0.0
+    exceeded: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    destroy: bool = False
+    targets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    project: str
+    region: str
+    created_at: str              # ISO 8601 UTC, `Z` suffix
+    spec_digest: str
+    live_digest: str
+    changes: tuple[Change, ...]
+    warnings: tuple[PlanWarning, ...] = ()
+    cost: CostSummary = field(default_factory=CostSummary)
+    options: PlanOptions = field(default_factory=PlanOptions)
+    cost_enforced: bool = False
+    format_version: str = FORMAT_VERSION
+
+    @property
+    def plan_id(self) -> str:
+        """Stable id of this plan: used for the journal and ClientTokens."""
+        import hashlib
+
+        raw = f"{self.project}|{self.created_at}|{self.spec_digest}|{self.live_digest}"
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = dict.fromkeys(SUMMARY_KEYS, 0)
+        for c in self.changes:
+            counts["blocked" if c.blocked else c.kind] += 1
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        """True when apply would do something (blocked changes are never carried out)."""
+        return any(not c.is_noop and not c.blocked for c in self.changes)
+
+    @property
+    def applyable(self) -> bool:
+        return not (self.cost_enforced and self.cost.exceeded)
+
+    def change(self, address: str) -> Change:
+        for c in self.changes:
+            if c.address == address:
+                return c
+        raise KeyError(address)
+
+
+def _change_to_json(c: Change) -> dict[str, Any]:
+    return {
+        "address": c.address,
+        "type": c.type.value,
+        "actions": [a.value for a in c.actions],
+        "reason": c.reason.value,
+        "id": c.id,
+        "before": None if c.before is None else dict(c.before),
+        "after": None if c.after is None else dict(c.after),
+        "replace_paths": list(c.replace_paths),
+        "depends_on": list(c.depends_on),
+        "blocked_by": [{"rule": b.rule.value, "message": b.message} for b in c.blocked_by],
+    }
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """The plan file's JSON form (DESIGN section 5), keys in the documented order."""
+    return {
+        "format_version": plan.format_version,
+        "plan_id": plan.plan_id,
+        "project": plan.project,
+        "region": plan.region,
+        "created_at": plan.created_at,
+        "spec_digest": plan.spec_digest,
+        "live_digest": plan.live_digest,
+        "options": {"destroy": plan.options.destroy, "targets": list(plan.options.targets)},
+        "changes": [_change_to_json(c) for c in plan.changes],
+        "warnings": [
+            {"address": w.address, "rule": w.rule.value, "message": w.message}
+            for w in plan.warnings
+        ],
+        "cost": {
+            "hourly_usd_before": plan.cost.hourly_usd_before,
+            "hourly_usd_after": plan.cost.hourly_usd_after,
+            "daily_usd_after": plan.cost.daily_usd_after,
+            "accumulated_usd": plan.cost.accumulated_usd,
+            "exceeded": list(plan.cost.exceeded),
+            "enforce": plan.cost_enforced,
+        },
+        "summary": plan.summary,
+        "applyable": plan.applyable,
+    }
+
+
+def plan_from_json(doc: Any) -> Plan:
+    """Parse a plan file's JSON; raise PlanFileError on anything foreign or corrupt."""
+    if not isinstance(doc, dict):
+        raise PlanFileError("not a trainctl plan: the top level is not a JSON object")
+    version = doc.get("format_version")
+    if version is None:
+        raise PlanFileError("not a trainctl plan: no format_version")
+    if version != FORMAT_VERSION:
+        raise PlanFileError(
+            f"plan format_version {version!r} is not supported (this trainctl reads "
+            f"{FORMAT_VERSION!r})"
+        )
+    try:
+        changes = tuple(
+            Change(
+                address=str(c["address"]),
+                type=ResourceType(c["type"]),
+                actions=tuple(Action(a) for a in c["actions"]),
+                reason=Reason(c["reason"]),
+                id=c.get("id"),
+                before=c.get("before"),
+                after=c.get("after"),
+                replace_paths=tuple(c.get("replace_paths", ())),
+                depends_on=tuple(c.get("depends_on", ())),
+                blocked_by=tuple(
+                    Block(Rule(b["rule"]), str(b["message"])) for b in c.get("blocked_by", ())
+                ),
+            )
+            for c in doc["changes"]
+        )
+        cost = doc.get("cost", {})
+        options = doc.get("options", {})
+        plan = Plan(
+            project=str(doc["project"]),
+            region=str(doc["region"]),
+            created_at=str(doc["created_at"]),
+            spec_digest=str(doc["spec_digest"]),
+            live_digest=str(doc["live_digest"]),
+            changes=changes,
+            warnings=tuple(
+                PlanWarning(w.get("address"), Rule(w["rule"]), str(w["message"]))
+                for w in doc.get("warnings", ())
+            ),
+            cost=CostSummary(
+                hourly_usd_before=float(cost.get("hourly_usd_before", 0.0)),
+                hourly_usd_after=float(cost.get("hourly_usd_after", 0.0)),
+                daily_usd_after=float(cost.get("daily_usd_after", 0.0)),
+                accumulated_usd=float(cost.get("accumulated_usd", 0.0)),
+                exceeded=tuple(cost.get("exceeded", ())),
+            ),
+            options=PlanOptions(
+                destroy=bool(options.get("destroy", False)),
+                targets=tuple(options.get("targets", ())),
+            ),
+            cost_enforced=bool(cost.get("enforce", False)),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise PlanFileError(f"corrupt plan file: {type(e).__name__}: {e}") from None
+    if "plan_id" in doc and doc["plan_id"] != plan.plan_id:
+        raise PlanFileError("corrupt plan file: plan_id does not match its contents")
+    return plan

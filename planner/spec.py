@@ -1,0 +1,127 @@
+"""The typed, frozen spec model. Pure data: loading lives in `planner.loader`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+EMPTY: Mapping[str, str] = MappingProxyType({})
+
+VOLUME_TYPES = ("gp3", "gp2", "io1", "io2", "st1", "sc1")
+FILESYSTEMS = ("xfs", "ext4")
+STRATEGIES = ("prewarmed-ebs", "existing-ebs", "local-cache", "direct-s3")
+MARKETS = ("on-demand", "spot")
+ON_DELETE = ("delete", "snapshot")
+
+
+@dataclass(frozen=True)
+class Mount:
+    volume: str
+    device: str
+    path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    path: str
+    sync_to: str | None = None
+
+
+@dataclass(frozen=True)
+class Training:
+    pid_file: str | None = None
+    process_patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    source: str                 # s3://bucket/prefix/ or a local directory
+    strategy: str               # one of STRATEGIES
+    stage: str | None = None    # s3:// prefix a local source is uploaded to
+    volume: str | None = None   # prewarmed-ebs / existing-ebs
+    path: str | None = None     # default applied by the loader (see DESIGN section 1)
+
+    @property
+    def is_local(self) -> bool:
+        return not self.source.startswith("s3://")
+
+    @property
+    def s3_uri(self) -> str:
+        """Where instances read the dataset from: the source, or its stage when local."""
+        return self.source if not self.is_local else str(self.stage)
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    size_gib: int
+    availability_zone: str
+    type: str = "gp3"
+    iops: int | None = None
+    throughput_mibps: int | None = None
+    persistent: bool = False
+    protect: bool = False
+    filesystem: str = "ext4"
+    snapshot_id: str | None = None
+    import_id: str | None = None   # `import:` in YAML
+    encrypted: bool = False
+    on_delete: str = "delete"
+    tags: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+
+
+@dataclass(frozen=True)
+class Instance:
+    name: str
+    instance_type: str
+    ami: str
+    availability_zone: str
+    market: str = "on-demand"
+    subnet_id: str | None = None
+    iam_instance_profile: str | None = None
+    protect: bool = False
+    import_id: str | None = None
+    mounts: tuple[Mount, ...] = ()
+    datasets: tuple[str, ...] = ()
+    checkpoints: Checkpoints | None = None
+    training: Training | None = None
+    tags: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+
+
+@dataclass(frozen=True)
+class Defaults:
+    availability_zone: str | None = None
+    min_age_minutes: int = 5
+    tags: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+
+
+@dataclass(frozen=True)
+class CostLimits:
+    max_hourly_usd: float | None = None
+    max_daily_usd: float | None = None
+    max_accumulated_usd: float | None = None
+    enforce: bool = False
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated spec with defaults applied. Mappings keep YAML order."""
+
+    version: int
+    project: str
+    region: str
+    defaults: Defaults = field(default_factory=Defaults)
+    cost: CostLimits = field(default_factory=CostLimits)
+    state: str | None = None
+    datasets: Mapping[str, Dataset] = field(default_factory=lambda: MappingProxyType({}))
+    volumes: Mapping[str, Volume] = field(default_factory=lambda: MappingProxyType({}))
+    instances: Mapping[str, Instance] = field(default_factory=lambda: MappingProxyType({}))
+    source_file: str = "trainctl.yaml"
+
+    def mounts_of_volume(self, volume: str) -> list[tuple[Instance, Mount]]:
+        return [(i, m) for i in self.instances.values() for m in i.mounts if m.volume == volume]
+
+    def datasets_on_volume(self, volume: str) -> list[Dataset]:
+        return [d for d in self.datasets.values() if d.volume == volume]
