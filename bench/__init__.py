@@ -1,0 +1,1 @@
+"""`make bench`: trainctl's benchmarks (issue: plan and apply at scale)."""
