@@ -1,0 +1,64 @@
+"""`trainctl show PLANFILE [--json | --markdown]`: print a saved plan."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from planner.cli import Options
+from planner.errors import PlanFileError, TrainctlError
+from planner.plan import Plan, plan_from_json, plan_to_json
+
+
+def read_plan_file(path: str) -> Plan:
+    """Read and parse a plan file; every failure is a one-line TrainctlError."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise TrainctlError(f"{path}: no such plan file") from None
+    except IsADirectoryError:
+        raise TrainctlError(f"{path}: is a directory, not a plan file") from None
+    except OSError as e:
+        raise TrainctlError(f"{path}: cannot read the plan file: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise TrainctlError(f"{path}: not a trainctl plan: not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise TrainctlError(
+            f"{path}: not a trainctl plan: invalid JSON at line {e.lineno} column {e.colno}: "
+            f"{e.msg}"
+        ) from None
+    except RecursionError:
+        raise TrainctlError(f"{path}: not a trainctl plan: JSON nested too deeply") from None
+    try:
+        return plan_from_json(doc)
+    except PlanFileError as e:
+        raise TrainctlError(f"{path}: {e}") from None
+    except RecursionError:
+        raise TrainctlError(f"{path}: corrupt plan file: nested too deeply") from None
+
+
+@click.command("show")
+@click.argument("planfile", type=click.Path(dir_okay=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the plan file's JSON.")
+@click.option("--markdown", "as_markdown", is_flag=True,
+              help="Print a pull-request comment body (Markdown with a Mermaid graph).")
+@click.pass_obj
+def command(opts: Options, planfile: str, as_json: bool, as_markdown: bool) -> None:
+    """Show a saved plan file."""
+    if as_json and as_markdown:
+        raise click.UsageError("--json and --markdown exclude each other")
+    plan = read_plan_file(planfile)
+    if as_json:
+        click.echo(json.dumps(plan_to_json(plan), indent=2))
+    elif as_markdown:
+        from planner.render.markdown import render_markdown
+
+        click.echo(render_markdown(plan, None), nl=False)
+    else:
+        from planner.render.text import render_text
+
+        color = not opts.no_color and sys.stdout.isatty()
+        click.echo(render_text(plan, color=color), nl=False, color=color)

@@ -1,0 +1,88 @@
+"""Plan renderers: terminal text (`render_text`) and PR-comment Markdown
+(`render_markdown`). Pure functions of a Plan; shared wording lives here."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from planner.export import change_symbol
+from planner.plan import Change, CostSummary, Reason
+
+REASON_WORDS: dict[Reason, str] = {
+    Reason.NO_CHANGE: "it matches the spec",
+    Reason.CREATE_BECAUSE_MISSING: "it does not exist yet",
+    Reason.UPDATE_BECAUSE_DRIFT: "live state differs from the spec",
+    Reason.REPLACE_BECAUSE_CANNOT_UPDATE: "a changed attribute cannot be updated in place",
+    Reason.REPLACE_BECAUSE_DEPENDENCY_REPLACED: "something it depends on is replaced",
+    Reason.DELETE_BECAUSE_NOT_IN_SPEC: "it is no longer in the spec",
+    Reason.DELETE_BECAUSE_DESTROY: "--destroy was given",
+    Reason.ADOPT_BECAUSE_IMPORT: "the spec imports an existing resource",
+    Reason.UPLOAD_BECAUSE_SOURCE_CHANGED: "the local source changed",
+    Reason.PREWARM_BECAUSE_DATASET_CHANGED: "the dataset changed since the volume was filled",
+    Reason.ATTACH_BECAUSE_NOT_ATTACHED: "the volume is not attached",
+    Reason.MOUNT_BECAUSE_NOT_MOUNTED: "the volume is not mounted",
+    Reason.MOUNT_BECAUSE_VOLUME_GREW: "the volume grew, so its filesystem must grow",
+    Reason.SYNC_BECAUSE_DATASET_CHANGED: "the dataset changed since the last sync",
+    Reason.VERIFY_BECAUSE_EXISTING_EBS: "the dataset on the existing volume is verified",
+}
+
+VERBS = {
+    "create": "will be created",
+    "update": "will be updated in place",
+    "replace": "must be replaced",
+    "delete": "will be deleted",
+    "no-op": "is unchanged",
+}
+
+
+def reason_words(reason: Reason) -> str:
+    return REASON_WORDS.get(reason, reason.value.replace("_", " "))
+
+
+def symbol(change: Change) -> str:
+    """Terraform's action symbol: `+ ~ -/+ +/- -` (blank for no-op)."""
+    return " " if change.is_noop else change_symbol(change)
+
+
+def fmt_value(value: Any) -> str:
+    """An attribute value as JSON: strings quoted, null, true/false, compact objects."""
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)
+
+
+def usd(x: float) -> str:
+    return f"${x:,.2f}"
+
+
+def cost_delta(cost: CostSummary) -> str:
+    delta = cost.hourly_usd_after - cost.hourly_usd_before
+    sign = "+" if delta >= 0 else "-"
+    return f"{sign}{usd(abs(delta))}/h"
+
+
+def attribute_diff(change: Change) -> tuple[list[tuple[str, str, str]], int]:
+    """Rows (op, key, text) for a change's attributes, and how many unchanged were hidden.
+
+    op is `+` (only after), `-` (only before) or `~` (changed); text is `v` or `a -> b`.
+    """
+    before = dict(change.before or {})
+    after = dict(change.after or {})
+    rows: list[tuple[str, str, str]] = []
+    hidden = 0
+    keys = list(after) + [k for k in before if k not in after]
+    for key in keys:
+        if key not in before:
+            rows.append(("+", key, fmt_value(after[key])))
+        elif key not in after:
+            rows.append(("-", key, fmt_value(before[key])))
+        elif before[key] != after[key]:
+            rows.append(("~", key, f"{fmt_value(before[key])} -> {fmt_value(after[key])}"))
+        elif key in change.replace_paths:
+            rows.append(("~", key, fmt_value(after[key])))
+        else:
+            hidden += 1
+    return rows, hidden
+
+
+def forces_replacement(change: Change, key: str) -> bool:
+    return any(p == key or p.startswith(key + ".") for p in change.replace_paths)
