@@ -82,7 +82,8 @@ class Instance:
     subnet_id: str | None = None
     iam_instance_profile: str | None = None
     protect: bool = False
-    import_id: str | None = None
+    encrypted: bool = False        # the root volume
+    import_id: str | None = None   # `import:` in YAML
     mounts: tuple[Mount, ...] = ()
     datasets: tuple[str, ...] = ()
     checkpoints: Checkpoints | None = None

@@ -1,0 +1,20 @@
+"""`trainctl validate`: check the spec; exit 0 valid, 1 invalid. Never imports boto3."""
+
+from __future__ import annotations
+
+import click
+
+from planner.cli import Options
+
+
+@click.command("validate")
+@click.pass_obj
+def command(opts: Options) -> None:
+    """Check the spec: schema, references, AZs, devices and the dependency graph."""
+    from planner.graph import build_graph
+    from planner.loader import load_spec
+
+    spec = load_spec(opts.file)   # SpecError: one line per issue, exit 1 (planner.cli.main)
+    build_graph(spec)             # GraphCycleError names the cycle
+    click.echo(f"OK: {opts.file} ({len(spec.volumes)} volumes, {len(spec.instances)} "
+               f"instances, {len(spec.datasets)} datasets)")

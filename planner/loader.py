@@ -1,0 +1,146 @@
+"""`load_spec`: YAML -> schema -> semantic checks -> the frozen Spec with defaults applied."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from planner import semantic
+from planner.errors import SpecError
+from planner.schema import validate_document
+from planner.spec import (
+    Checkpoints,
+    CostLimits,
+    Dataset,
+    Defaults,
+    Instance,
+    Mount,
+    Spec,
+    Training,
+    Volume,
+)
+from planner.yamlsafe import YamlDoc, load_yaml, parse_yaml
+
+
+def load_spec(path: str) -> Spec:
+    """Load and validate a spec file. Raises SpecError carrying every issue found."""
+    return spec_from_doc(load_yaml(path))
+
+
+def loads_spec(text: str, file: str = "trainctl.yaml") -> Spec:
+    """Like load_spec, from text; relative local sources resolve against `file`'s folder."""
+    return spec_from_doc(parse_yaml(text, file))
+
+
+def spec_from_doc(doc: YamlDoc) -> Spec:
+    issues = validate_document(doc)
+    issues += semantic.check(doc, {i.path for i in issues})
+    if issues:
+        raise SpecError(issues)
+    return _build(doc.data, doc.file)
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+def _dataset_path(name: str, strategy: str, path: str | None) -> str | None:
+    if path is not None:
+        return path
+    if strategy in ("prewarmed-ebs", "existing-ebs"):
+        return "/"
+    if strategy == "local-cache":
+        return f"/data/{name}"
+    return None
+
+
+def _build(d: dict[str, Any], file: str) -> Spec:
+    base_dir = os.path.dirname(os.path.abspath(file))
+    raw_defaults = d.get("defaults", {})
+    default_tags = raw_defaults.get("tags", {})
+    default_az = raw_defaults.get("availability_zone")
+    defaults = Defaults(
+        availability_zone=default_az,
+        min_age_minutes=raw_defaults.get("min_age_minutes", 5),
+        tags=_frozen(default_tags),
+    )
+    raw_cost = d.get("cost", {})
+    cost = CostLimits(
+        **{k: float(raw_cost[k]) for k in ("max_hourly_usd", "max_daily_usd",
+                                            "max_accumulated_usd") if k in raw_cost},
+        enforce=raw_cost.get("enforce", False),
+    )
+
+    datasets = {}
+    for name, ds in d.get("datasets", {}).items():
+        source = ds["source"]
+        if not source.startswith("s3://"):
+            source = os.path.normpath(os.path.join(base_dir, source))
+        datasets[name] = Dataset(
+            name=name, source=source, strategy=ds["strategy"], stage=ds.get("stage"),
+            volume=ds.get("volume"), path=_dataset_path(name, ds["strategy"], ds.get("path")),
+        )
+
+    volumes = {}
+    for name, v in d.get("volumes", {}).items():
+        volumes[name] = Volume(
+            name=name, size_gib=v["size_gib"],
+            availability_zone=v.get("availability_zone", default_az),
+            type=v.get("type", "gp3"), iops=v.get("iops"),
+            throughput_mibps=v.get("throughput_mibps"),
+            persistent=v.get("persistent", False), protect=v.get("protect", False),
+            filesystem=v.get("filesystem", "ext4"), snapshot_id=v.get("snapshot_id"),
+            import_id=v.get("import"), encrypted=v.get("encrypted", False),
+            on_delete=v.get("on_delete", "delete"),
+            tags=_frozen({**default_tags, **v.get("tags", {})}),
+        )
+
+    instances = {}
+    for name, i in d.get("instances", {}).items():
+        ck = i.get("checkpoints")
+        tr = i.get("training")
+        instances[name] = Instance(
+            name=name, instance_type=i["instance_type"], ami=i["ami"],
+            availability_zone=i.get("availability_zone", default_az),
+            market=i.get("market", "on-demand"), subnet_id=i.get("subnet_id"),
+            iam_instance_profile=i.get("iam_instance_profile"),
+            protect=i.get("protect", False), encrypted=i.get("encrypted", False),
+            import_id=i.get("import"),
+            mounts=tuple(Mount(volume=m["volume"], device=m["device"], path=m["path"],
+                               read_only=m.get("read_only", False))
+                         for m in i.get("mounts", [])),
+            datasets=tuple(i.get("datasets", [])),
+            checkpoints=Checkpoints(path=ck["path"], sync_to=ck.get("sync_to")) if ck else None,
+            training=Training(pid_file=tr.get("pid_file"),
+                              process_patterns=tuple(tr.get("process_patterns", [])))
+            if tr is not None else None,
+            tags=_frozen({**default_tags, **i.get("tags", {})}),
+        )
+
+    return Spec(
+        version=d["version"], project=d["project"], region=d["region"],
+        defaults=defaults, cost=cost, state=d.get("state"),
+        datasets=MappingProxyType(datasets), volumes=MappingProxyType(volumes),
+        instances=MappingProxyType(instances), source_file=file,
+    )
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def spec_to_dict(spec: Spec) -> dict[str, Any]:
+    """The canonical JSON-able form of a Spec (model field names; no source_file), for
+    digests and plan `after` values. Mappings keep spec order; digest() sorts keys."""
+    out: dict[str, Any] = _plain(spec)
+    out.pop("source_file", None)
+    return out
