@@ -1,8 +1,9 @@
 """Dataset manifests: a listing reduced to a digest of (relative key, size, ETag).
 
-The S3 reader and the local-folder scanner share `manifest_digest`, and local files get
-S3-style ETags as boto3's default TransferConfig produces them (multipart above 8 MiB in
-8 MiB parts), so a local source and its uploaded stage have the same digest.
+The S3 reader, the uploader and the local-folder scanner share `manifest_digest`, and
+local files get S3-style ETags as boto3's default TransferConfig produces them
+(multipart from 8 MiB on, in 8 MiB parts), so a local source and its uploaded stage
+have the same digest.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from planner.digest import digest
+from planner.errors import TrainctlError
 from planner.live import DatasetManifest
 
-CHUNK = 8 * 1024 * 1024          # boto3 TransferConfig default multipart_threshold/chunksize
+CHUNK = 8 * 1024 * 1024    # boto3 TransferConfig default multipart_threshold and chunksize
+MAX_PARTS = 10_000         # S3's multipart limit; boto3 doubles the part size to stay under
+_READ = 1 << 20
 
 Entry = tuple[str, int, str]     # (key relative to the prefix, size, ETag without quotes)
 
@@ -24,41 +28,61 @@ def manifest_digest(entries: Iterable[Entry]) -> str:
     return digest(sorted([k, int(s), e.strip('"')] for k, s, e in entries))
 
 
-def s3_etag(path: str | os.PathLike[str], chunk: int = CHUNK) -> str:
-    """The ETag S3 gives this file when boto3 uploads it with default settings."""
+def manifest_from_entries(uri: str, entries: Iterable[Entry],
+                          list_calls: int = 0) -> DatasetManifest:
+    rows = list(entries)
+    return DatasetManifest(uri=uri, objects=len(rows), bytes=sum(int(s) for _, s, _ in rows),
+                           digest=manifest_digest(rows), list_calls=list_calls)
+
+
+def s3_etag(path: str | os.PathLike[str], part_size: int | None = CHUNK) -> str:
+    """The ETag S3 gives `path` once boto3 uploads it: the MD5 below the multipart
+    threshold (taken equal to `part_size`), else MD5(part MD5s)-N. None: always one part."""
     size = os.path.getsize(path)
+    if part_size is None or size < part_size:
+        whole = hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as f:
+            while block := f.read(_READ):
+                whole.update(block)
+        return whole.hexdigest()
+    while -(-size // part_size) > MAX_PARTS:
+        part_size *= 2
+    parts: list[bytes] = []
     with open(path, "rb") as f:
-        if size <= chunk:
-            return hashlib.md5(f.read(), usedforsecurity=False).hexdigest()
-        parts = []
-        while block := f.read(chunk):
-            parts.append(hashlib.md5(block, usedforsecurity=False).digest())
-    joined = hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest()
-    return f"{joined}-{len(parts)}"
+        for _ in range(-(-size // part_size)):
+            h, left = hashlib.md5(usedforsecurity=False), part_size
+            while left and (block := f.read(min(_READ, left))):
+                h.update(block)
+                left -= len(block)
+            parts.append(h.digest())
+    return f"{hashlib.md5(b''.join(parts), usedforsecurity=False).hexdigest()}-{len(parts)}"
 
 
-def local_entries(root: str | os.PathLike[str]) -> list[Entry]:
-    base = Path(root)
+def local_entries(root: str | os.PathLike[str], part_size: int | None = CHUNK) -> list[Entry]:
+    """Every regular file below `root` (hidden ones too; symlinked folders not followed)."""
+    base = Path(root).resolve()
+    if not base.is_dir():
+        raise TrainctlError(f"local dataset source {root} is not a directory")
     out: list[Entry] = []
-    for p in sorted(base.rglob("*")):
-        if p.is_file() and not p.is_symlink():
-            out.append((p.relative_to(base).as_posix(), p.stat().st_size, s3_etag(p)))
+    for dirpath, _dirs, files in os.walk(base):
+        for name in files:
+            p = Path(dirpath) / name
+            if p.is_file():
+                out.append((p.relative_to(base).as_posix(), p.stat().st_size,
+                            s3_etag(p, part_size)))
     return out
 
 
-def local_manifest(root: str | os.PathLike[str]) -> DatasetManifest:
-    entries = local_entries(root)
-    return DatasetManifest(
-        uri=Path(root).resolve().as_uri(),
-        objects=len(entries),
-        bytes=sum(s for _, s, _ in entries),
-        digest=manifest_digest(entries),
-    )
+def local_manifest(root: str | os.PathLike[str],
+                   part_size: int | None = CHUNK) -> DatasetManifest:
+    return manifest_from_entries(Path(root).resolve().as_uri(), local_entries(root, part_size))
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    """`s3://bucket/a/b/` -> ("bucket", "a/b/")."""
+    """`s3://bucket/a/b` -> ("bucket", "a/b/"); a non-empty prefix always ends in `/`."""
     if not uri.startswith("s3://"):
-        raise ValueError(f"not an s3:// URI: {uri!r}")
-    bucket, _, prefix = uri[5:].partition("/")
+        raise TrainctlError(f"not an s3:// URI: {uri}")
+    bucket, _, prefix = uri[len("s3://"):].partition("/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
     return bucket, prefix

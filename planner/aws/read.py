@@ -1,0 +1,376 @@
+"""Read live AWS state for one spec in batches: the only planning module that calls AWS.
+
+Calls are constant in the number of resources (modulo page size): one paginated
+`describe_volumes` and one `describe_instances` filtered by `tag:trainctl:project`, one
+of each for the ids named by `import:`, `describe_volumes_modifications` by chunks of
+500 volume ids, one `describe_snapshots`, one `describe_spot_price_history`, and one
+ListObjectsV2 page per 1,000 objects of each dataset.
+
+`LiveState.spot_prices` is keyed `"INSTANCE_TYPE/AZ"` (e.g. `"g5.xlarge/us-east-1a"`),
+the latest Linux/UNIX price per type and availability zone.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from planner.aws.session import AwsContext, aws_errors
+from planner.errors import TrainctlError
+from planner.live import (
+    TAG_PROJECT,
+    DatasetManifest,
+    LiveAttachment,
+    LiveEbsSnapshot,
+    LiveInstance,
+    LiveModification,
+    LiveState,
+    LiveVolume,
+)
+from planner.manifest import (  # noqa: F401  (re-exported for callers of this module)
+    local_manifest,
+    manifest_from_entries,
+    s3_etag,
+    split_s3_uri,
+)
+from planner.spec import Dataset, Spec
+
+VOLUME_PAGE = 500          # DescribeVolumes MaxResults cap
+INSTANCE_PAGE = 1000       # DescribeInstances MaxResults cap
+SNAPSHOT_PAGE = 1000
+MODIFICATION_IDS = 500     # volume ids per DescribeVolumesModifications call
+FILTER_VALUES = 200        # values per EC2 filter
+LIST_PAGE = 1000           # ListObjectsV2 MaxKeys cap
+LIVE_INSTANCE_STATES = ("pending", "running", "stopping", "stopped")
+LIVE_VOLUME_STATES = ("creating", "available", "in-use", "error")
+READ_THREADS = 8
+
+Raw = list[dict[str, Any]]
+
+
+def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def _utc(t: datetime) -> datetime:
+    """tz-aware UTC, whole seconds (the snapshot's JSON form keeps seconds)."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC).replace(microsecond=0)
+
+
+def _tags(items: Iterable[Mapping[str, str]] | None) -> Mapping[str, str]:
+    return MappingProxyType({t["Key"]: t["Value"] for t in items or ()})
+
+
+def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    for page in client.get_paginator(operation).paginate(**kwargs):
+        yield from page.get(key, ())
+
+
+# --- boto3 shapes -> planner.live ------------------------------------------------------
+
+
+def volume_from_aws(v: Mapping[str, Any]) -> LiveVolume:
+    return LiveVolume(
+        id=v["VolumeId"],
+        availability_zone=v["AvailabilityZone"],
+        size_gib=int(v["Size"]),
+        type=v.get("VolumeType", "gp2"),
+        state=v.get("State", "available"),
+        create_time=_utc(v["CreateTime"]),
+        iops=v.get("Iops"),
+        throughput_mibps=v.get("Throughput"),
+        encrypted=bool(v.get("Encrypted", False)),
+        snapshot_id=v.get("SnapshotId") or None,
+        tags=_tags(v.get("Tags")),
+        attachments=tuple(
+            LiveAttachment(instance_id=a["InstanceId"], device=a.get("Device", ""),
+                           state=a.get("State", "attached"))
+            for a in v.get("Attachments", ())
+        ),
+    )
+
+
+def instance_from_aws(i: Mapping[str, Any]) -> LiveInstance:
+    profile = i.get("IamInstanceProfile") or {}
+    return LiveInstance(
+        id=i["InstanceId"],
+        instance_type=i["InstanceType"],
+        availability_zone=(i.get("Placement") or {}).get("AvailabilityZone", ""),
+        state=(i.get("State") or {}).get("Name", "pending"),
+        launch_time=_utc(i["LaunchTime"]),
+        ami=i.get("ImageId"),
+        market="spot" if i.get("InstanceLifecycle") == "spot" else "on-demand",
+        subnet_id=i.get("SubnetId") or None,
+        iam_instance_profile=profile.get("Arn"),
+        tags=_tags(i.get("Tags")),
+    )
+
+
+def modification_from_aws(m: Mapping[str, Any]) -> LiveModification:
+    end = m.get("EndTime")
+    return LiveModification(
+        volume_id=m["VolumeId"],
+        state=m.get("ModificationState", "completed"),
+        start_time=_utc(m["StartTime"]),
+        end_time=_utc(end) if end else None,
+    )
+
+
+def snapshot_from_aws(s: Mapping[str, Any]) -> LiveEbsSnapshot:
+    return LiveEbsSnapshot(
+        id=s["SnapshotId"],
+        volume_id=s.get("VolumeId") or None,
+        state=s.get("State", "pending"),
+        start_time=_utc(s["StartTime"]),
+        tags=_tags(s.get("Tags")),
+    )
+
+
+# --- dataset manifests ------------------------------------------------------------------
+
+
+def s3_manifest(aws: AwsContext, uri: str, *, missing_ok: bool = False) -> DatasetManifest:
+    """One ListObjectsV2 page per 1,000 objects under `uri`, reduced to a manifest.
+
+    Folder markers (keys ending in `/`) are skipped. A missing bucket raises
+    TrainctlError, or gives an empty manifest when `missing_ok`.
+    """
+    from botocore.exceptions import ClientError
+
+    bucket, prefix = split_s3_uri(uri)
+    entries: list[tuple[str, int, str]] = []
+    pages = 0
+    try:
+        paginator = aws.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix,
+                                       PaginationConfig={"PageSize": LIST_PAGE}):
+            pages += 1
+            for o in page.get("Contents", ()):
+                key = o["Key"]
+                if key.endswith("/"):
+                    continue
+                entries.append((key[len(prefix):], int(o["Size"]), str(o.get("ETag", ""))))
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") != "NoSuchBucket":
+            raise
+        if not missing_ok:
+            raise TrainctlError(f"bucket {bucket!r} of {uri} does not exist") from None
+        pages = max(pages, 1)
+        entries = []
+    return manifest_from_entries(uri, entries, pages)
+
+
+def _local_source(spec: Spec, ds: Dataset) -> str:
+    if os.path.isabs(ds.source):
+        return ds.source
+    base = os.path.dirname(os.path.abspath(spec.source_file))
+    return os.path.join(base, ds.source)
+
+
+def _dataset_tasks(spec: Spec, aws: AwsContext) -> list[tuple[str, Callable[[], Any]]]:
+    """(key, task) per manifest: the S3 side under NAME, a local source under NAME:local."""
+    tasks: list[tuple[str, Callable[[], Any]]] = []
+    for name, ds in spec.datasets.items():
+        if ds.is_local:
+            tasks.append((f"{name}:local",
+                          functools.partial(local_manifest, _local_source(spec, ds))))
+        if not ds.is_local or ds.stage:
+            tasks.append((name, functools.partial(_dataset_manifest, aws, name, ds)))
+    return tasks
+
+
+def _dataset_manifest(aws: AwsContext, name: str, ds: Dataset) -> DatasetManifest:
+    try:
+        return s3_manifest(aws, ds.s3_uri, missing_ok=ds.is_local)
+    except TrainctlError as e:
+        raise TrainctlError(f"dataset {name}: {e}") from None
+
+
+def read_datasets(spec: Spec, aws: AwsContext) -> dict[str, DatasetManifest]:
+    """Manifests by dataset name (the S3 side), plus `NAME:local` for local sources."""
+    with aws_errors():
+        return {key: task() for key, task in _dataset_tasks(spec, aws)}
+
+
+# --- EC2 --------------------------------------------------------------------------------
+
+
+def _project_filter(spec: Spec) -> dict[str, Any]:
+    return {"Name": f"tag:{TAG_PROJECT}", "Values": [spec.project]}
+
+
+def _read_volumes(spec: Spec, ec2: Any) -> list[dict[str, Any]]:
+    return list(_pages(
+        ec2, "describe_volumes", "Volumes",
+        Filters=[_project_filter(spec),
+                 {"Name": "status", "Values": list(LIVE_VOLUME_STATES)}],
+        PaginationConfig={"PageSize": VOLUME_PAGE},
+    ))
+
+
+def _instances(reservations: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+    for r in reservations:
+        yield from r.get("Instances", ())
+
+
+def _read_instances(spec: Spec, ec2: Any) -> list[dict[str, Any]]:
+    return list(_instances(_pages(
+        ec2, "describe_instances", "Reservations",
+        Filters=[_project_filter(spec),
+                 {"Name": "instance-state-name", "Values": list(LIVE_INSTANCE_STATES)}],
+        PaginationConfig={"PageSize": INSTANCE_PAGE},
+    )))
+
+
+def _read_imports(spec: Spec, ec2: Any, region: str) -> tuple[Raw, Raw]:
+    """The volumes and instances named by `import:`; a missing id is a clear error.
+
+    Filters (not VolumeIds/InstanceIds) so that one call answers for all ids and the
+    missing ones can be named, instead of failing on the first.
+    """
+    vol_ids = {v.import_id: f"volume.{n}" for n, v in spec.volumes.items() if v.import_id}
+    inst_ids = {i.import_id: f"instance.{n}" for n, i in spec.instances.items() if i.import_id}
+    volumes: Raw = []
+    instances: Raw = []
+    for chunk in _chunks(sorted(vol_ids), FILTER_VALUES):
+        volumes += _pages(ec2, "describe_volumes", "Volumes",
+                          Filters=[{"Name": "volume-id", "Values": chunk}])
+    for chunk in _chunks(sorted(inst_ids), FILTER_VALUES):
+        instances += _instances(_pages(ec2, "describe_instances", "Reservations",
+                                       Filters=[{"Name": "instance-id", "Values": chunk}]))
+    states = {v["VolumeId"]: v.get("State") for v in volumes}
+    states.update({i["InstanceId"]: (i.get("State") or {}).get("Name") for i in instances})
+    live_states = {*LIVE_VOLUME_STATES, *LIVE_INSTANCE_STATES}
+    problems = []
+    for rid, addr in sorted({**vol_ids, **inst_ids}.items(), key=lambda kv: kv[1]):
+        if rid not in states:
+            problems.append(f"{addr}: import: {rid} does not exist in {region}")
+        elif states[rid] not in live_states:
+            problems.append(f"{addr}: import: {rid} is {states[rid]}")
+    if problems:
+        raise TrainctlError("; ".join(problems))
+    return volumes, instances
+
+
+def _read_modifications(ec2: Any, volume_ids: list[str]) -> list[dict[str, Any]]:
+    """The latest modification of each volume, by chunks of ids.
+
+    A volume deleted since it was listed makes VolumeIds fail for the whole chunk:
+    that chunk is asked again with a volume-id filter, which ignores missing ids.
+    """
+    from botocore.exceptions import ClientError
+
+    out: list[dict[str, Any]] = []
+    for chunk in _chunks(sorted(volume_ids), MODIFICATION_IDS):
+        try:
+            out += _pages(ec2, "describe_volumes_modifications", "VolumesModifications",
+                          VolumeIds=chunk)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") != "InvalidVolume.NotFound":
+                raise
+            for small in _chunks(chunk, FILTER_VALUES):
+                out += _pages(ec2, "describe_volumes_modifications", "VolumesModifications",
+                              Filters=[{"Name": "volume-id", "Values": small}])
+    return out
+
+
+def _read_snapshots(spec: Spec, ec2: Any) -> list[dict[str, Any]]:
+    return list(_pages(
+        ec2, "describe_snapshots", "Snapshots", OwnerIds=["self"],
+        Filters=[_project_filter(spec)], PaginationConfig={"PageSize": SNAPSHOT_PAGE},
+    ))
+
+
+def read_spot_prices(ec2: Any, instance_types: Iterable[str], now: datetime) -> dict[str, float]:
+    """Latest Linux/UNIX spot price per `TYPE/AZ`, in one call; {} when AWS will not say."""
+    from botocore.exceptions import ClientError
+
+    types = sorted(set(instance_types))
+    if not types:
+        return {}
+    latest: dict[str, tuple[datetime, float]] = {}
+    try:
+        resp = ec2.describe_spot_price_history(
+            InstanceTypes=types, ProductDescriptions=["Linux/UNIX"],
+            StartTime=now, EndTime=now, MaxResults=1000,
+        )
+    except ClientError:
+        return {}     # not allowed or not supported: cost falls back to a fraction
+    for p in resp.get("SpotPriceHistory", ()):
+        # Emulators may ignore ProductDescriptions; keep Linux/UNIX (incl. "(Amazon VPC)").
+        if not str(p.get("ProductDescription", "Linux/UNIX")).startswith("Linux/UNIX"):
+            continue
+        try:
+            price = float(p["SpotPrice"])
+        except (KeyError, ValueError):
+            continue
+        key = f"{p['InstanceType']}/{p['AvailabilityZone']}"
+        ts = p.get("Timestamp") or now
+        if key not in latest or ts > latest[key][0]:
+            latest[key] = (ts, price)
+    return {k: v[1] for k, v in sorted(latest.items())}
+
+
+def _dedupe(items: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    return list({i[key]: i for i in items}.values())
+
+
+def read_live(spec: Spec, aws: AwsContext, *, now: datetime,
+              with_datasets: bool = True) -> LiveState:
+    """A snapshot of everything the spec owns (by tag) or imports, read in batches.
+
+    Independent reads run concurrently (wall time is the slowest chain, not the sum);
+    the calls made are the same as in sequence.
+    """
+    start_calls = aws.total_calls()
+    with aws_errors(), ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        ec2 = aws.ec2
+        f_volumes = pool.submit(_read_volumes, spec, ec2)
+        f_instances = pool.submit(_read_instances, spec, ec2)
+        f_imports = pool.submit(_read_imports, spec, ec2, aws.region)
+        f_snapshots = pool.submit(_read_snapshots, spec, ec2)
+        f_datasets = [(key, pool.submit(task))
+                      for key, task in (_dataset_tasks(spec, aws) if with_datasets else ())]
+        imp_volumes, imp_instances = f_imports.result()
+        volumes = sorted(
+            (volume_from_aws(v)
+             for v in _dedupe(f_volumes.result() + imp_volumes, "VolumeId")),
+            key=lambda v: v.id,
+        )
+        f_modifications = (pool.submit(_read_modifications, ec2, [v.id for v in volumes])
+                           if volumes else None)
+        instances = sorted(
+            (instance_from_aws(i)
+             for i in _dedupe(f_instances.result() + imp_instances, "InstanceId")),
+            key=lambda i: i.id,
+        )
+        spot_types = [i.instance_type for i in spec.instances.values() if i.market == "spot"]
+        spot_types += [i.instance_type for i in instances if i.market == "spot"]
+        spot_prices = read_spot_prices(ec2, spot_types, now)
+        modifications = sorted(
+            (modification_from_aws(m) for m in f_modifications.result()),
+            key=lambda m: (m.volume_id, m.start_time),
+        ) if f_modifications else []
+        snapshots = sorted((snapshot_from_aws(s) for s in f_snapshots.result()),
+                           key=lambda s: s.id)
+        datasets = {key: f.result() for key, f in f_datasets}
+    return LiveState(
+        project=spec.project,
+        region=aws.region,
+        read_at=_utc(now),
+        volumes=tuple(volumes),
+        instances=tuple(instances),
+        modifications=tuple(modifications),
+        snapshots=tuple(snapshots),
+        datasets=MappingProxyType(dict(sorted(datasets.items()))),
+        spot_prices=MappingProxyType(spot_prices),
+        api_calls=aws.total_calls() - start_calls,
+    )

@@ -1,0 +1,233 @@
+"""One boto3 session per command: lazy clients, an API-call counter, clean errors.
+
+boto3/botocore are imported inside functions, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from planner.errors import AwsAccessError
+
+if TYPE_CHECKING:
+    import boto3
+
+USER_AGENT_EXTRA = "trainctl/0.1"
+CONNECT_TIMEOUT = 10          # seconds
+READ_TIMEOUT = 60
+MAX_ATTEMPTS_AWS = 5          # botocore retry budget against AWS
+MAX_ATTEMPTS_LOOPBACK = 2     # an emulator on this machine: refused means down, fail fast
+
+ACCESS_DENIED_CODES = frozenset({
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure",
+})
+BAD_CREDENTIAL_CODES = frozenset({
+    "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
+    "RequestExpired", "UnrecognizedClientException", "InvalidAccessKeyId",
+})
+
+NO_CREDENTIALS_MESSAGE = (
+    "no AWS credentials found: configure a profile, set AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY, or run `trainctl local up` for the embedded emulator"
+)
+
+
+def _is_loopback(url: str | None) -> bool:
+    host = urlparse(url).hostname if url else None
+    return host in {"127.0.0.1", "localhost", "::1"}
+
+
+class AwsContext:
+    """A boto3 Session with lazily built clients that share one config and one counter.
+
+    `calls` counts logical API calls (retries are not counted) by operation name,
+    e.g. `calls["DescribeVolumes"]`; it is filled by a botocore `before-call` hook.
+    """
+
+    def __init__(self, session: boto3.Session, region: str, endpoint_url: str | None,
+                 *, retry_mode: str = "standard", max_attempts: int | None = None):
+        self.session = session
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.retry_mode = retry_mode
+        self.max_attempts = max_attempts or (
+            MAX_ATTEMPTS_LOOPBACK if _is_loopback(endpoint_url) else MAX_ATTEMPTS_AWS
+        )
+        self.calls: Counter[str] = Counter()
+        self._clients: dict[str, Any] = {}
+        self._hooks: list[tuple[str, Callable[..., Any]]] = []
+        self._lock = threading.Lock()
+
+    # --- clients ---------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        """The client for `service`, built once (thread-safe) with trainctl's config."""
+        with self._lock:
+            c = self._clients.get(service)
+            if c is None:
+                c = self._make_client(service)
+                self._clients[service] = c
+            return c
+
+    def _make_client(self, service: str) -> Any:
+        from botocore.config import Config
+
+        options: dict[str, Any] = {
+            "retries": {"mode": self.retry_mode, "total_max_attempts": self.max_attempts},
+            "connect_timeout": CONNECT_TIMEOUT,
+            "read_timeout": READ_TIMEOUT,
+            "user_agent_extra": USER_AGENT_EXTRA,
+            "max_pool_connections": 32,
+        }
+        if service == "s3" and self.endpoint_url:
+            options["s3"] = {"addressing_style": "path"}   # emulators have no bucket DNS
+        kwargs: dict[str, Any] = {"region_name": self.region, "config": Config(**options)}
+        if self.endpoint_url:
+            kwargs["endpoint_url"] = self.endpoint_url
+        c = self.session.client(service, **kwargs)
+        c.meta.events.register("before-call", self._count)
+        for event, handler in self._hooks:
+            c.meta.events.register(event, handler)
+        return c
+
+    def _count(self, model: Any = None, **_: Any) -> None:
+        if model is not None:
+            with self._lock:
+                self.calls[model.name] += 1
+
+    def on(self, event: str, handler: Callable[..., Any]) -> None:
+        """Register a botocore event handler on every client, present and future."""
+        with self._lock:
+            self._hooks.append((event, handler))
+            clients = list(self._clients.values())
+        for c in clients:
+            c.meta.events.register(event, handler)
+
+    @property
+    def ec2(self) -> Any:
+        return self.client("ec2")
+
+    @property
+    def s3(self) -> Any:
+        return self.client("s3")
+
+    @property
+    def ssm(self) -> Any:
+        return self.client("ssm")
+
+    @property
+    def iam(self) -> Any:
+        return self.client("iam")
+
+    def total_calls(self) -> int:
+        with self._lock:
+            return sum(self.calls.values())
+
+    def __repr__(self) -> str:
+        return f"AwsContext(region={self.region!r}, endpoint_url={self.endpoint_url!r})"
+
+
+def connect(region: str, endpoint_url: str | None, *, retry_mode: str = "standard",
+            max_attempts: int | None = None, profile: str | None = None) -> AwsContext:
+    """One boto3 Session for `region` (and `endpoint_url`, when set). Builds no client yet."""
+    import boto3
+
+    with aws_errors():
+        session = boto3.Session(region_name=region, profile_name=profile)
+    return AwsContext(session, region, endpoint_url, retry_mode=retry_mode,
+                      max_attempts=max_attempts)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True        # exists, owned by someone else
+    except OSError:
+        return False
+    return True
+
+
+def resolve_endpoint(cli_endpoint: str | None, state_dir: str) -> tuple[str | None, str]:
+    """Where AWS calls go, and how that was chosen (for messages and `local status`).
+
+    Order: `--endpoint-url`; the emulator recorded in STATE_DIR/local.json when its pid
+    is alive; else None (boto3 decides, honouring AWS_ENDPOINT_URL itself).
+    """
+    if cli_endpoint:
+        return cli_endpoint, "--endpoint-url"
+    path = os.path.join(state_dir, "local.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        endpoint, pid = doc.get("endpoint"), int(doc.get("pid", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        endpoint, pid = None, 0
+    if isinstance(endpoint, str) and endpoint and _pid_alive(pid):
+        return endpoint, f"local emulator ({path}, pid {pid})"
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return None, "AWS_ENDPOINT_URL"
+    return None, "AWS default"
+
+
+def _client_error_message(e: Any) -> str:
+    err = e.response.get("Error", {}) if hasattr(e, "response") else {}
+    code = str(err.get("Code") or "Unknown")
+    message = str(err.get("Message") or "").strip().replace("\n", " ")
+    op = getattr(e, "operation_name", None) or "?"
+    if code in ACCESS_DENIED_CODES:
+        return f"access denied: {op}: {message or code}"
+    if code in BAD_CREDENTIAL_CODES:
+        return f"AWS credentials rejected: {op}: {code}: {message}".rstrip(": ")
+    return f"AWS error: {code}: {message} ({op})" if message else f"AWS error: {code} ({op})"
+
+
+@contextlib.contextmanager
+def aws_errors() -> Iterator[None]:
+    """Turn botocore exceptions into AwsAccessError with a one-line message.
+
+    Anything else (including TrainctlError) passes through unchanged.
+    """
+    try:
+        yield
+    except Exception as e:
+        msg = _translate(e)
+        if msg is None:
+            raise
+        raise AwsAccessError(msg) from e
+
+
+def _translate(e: BaseException) -> str | None:
+    """The message for a botocore exception, or None when `e` is not one."""
+    if not type(e).__module__.startswith("botocore"):
+        return None
+    from botocore import exceptions as bx
+
+    if isinstance(e, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return NO_CREDENTIALS_MESSAGE
+    if isinstance(e, bx.ProfileNotFound):
+        return f"AWS profile not found: {e.kwargs.get('profile')}"
+    if isinstance(e, bx.NoRegionError):
+        return "no AWS region: set `region:` in the spec, pass --region, or set AWS_REGION"
+    if isinstance(e, bx.EndpointConnectionError | bx.ConnectTimeoutError):
+        url = e.kwargs.get("endpoint_url", "?")
+        hint = " (is the emulator running? `trainctl local up`)" if _is_loopback(url) else ""
+        return f"cannot reach AWS endpoint URL: {url}{hint}"
+    if isinstance(e, bx.ReadTimeoutError):
+        return f"AWS endpoint did not answer in time: {e.kwargs.get('endpoint_url', '?')}"
+    if isinstance(e, bx.ClientError):
+        return _client_error_message(e)
+    if isinstance(e, bx.BotoCoreError):
+        return f"AWS error: {' '.join(str(e).split())}"
+    return None

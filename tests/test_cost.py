@@ -1,0 +1,238 @@
+"""planner.cost: figures checked against hand-computed values from the bundled table."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from planner import cost
+from planner.live import TAG_ADDRESS, LiveInstance, LiveState, LiveVolume
+from planner.plan import Action, Block, Change, Reason, ResourceType, Rule
+from planner.spec import CostLimits, Instance, Spec, Volume
+
+NOW = datetime(2026, 11, 22, 21, 0, 0, tzinfo=UTC)
+AZ = "us-east-1a"
+G5_XLARGE = 1.006                                   # us-east-1 on-demand, per hour
+# 500 GiB gp3 with 6000 IOPS and 500 MiB/s, per month:
+#   500 * 0.08 + (6000 - 3000) * 0.005 + (500 - 125) * 0.04 = 40 + 15 + 15 = 70
+GP3_500_MONTH = 70.0
+
+
+def spec_with(*, volumes: dict[str, Volume] | None = None,
+              instances: dict[str, Instance] | None = None,
+              limits: CostLimits | None = None, region: str = "us-east-1") -> Spec:
+    return Spec(version=1, project="proj", region=region,
+                cost=limits or CostLimits(),
+                volumes=MappingProxyType(volumes or {}),
+                instances=MappingProxyType(instances or {}))
+
+
+def live_with(*, volumes: tuple[LiveVolume, ...] = (), instances: tuple[LiveInstance, ...] = (),
+              spot: dict[str, float] | None = None, region: str = "us-east-1") -> LiveState:
+    return LiveState(project="proj", region=region, read_at=NOW, volumes=volumes,
+                     instances=instances, spot_prices=MappingProxyType(spot or {}))
+
+
+def lvol(vid: str, address: str, size: int, vtype: str = "gp3", *, hours_old: float = 0,
+         iops: int | None = None, throughput: int | None = None) -> LiveVolume:
+    return LiveVolume(id=vid, availability_zone=AZ, size_gib=size, type=vtype,
+                      state="available", create_time=NOW - timedelta(hours=hours_old),
+                      iops=iops, throughput_mibps=throughput,
+                      tags=MappingProxyType({TAG_ADDRESS: address}))
+
+
+def linst(iid: str, address: str, itype: str, *, state: str = "running",
+          market: str = "on-demand", hours_old: float = 0) -> LiveInstance:
+    return LiveInstance(id=iid, instance_type=itype, availability_zone=AZ, state=state,
+                        launch_time=NOW - timedelta(hours=hours_old), market=market,
+                        tags=MappingProxyType({TAG_ADDRESS: address}))
+
+
+def change(address: str, actions: tuple[Action, ...], *, id: str | None = None,
+           after: dict[str, object] | None = None, blocked: bool = False) -> Change:
+    rtype = ResourceType(address.split(".")[0])
+    return Change(address=address, type=rtype, actions=actions,
+                  reason=Reason.CREATE_BECAUSE_MISSING, id=id, after=after,
+                  blocked_by=(Block(Rule.PERSISTENT, "kept"),) if blocked else ())
+
+
+# --- the table and the unit prices ------------------------------------------------------
+
+
+def test_price_table_is_dated_and_covers_the_families_and_regions() -> None:
+    table = json.loads(Path(cost.__file__).with_name("data").joinpath("prices.json").read_text())
+    assert table["as_of"] == cost.as_of() == "2026-11-01"
+    assert table["source"] and table["spot_fraction"] == cost.spot_fraction() == 0.35
+    for region in ("us-east-1", "us-west-2", "eu-west-1"):
+        types = table["regions"][region]["instances"]
+        for family in ("g4dn", "g5", "g6", "p3", "p4d", "inf2", "t3", "m5", "c5"):
+            assert any(t.startswith(family + ".") for t in types), (region, family)
+        assert set(table["regions"][region]["ebs"]) >= {"gp3", "gp2", "io1", "io2", "st1", "sc1"}
+    us = table["regions"]["us-east-1"]["instances"]
+    assert {"g6e.xlarge", "p5.48xlarge", "trn1.32xlarge", "p3.16xlarge"} <= set(us)
+    eu = table["regions"]["eu-west-1"]["instances"]
+    assert eu["g5.xlarge"] > us["g5.xlarge"]                 # eu-west-1 costs more
+
+
+def test_on_demand_and_volume_prices() -> None:
+    assert cost.instance_hourly("g5.xlarge", "on-demand", "us-east-1", {}, AZ) == G5_XLARGE
+    assert cost.volume_hourly(500, "gp3", 6000, 500, "us-east-1") == pytest.approx(
+        GP3_500_MONTH / 730)
+    # gp3 baseline IOPS / throughput are free; unset means baseline
+    assert cost.volume_hourly(100, "gp3", None, None, "us-east-1") == pytest.approx(8 / 730)
+    assert cost.volume_hourly(100, "gp3", 3000, 125, "us-east-1") == pytest.approx(8 / 730)
+    # io2: 0.125/GiB-month + 0.065/IOPS-month
+    assert cost.volume_hourly(100, "io2", 4000, None, "us-east-1") == pytest.approx(
+        (12.5 + 260) / 730)
+    assert cost.volume_hourly(1000, "sc1", 9999, 999, "us-east-1") == pytest.approx(15 / 730)
+    assert cost.volume_hourly(100, "gp2", None, None, "eu-west-1") == pytest.approx(11 / 730)
+
+
+def test_spot_prices_from_live_else_a_fraction_of_on_demand() -> None:
+    prices = {"g5.xlarge/us-east-1a": 0.42, "g5.xlarge/us-east-1b": 0.47}
+    assert cost.instance_hourly("g5.xlarge", "spot", "us-east-1", prices, AZ) == 0.42
+    # another AZ: the highest known price of that type (a conservative bound)
+    assert cost.instance_hourly("g5.xlarge", "spot", "us-east-1", prices, "us-east-1c") == 0.47
+    assert cost.instance_hourly("g5.xlarge", "spot", "us-east-1", {}, AZ) == pytest.approx(
+        G5_XLARGE * 0.35)
+    assert cost.instance_hourly("g4dn.xlarge", "spot", "us-east-1", prices, AZ) == (
+        pytest.approx(0.526 * 0.35))
+
+
+def test_unknown_type_or_region_is_none() -> None:
+    assert cost.instance_hourly("x9.huge", "on-demand", "us-east-1", {}, AZ) is None
+    assert cost.instance_hourly("x9.huge", "spot", "us-east-1", {}, AZ) is None
+    assert cost.instance_hourly("g5.xlarge", "on-demand", "mars-north-1", {}, None) is None
+    assert cost.instance_hourly("p5.48xlarge", "on-demand", "eu-west-1", {}, None) is None
+
+
+# --- plan_cost ----------------------------------------------------------------------------
+
+
+def test_plan_cost_of_creating_a_trainer_and_its_volume() -> None:
+    spec = spec_with(
+        volumes={"data": Volume(name="data", size_gib=500, availability_zone=AZ, type="gp3",
+                                iops=6000, throughput_mibps=500)},
+        instances={"trainer": Instance(name="trainer", instance_type="g5.xlarge", ami="ami-1",
+                                       availability_zone=AZ)},
+    )
+    changes = [
+        change("volume.data", (Action.CREATE,), after={"size_gib": 500, "type": "gp3"}),
+        change("instance.trainer", (Action.CREATE,), after={"instance_type": "g5.xlarge"}),
+        change("mount.trainer.data", (Action.CREATE,)),     # not billable
+    ]
+    summary, warnings = cost.plan_cost(spec, live_with(), changes, NOW)
+    hourly = G5_XLARGE + GP3_500_MONTH / 730               # 1.006 + 0.09589 = 1.10189
+    assert summary.hourly_usd_before == 0.0
+    assert summary.hourly_usd_after == pytest.approx(hourly)
+    assert summary.hourly_usd_after == pytest.approx(1.1018904, abs=1e-6)
+    assert summary.daily_usd_after == pytest.approx(hourly * 24)
+    assert summary.accumulated_usd == 0.0 and summary.exceeded == ()
+    assert warnings == []
+
+
+def test_plan_cost_follows_each_action() -> None:
+    live = live_with(
+        volumes=(lvol("vol-keep", "volume.keep", 100, "gp2"),          # 10/month, no-op
+                 lvol("vol-grow", "volume.grow", 100, "gp3"),          # 8 -> 16/month
+                 lvol("vol-gone", "volume.gone", 1000, "st1"),         # 45/month, deleted
+                 lvol("vol-kept", "volume.kept", 100, "gp2")),         # 10, blocked delete
+        instances=(linst("i-del", "instance.old", "g4dn.xlarge"),      # 0.526, deleted
+                   linst("i-rep", "instance.trainer", "g5.xlarge"),    # replaced: g5.2xlarge
+                   linst("i-stop", "instance.idle", "p3.2xlarge", state="stopped")),
+    )
+    spec = spec_with(instances={"trainer": Instance(
+        name="trainer", instance_type="g5.2xlarge", ami="ami-1", availability_zone=AZ)})
+    changes = [
+        change("volume.keep", (Action.NOOP,), id="vol-keep"),
+        change("volume.grow", (Action.UPDATE,), id="vol-grow", after={"size_gib": 200}),
+        change("volume.gone", (Action.DELETE,), id="vol-gone"),
+        change("volume.kept", (Action.DELETE,), id="vol-kept", blocked=True),
+        change("instance.old", (Action.DELETE,), id="i-del"),
+        change("instance.trainer", (Action.DELETE, Action.CREATE), id="i-rep"),
+        change("volume.new", (Action.CREATE,),
+               after={"size_gib": 50, "type": "io1", "iops": 1000}),   # 6.25 + 65 /month
+    ]
+    summary, warnings = cost.plan_cost(spec, live, changes, NOW)
+    before = (10 + 8 + 45 + 10) / 730 + 0.526 + G5_XLARGE   # the stopped p3 costs nothing
+    after = (10 + 16 + 10 + 71.25) / 730 + 1.212
+    assert summary.hourly_usd_before == pytest.approx(before)
+    assert summary.hourly_usd_after == pytest.approx(after)
+    assert summary.daily_usd_after == pytest.approx(after * 24)
+    assert warnings == []
+
+
+def test_spot_plan_uses_live_prices_or_the_fraction() -> None:
+    spec = spec_with(instances={"t": Instance(name="t", instance_type="g5.xlarge", ami="ami-1",
+                                              availability_zone=AZ, market="spot")})
+    create = [change("instance.t", (Action.CREATE,))]
+    priced, _ = cost.plan_cost(spec, live_with(spot={"g5.xlarge/us-east-1a": 0.3}), create, NOW)
+    assert priced.hourly_usd_after == pytest.approx(0.3)
+    fallback, warnings = cost.plan_cost(spec, live_with(), create, NOW)
+    assert fallback.hourly_usd_after == pytest.approx(G5_XLARGE * 0.35)
+    assert warnings == []
+
+
+def test_unknown_instance_type_warns_and_does_not_fail() -> None:
+    spec = spec_with(instances={"t": Instance(name="t", instance_type="x9.huge", ami="ami-1",
+                                              availability_zone=AZ)})
+    summary, warnings = cost.plan_cost(spec, live_with(), [change("instance.t", (Action.CREATE,))],
+                                       NOW)
+    assert summary.hourly_usd_after == 0.0
+    [w] = warnings
+    assert w.rule == Rule.COST and w.address == "instance.t"
+    assert "x9.huge" in w.message and "us-east-1" in w.message and "2026-11-01" in w.message
+
+
+def test_unknown_region_warns_once_and_prices_ebs_at_us_east_1() -> None:
+    live = live_with(region="mars-north-1",
+                     volumes=(lvol("vol-1", "volume.a", 100, "gp2"),),
+                     instances=(linst("i-1", "instance.t", "g5.xlarge"),))
+    summary, warnings = cost.plan_cost(spec_with(region="mars-north-1"), live, [], NOW)
+    assert summary.hourly_usd_before == pytest.approx(10 / 730)
+    assert [w.rule for w in warnings] == [Rule.COST, Rule.COST]
+    assert "region mars-north-1 is not in the price table" in warnings[0].message
+    assert "g5.xlarge" in warnings[1].message and warnings[1].address == "instance.t"
+
+
+def test_accumulated_spend_from_launch_and_create_times() -> None:
+    live = live_with(
+        volumes=(lvol("vol-1", "volume.a", 500, "gp2", hours_old=730),),    # 50/month * 1
+        instances=(linst("i-1", "instance.t", "g5.xlarge", hours_old=10),    # 10.06
+                   linst("i-2", "instance.s", "g5.xlarge", hours_old=99, state="stopped"),
+                   linst("i-3", "instance.f", "t3.micro", hours_old=-1)),  # clock skew: 0
+    )
+    summary, _ = cost.plan_cost(spec_with(), live, [], NOW)
+    assert summary.accumulated_usd == pytest.approx(50 + 10 * G5_XLARGE)
+    assert summary.hourly_usd_before == summary.hourly_usd_after == pytest.approx(
+        50 / 730 + G5_XLARGE + 0.0104)
+
+
+def test_limits_give_exceeded_and_warnings_with_figures() -> None:
+    live = live_with(instances=(linst("i-1", "instance.t", "g5.xlarge", hours_old=100),))
+    limits = CostLimits(max_hourly_usd=1.0, max_daily_usd=100, max_accumulated_usd=50)
+    summary, warnings = cost.plan_cost(spec_with(limits=limits), live, [], NOW)
+    assert summary.exceeded == ("max_hourly_usd", "max_accumulated_usd")
+    assert [w.rule for w in warnings] == [Rule.COST, Rule.COST]
+    assert warnings[0].message == "hourly cost after apply is $1.01/h, above max_hourly_usd $1.00/h"
+    assert warnings[1].message == (
+        "spend so far of what is running is $100.60, above max_accumulated_usd $50.00")
+
+    enforced = CostLimits(max_daily_usd=10, enforce=True)
+    summary, warnings = cost.plan_cost(spec_with(limits=enforced), live, [], NOW)
+    assert summary.exceeded == ("max_daily_usd",)
+    assert "$24.14/day" in warnings[0].message and "--allow-cost" in warnings[0].message
+
+
+def test_deleting_the_expensive_instance_brings_cost_under_the_limit() -> None:
+    live = live_with(instances=(linst("i-1", "instance.t", "g5.xlarge"),))
+    spec = spec_with(limits=CostLimits(max_hourly_usd=1.0))
+    summary, warnings = cost.plan_cost(spec, live, [change("instance.t", (Action.DELETE,),
+                                                           id="i-1")], NOW)
+    assert summary.hourly_usd_before == pytest.approx(G5_XLARGE)
+    assert summary.hourly_usd_after == 0.0 and summary.exceeded == () and warnings == []
+
