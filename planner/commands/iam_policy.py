@@ -1,0 +1,157 @@
+"""`trainctl iam-policy`: the least-privilege IAM policy trainctl itself needs.
+
+Built from what the reader, the direct engine, the uploader and the S3 lock call. EC2
+changes are conditioned on the `trainctl:project` tag: `aws:RequestTag` for creates
+(tags are set at creation), `aws:ResourceTag` for everything that changes a resource
+trainctl owns. S3 is scoped to the buckets and prefixes the spec names. Never imports
+boto3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import click
+
+from planner.cli import Options
+
+TAG = "trainctl:project"
+SSM_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+EC2 = "arn:aws:ec2:*:*"
+
+READ_ONLY_EC2 = [
+    "ec2:DescribeVolumes", "ec2:DescribeInstances", "ec2:DescribeVolumesModifications",
+    "ec2:DescribeSnapshots", "ec2:DescribeSpotPriceHistory",
+]
+
+
+def _s3_parts(uri: str) -> tuple[str, str]:
+    bucket, _, prefix = uri[5:].partition("/")
+    return bucket, prefix
+
+
+def _s3_statements(sid: str, uris: list[str], object_actions: list[str]) -> list[dict[str, Any]]:
+    """ListBucket limited to the prefixes, and `object_actions` on the objects below them."""
+    by_bucket: dict[str, list[str]] = {}
+    for uri in uris:
+        bucket, prefix = _s3_parts(uri)
+        by_bucket.setdefault(bucket, []).append(prefix)
+    out: list[dict[str, Any]] = []
+    for n, (bucket, prefixes) in enumerate(sorted(by_bucket.items())):
+        prefixes = sorted(set(prefixes))
+        out.append({
+            "Sid": f"{sid}List{n}", "Effect": "Allow", "Action": "s3:ListBucket",
+            "Resource": f"arn:aws:s3:::{bucket}",
+            "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}},
+        })
+        if object_actions:
+            out.append({
+                "Sid": f"{sid}Objects{n}", "Effect": "Allow", "Action": object_actions,
+                "Resource": [f"arn:aws:s3:::{bucket}/{p}*" for p in prefixes],
+            })
+    return out
+
+
+def build_policy(project: str | None, spec: Any | None = None) -> dict[str, Any]:
+    """The policy document. `project` None: any trainctl project (the tag must be set)."""
+    if project:
+        request = {"StringEquals": {f"aws:RequestTag/{TAG}": project}}
+        resource = {"StringEquals": {f"aws:ResourceTag/{TAG}": project}}
+        ssm_resource = {"StringEquals": {f"ssm:resourceTag/{TAG}": project}}
+    else:
+        request = {"StringLike": {f"aws:RequestTag/{TAG}": "?*"}}
+        resource = {"StringLike": {f"aws:ResourceTag/{TAG}": "?*"}}
+        ssm_resource = {"StringLike": {f"ssm:resourceTag/{TAG}": "?*"}}
+    statements: list[dict[str, Any]] = [
+        {"Sid": "ReadLiveState", "Effect": "Allow", "Action": READ_ONLY_EC2, "Resource": "*"},
+        {"Sid": "CreateTaggedVolumesInstancesSnapshots", "Effect": "Allow",
+         "Action": ["ec2:CreateVolume", "ec2:RunInstances", "ec2:CreateSnapshot"],
+         "Resource": [f"{EC2}:volume/*", f"{EC2}:instance/*", "arn:aws:ec2:*::snapshot/*"],
+         "Condition": request},
+        {"Sid": "RunInstancesWith", "Effect": "Allow", "Action": "ec2:RunInstances",
+         "Resource": ["arn:aws:ec2:*::image/*", f"{EC2}:subnet/*", f"{EC2}:network-interface/*",
+                      f"{EC2}:security-group/*", f"{EC2}:key-pair/*",
+                      f"{EC2}:spot-instances-request/*"]},
+        {"Sid": "CreateVolumeFromSnapshot", "Effect": "Allow", "Action": "ec2:CreateVolume",
+         "Resource": "arn:aws:ec2:*::snapshot/*"},
+        {"Sid": "TagOnCreate", "Effect": "Allow", "Action": "ec2:CreateTags",
+         "Resource": [f"{EC2}:volume/*", f"{EC2}:instance/*", "arn:aws:ec2:*::snapshot/*"],
+         "Condition": {"StringEquals": {
+             "ec2:CreateAction": ["CreateVolume", "RunInstances", "CreateSnapshot"]}}},
+        {"Sid": "ChangeOwnedResources", "Effect": "Allow",
+         "Action": ["ec2:CreateTags", "ec2:DeleteTags", "ec2:ModifyVolume",
+                    "ec2:AttachVolume", "ec2:DetachVolume", "ec2:DeleteVolume",
+                    "ec2:CreateSnapshot", "ec2:TerminateInstances"],
+         "Resource": [f"{EC2}:volume/*", f"{EC2}:instance/*"],
+         "Condition": resource},
+        {"Sid": "SpotServiceLinkedRole", "Effect": "Allow",
+         "Action": "iam:CreateServiceLinkedRole", "Resource": "*",
+         "Condition": {"StringEquals": {"iam:AWSServiceName": "spot.amazonaws.com"}}},
+        {"Sid": "RunScriptsOnOwnedInstances", "Effect": "Allow", "Action": "ssm:SendCommand",
+         "Resource": f"{EC2}:instance/*", "Condition": ssm_resource},
+        {"Sid": "RunShellScriptDocument", "Effect": "Allow", "Action": "ssm:SendCommand",
+         "Resource": "arn:aws:ssm:*::document/AWS-RunShellScript"},
+        {"Sid": "ReadCommandResults", "Effect": "Allow",
+         "Action": ["ssm:GetCommandInvocation", "ssm:DescribeInstanceInformation"],
+         "Resource": "*"},
+        {"Sid": "ProjectInstanceRole", "Effect": "Allow",
+         "Action": ["iam:GetRole", "iam:CreateRole", "iam:TagRole",
+                    "iam:ListAttachedRolePolicies", "iam:PutRolePolicy",
+                    "iam:GetInstanceProfile", "iam:CreateInstanceProfile",
+                    "iam:TagInstanceProfile", "iam:AddRoleToInstanceProfile"],
+         "Resource": ["arn:aws:iam::*:role/trainctl-*",
+                      "arn:aws:iam::*:instance-profile/trainctl-*"]},
+        {"Sid": "AttachSsmCorePolicy", "Effect": "Allow", "Action": "iam:AttachRolePolicy",
+         "Resource": "arn:aws:iam::*:role/trainctl-*",
+         "Condition": {"ArnEquals": {"iam:PolicyARN": SSM_POLICY_ARN}}},
+        {"Sid": "PassInstanceRole", "Effect": "Allow", "Action": "iam:PassRole",
+         "Resource": "arn:aws:iam::*:role/trainctl-*",
+         "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
+    ]
+    if spec is not None:
+        reads = sorted({d.s3_uri for d in spec.datasets.values()
+                        if d.s3_uri.startswith("s3://") and not d.is_local})
+        stages = sorted({str(d.stage) for d in spec.datasets.values()
+                         if d.is_local and d.stage})
+        statements += _s3_statements("ListDatasets", reads, [])
+        statements += _s3_statements("UploadStages", stages,
+                                     ["s3:PutObject", "s3:AbortMultipartUpload"])
+        if spec.state and spec.state.startswith("s3://"):
+            statements += _s3_statements("StateLockAndPlans", [spec.state],
+                                         ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"])
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def notes(spec: Any | None) -> list[str]:
+    out = []
+    if spec is None:
+        out.append("no spec found: S3 statements are left out and the tag condition "
+                   "accepts any project; run with -f FILE for a project's policy")
+    else:
+        custom = sorted({i.iam_instance_profile for i in spec.instances.values()
+                         if i.iam_instance_profile
+                         and not i.iam_instance_profile.startswith("trainctl-")})
+        if custom:
+            out.append("instances name their own instance profiles "
+                       f"({', '.join(custom)}): add iam:PassRole on the roles in them "
+                       "(roles named trainctl-* are covered)")
+    return out
+
+
+@click.command("iam-policy")
+@click.option("--project", default=None,
+              help="Project for the tag conditions (default: the spec's project).")
+@click.pass_obj
+def command(opts: Options, project: str | None) -> None:
+    """Print the least-privilege IAM policy (JSON) for the identity running trainctl."""
+    spec = None
+    if os.path.exists(opts.file):
+        from planner.loader import load_spec
+
+        spec = load_spec(opts.file)
+    policy = build_policy(project or (spec.project if spec is not None else None), spec)
+    click.echo(json.dumps(policy, indent=2))
+    for line in notes(spec):
+        click.echo(f"note: {line}", err=True)

@@ -1,0 +1,286 @@
+"""The `direct` engine: boto3 calls for EC2/EBS, SSM scripts for the data plane.
+
+Construct it once per apply and call `apply(change, action)` once per phase (from any
+number of threads):
+
+    DirectEngine(spec, aws, ssm, plan_id=plan.plan_id, overrides=overrides,
+                 clock=lambda: datetime.now(UTC), endpoint_url=None)
+
+- `spec`: the Spec the plan was made from; `aws`: an AwsContext (its clients carry
+  botocore's standard/adaptive retry mode); `ssm`: an SsmTransport (AwsSsm on AWS,
+  LocalRunner for the emulator, see `planner.ssm.make_transport`).
+- `plan_id` seeds the ClientTokens; `overrides` (rules.Overrides) is what the operator
+  allowed; `clock` gives the time for fresh rule checks.
+- `endpoint_url` (default: aws.endpoint_url) set means an emulator: waiters poll every
+  second and a missing AWS-managed policy is tolerated.
+
+The steps live in `direct_ec2` (volumes, instances, attachments) and `direct_data`
+(mounts, syncs, uploads, prewarm, checks before a terminate); `direct_iam` keeps the
+project's SSM instance profile. The engine dispatches on change.type and the phase's
+action, reads change.id, change.before and change.after (data the diff decided), never
+change.reason. Every destructive call is preceded by a fresh describe and
+`rules.recheck`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from planner import rules
+from planner.engines import direct_data, direct_ec2
+from planner.engines.base import StepBlocked, StepFailed
+from planner.engines.direct_ec2 import EMULATOR_WAIT, tag_list
+from planner.engines.direct_iam import data_policy, ensure_instance_profile, project_role_name
+from planner.errors import TrainctlError
+from planner.live import (
+    TAG_ADDRESS,
+    TAG_PERSISTENT,
+    TAG_PROJECT,
+    TAG_PROTECTED,
+    LiveState,
+)
+from planner.plan import Action, Change, ResourceType
+from planner.spec import Spec
+
+LIVE_VOLUME_STATES = ("creating", "available", "in-use")
+LIVE_INSTANCE_STATES = ("pending", "running", "stopping", "stopped")
+PROFILE_PROPAGATION_TRIES = 8                # run_instances right after a new profile
+PROFILE_PROPAGATION_DELAY = 5.0
+
+Handler = Callable[["DirectEngine", Change], dict[str, str]]
+
+
+def _error_code(e: Exception) -> str:
+    return str(getattr(e, "response", {}).get("Error", {}).get("Code", ""))
+
+
+class DirectEngine:
+    name = "direct"
+
+    def __init__(self, spec: Spec, aws: Any, ssm: Any, *, plan_id: str,
+                 overrides: rules.Overrides,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 endpoint_url: str | None = None):
+        self.spec = spec
+        self.aws = aws
+        self.ssm = ssm
+        self.plan_id = plan_id
+        self.overrides = overrides
+        self.clock = clock
+        self.endpoint_url = endpoint_url if endpoint_url is not None else aws.endpoint_url
+        self.emulated = bool(self.endpoint_url)
+        self._lock = threading.Lock()
+        self._resource_locks: dict[str, threading.Lock] = {}
+        self._profile: str | None = None
+        self._profile_new = False
+        # The uploader's own progress bar; off by default (apply shows its own display).
+        self.upload_progress = False
+
+    # --- entry point ---------------------------------------------------------------------
+
+    def apply(self, change: Change, action: Action) -> dict[str, str]:
+        handler = HANDLERS.get((change.type, action))
+        if handler is None:
+            raise StepFailed(f"{change.address}: the direct engine cannot {action.value} "
+                             f"a {change.type.value}")
+        from planner.aws.session import aws_errors
+
+        try:
+            with aws_errors():
+                return handler(self, change)
+        except StepFailed:
+            raise
+        except TrainctlError as e:
+            raise StepFailed(f"{change.address}: {e}") from e
+
+    # --- helpers shared with direct_data ---------------------------------------------------
+
+    @property
+    def ec2(self) -> Any:
+        return self.aws.ec2
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def resource_lock(self, key: str) -> threading.Lock:
+        with self._lock:
+            return self._resource_locks.setdefault(key, threading.Lock())
+
+    def wait(self, client: Any, waiter: str, *, config: Mapping[str, int] | None = None,
+             **kwargs: Any) -> None:
+        """A boto3 waiter; polls every second against an emulator."""
+        cfg = dict(EMULATOR_WAIT) if self.emulated else dict(config or {})
+        w = client.get_waiter(waiter)
+        if cfg:
+            w.wait(WaiterConfig=cfg, **kwargs)
+        else:
+            w.wait(**kwargs)
+
+    def client_token(self, change: Change, purpose: str = "") -> str:
+        """Stable per plan, address and kind (create vs replace): <= 64 characters."""
+        raw = f"{self.plan_id}|{change.address}|{change.kind}|{purpose}"
+        return f"{self.plan_id[:16]}-{hashlib.sha256(raw.encode()).hexdigest()[:40]}"
+
+    def owner_tags(self, address: str, own: Mapping[str, str] | None = None, *,
+                   persistent: bool = False, protect: bool = False) -> dict[str, str]:
+        """DESIGN section 3's tags, over the spec's default and own tags."""
+        tags = {**self.spec.defaults.tags, **(own or {}),
+                "Name": f"{self.spec.project}/{address}",
+                TAG_PROJECT: self.spec.project, TAG_ADDRESS: address}
+        if persistent:
+            tags[TAG_PERSISTENT] = "true"
+        if protect:
+            tags[TAG_PROTECTED] = "true"
+        return tags
+
+    def set_tags(self, resource_id: str, tags: Mapping[str, str | None]) -> None:
+        """Set tags; a None value deletes the tag."""
+        put = {k: v for k, v in tags.items() if v is not None}
+        drop = [k for k, v in tags.items() if v is None]
+        if put:
+            self.ec2.create_tags(Resources=[resource_id], Tags=tag_list(put))
+        if drop:
+            self.ec2.delete_tags(Resources=[resource_id], Tags=[{"Key": k} for k in drop])
+
+    def describe_volume(self, volume_id: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            vols = self.ec2.describe_volumes(VolumeIds=[volume_id]).get("Volumes", [])
+        except ClientError as e:
+            if _error_code(e) in ("InvalidVolume.NotFound", "InvalidVolumeID.Malformed"):
+                return None
+            raise
+        return vols[0] if vols else None
+
+    def describe_instance(self, instance_id: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            resp = self.ec2.describe_instances(InstanceIds=[instance_id])
+        except ClientError as e:
+            if _error_code(e) in ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"):
+                return None
+            raise
+        found = [i for r in resp.get("Reservations", ()) for i in r.get("Instances", ())]
+        return found[0] if found else None
+
+    def _owned_filters(self, address: str, *extra: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"Name": f"tag:{TAG_PROJECT}", "Values": [self.spec.project]},
+                {"Name": f"tag:{TAG_ADDRESS}", "Values": [address]}, *extra]
+
+    def volumes_at(self, address: str) -> list[dict[str, Any]]:
+        resp = self.ec2.describe_volumes(Filters=self._owned_filters(
+            address, {"Name": "status", "Values": list(LIVE_VOLUME_STATES)}))
+        return list(resp.get("Volumes", []))
+
+    def instances_at(self, address: str) -> list[dict[str, Any]]:
+        resp = self.ec2.describe_instances(Filters=self._owned_filters(
+            address, {"Name": "instance-state-name", "Values": list(LIVE_INSTANCE_STATES)}))
+        return [i for r in resp.get("Reservations", ()) for i in r.get("Instances", ())]
+
+    def volume_id_of(self, name: str, known: str | None = None) -> str:
+        """The id of volume.NAME: `known` when given, else the one live volume tagged so."""
+        if known:
+            return known
+        found = self.volumes_at(f"volume.{name}")
+        if len(found) != 1:
+            what = "no live volume" if not found else f"{len(found)} live volumes"
+            raise StepFailed(f"volume.{name}: {what} tagged with this address")
+        return str(found[0]["VolumeId"])
+
+    def instance_id_of(self, name: str, known: str | None = None) -> str:
+        if known:
+            return known
+        found = self.instances_at(f"instance.{name}")
+        if len(found) != 1:
+            what = "no live instance" if not found else f"{len(found)} live instances"
+            raise StepFailed(f"instance.{name}: {what} tagged with this address")
+        return str(found[0]["InstanceId"])
+
+    def fresh_live(self, volumes: Iterable[Mapping[str, Any]] = (),
+                   instances: Iterable[Mapping[str, Any]] = (),
+                   modifications: Iterable[Mapping[str, Any]] = ()) -> LiveState:
+        from planner.aws.read import instance_from_aws, modification_from_aws, volume_from_aws
+
+        return LiveState(
+            project=self.spec.project, region=self.aws.region, read_at=self.now(),
+            volumes=tuple(volume_from_aws(v) for v in volumes),
+            instances=tuple(instance_from_aws(i) for i in instances),
+            modifications=tuple(modification_from_aws(m) for m in modifications),
+        )
+
+    def recheck(self, change: Change, live: LiveState) -> None:
+        """The rules again on fresh state; StepBlocked when any applies."""
+        blocks = rules.recheck(change, live, self.spec, self.now(), self.overrides)
+        if blocks:
+            raise StepBlocked(change.address, blocks)
+
+    def project_profile(self) -> str:
+        """The project's SSM instance profile, created once when missing."""
+        with self._lock:
+            if self._profile is None:
+                name = project_role_name(self.spec.project)
+                created = ensure_instance_profile(
+                    self.aws.iam, role=name, profile=name, project=self.spec.project,
+                    inline_policy=data_policy(self.spec), emulator=self.emulated)
+                if created and not self.emulated:
+                    self.aws.iam.get_waiter("instance_profile_exists").wait(
+                        InstanceProfileName=name)
+                self._profile, self._profile_new = name, bool(created)
+            return self._profile
+
+    def run_instance(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """run_instances; a brand-new instance profile takes a few seconds to reach EC2."""
+        import time
+
+        from botocore.exceptions import ClientError
+
+        tries = PROFILE_PROPAGATION_TRIES if self._profile_new and not self.emulated else 1
+        for attempt in range(tries):
+            try:
+                return dict(self.ec2.run_instances(**kwargs)["Instances"][0])
+            except ClientError as e:
+                propagating = (_error_code(e) == "InvalidParameterValue"
+                               and "iam instance profile" in str(e).lower())
+                if not propagating or attempt == tries - 1:
+                    raise
+                time.sleep(PROFILE_PROPAGATION_DELAY)
+        raise AssertionError("unreachable")
+
+    def instance_by_token(self, address: str, token: str) -> dict[str, Any] | None:
+        return next((i for i in self.instances_at(address) if i.get("ClientToken") == token),
+                    None)
+
+    def delete_nothing(self, change: Change) -> dict[str, str]:
+        """Data lives on: sync/prewarm/dataset deletes leave the bytes where they are."""
+        return {"result": "nothing to delete"}
+
+
+R = ResourceType
+HANDLERS: dict[tuple[ResourceType, Action], Handler] = {
+    (R.VOLUME, Action.CREATE): direct_ec2.volume_create,
+    (R.VOLUME, Action.UPDATE): direct_ec2.volume_update,
+    (R.VOLUME, Action.DELETE): direct_ec2.volume_delete,
+    (R.INSTANCE, Action.CREATE): direct_ec2.instance_create,
+    (R.INSTANCE, Action.UPDATE): direct_ec2.instance_update,
+    (R.INSTANCE, Action.DELETE): direct_ec2.instance_delete,
+    (R.ATTACHMENT, Action.CREATE): direct_ec2.attachment_create,
+    (R.ATTACHMENT, Action.DELETE): direct_ec2.attachment_delete,
+    (R.MOUNT, Action.CREATE): direct_data.mount_create,
+    (R.MOUNT, Action.UPDATE): direct_data.mount_create,
+    (R.MOUNT, Action.DELETE): direct_data.mount_delete,
+    (R.SYNC, Action.CREATE): direct_data.sync_create,
+    (R.SYNC, Action.UPDATE): direct_data.sync_create,
+    (R.SYNC, Action.DELETE): DirectEngine.delete_nothing,
+    (R.DATASET, Action.CREATE): direct_data.dataset_upload,
+    (R.DATASET, Action.UPDATE): direct_data.dataset_upload,
+    (R.DATASET, Action.DELETE): DirectEngine.delete_nothing,
+    (R.PREWARM, Action.CREATE): direct_data.prewarm_create,
+    (R.PREWARM, Action.UPDATE): direct_data.prewarm_create,
+    (R.PREWARM, Action.DELETE): DirectEngine.delete_nothing,
+}

@@ -1,0 +1,407 @@
+"""The direct engine's data plane: mount, sync, upload, prewarm, and the checks before a
+terminate. Scripts run through the engine's SsmTransport (planner.dataplane.steps);
+anything but an "ok" result is a failed step, with the output cut to a readable size.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from typing import TYPE_CHECKING, Any
+
+from planner.engines.base import OUTPUT_LIMIT, StepFailed
+from planner.live import TAG_DATASET_DIGEST, TAG_MOUNTED
+from planner.plan import Change
+
+if TYPE_CHECKING:
+    from planner.engines.direct import DirectEngine
+
+MOUNT_TIMEOUT = 900.0
+PREWARM_INSTANCE_TYPE = "t3.small"
+PREWARM_INSTANCE_TYPE_ARM = "t4g.small"
+PREWARM_DEVICE = "/dev/sdf"
+PREWARM_MOUNT = "/mnt/trainctl-prewarm"
+TAG_TEMPORARY = "trainctl:temporary"
+TAG_VALUE_LIMIT = 256
+GONE = ("shutting-down", "terminated")
+ARM_FAMILY = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.")   # c7g, m6gd, g5g: Graviton
+
+
+def _steps() -> Any:
+    from planner.dataplane import steps
+
+    return steps
+
+
+def _why(result: Any) -> str:
+    return str(result.message(OUTPUT_LIMIT))
+
+
+def _names(change: Change) -> tuple[str, str]:
+    first, _, second = change.name.partition(".")
+    return first, second
+
+
+# --- instances: spot watcher, checks before terminate --------------------------------
+
+
+def install_spot_watcher(engine: DirectEngine, change: Change, iid: str, path: str,
+                         sync_to: str, facts: dict[str, str]) -> None:
+    r = _steps().install_spot_watcher(engine.ssm, iid, path=path, sync_to=sync_to)
+    if not r.ok:
+        raise StepFailed(f"{change.address}: {iid} runs, but its spot watcher was not "
+                         f"installed: {_why(r)}", facts=facts)
+    facts["spot_watcher"] = "installed"
+
+
+def before_terminate(engine: DirectEngine, change: Change, iid: str) -> dict[str, str]:
+    """The training-job check, then the checkpoint sync. Raises StepFailed unless --force."""
+    steps = _steps()
+    force = engine.overrides.force
+    ins = engine.spec.instances.get(change.name)
+    training = ins.training if ins is not None else None
+    r = steps.training_running(
+        engine.ssm, iid,
+        pid_file=training.pid_file if training else None,
+        patterns=tuple(training.process_patterns) if training else (),
+    )
+    running = r.data.get("running") if r.ok else None
+    facts: dict[str, str] = {}
+    if running is False:
+        facts["training"] = "not running"
+    else:
+        if running is True:
+            seen = r.data.get("evidence") or r.data.get("pids")
+            why = (f"a training job runs on {change.address} ({iid})"
+                   + (f": {seen}" if seen else ""))
+        else:
+            why = (f"cannot tell whether a training job runs on {change.address} ({iid}): "
+                   f"{_why(r)}")
+        if not force:
+            raise StepFailed(f"training-running: {why}; --force terminates anyway")
+        facts["training"] = "check overridden by --force"
+    ckpt = ins.checkpoints if ins is not None else None
+    if ckpt is not None and ckpt.sync_to:
+        r = steps.sync_checkpoints(engine.ssm, iid, path=ckpt.path, sync_to=ckpt.sync_to)
+        if r.ok:
+            facts["checkpoints"] = f"synced to {ckpt.sync_to}"
+        elif not force:
+            raise StepFailed(f"checkpoint-sync: {change.address} ({iid}): checkpoints were "
+                             f"not synced to {ckpt.sync_to}: {_why(r)}; --force terminates "
+                             f"anyway")
+        else:
+            facts["checkpoints"] = "sync failed, overridden by --force"
+    return facts
+
+
+# --- mounts ---------------------------------------------------------------------------
+
+
+def _spec_mount(engine: DirectEngine, i_name: str, v_name: str) -> Any | None:
+    ins = engine.spec.instances.get(i_name)
+    return next((m for m in ins.mounts if m.volume == v_name), None) if ins else None
+
+
+def mount_create(engine: DirectEngine, change: Change) -> dict[str, str]:
+    i_name, v_name = _names(change)
+    after = dict(change.after or {})
+    iid = engine.instance_id_of(i_name, after.get("instance_id"))
+    vid = engine.volume_id_of(v_name, after.get("volume_id"))
+    m = _spec_mount(engine, i_name, v_name)
+    vs = engine.spec.volumes.get(v_name)
+    path = after.get("path") or (m.path if m else None)
+    device = after.get("device") or (m.device if m else None)
+    if not path or not device:
+        raise StepFailed(f"{change.address}: no mount path or device")
+    read_only = bool(after.get("read_only", m.read_only if m else False))
+    filesystem = after.get("filesystem") or (vs.filesystem if vs else "ext4")
+    r = _steps().mount(engine.ssm, iid, volume_id=vid, device=device, path=path,
+                       read_only=read_only, filesystem=filesystem, timeout=MOUNT_TIMEOUT)
+    if not r.ok:
+        raise StepFailed(f"{change.address}: mount of {vid} at {path} on {iid} failed: "
+                         f"{_why(r)}")
+    engine.set_tags(vid, {TAG_MOUNTED: f"{iid}:{path}"})
+    return {"instance_id": iid, "volume_id": vid, "path": str(path)}
+
+
+def mount_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
+    i_name, v_name = _names(change)
+    before = dict(change.before or change.after or {})
+    vid = engine.volume_id_of(v_name, before.get("volume_id"))
+    iid = engine.instance_id_of(i_name, before.get("instance_id"))
+    raw_v = engine.describe_volume(vid)
+    tag = {t["Key"]: t["Value"] for t in (raw_v or {}).get("Tags", ())}.get(TAG_MOUNTED, "")
+    path = before.get("path") or (tag.split(":", 1)[1] if tag.startswith(f"{iid}:") else "")
+    facts = {"instance_id": iid, "volume_id": vid, "path": str(path)}
+    raw_i = engine.describe_instance(iid)
+    state = (raw_i or {}).get("State", {}).get("Name")
+    if state in ("pending", "running") and path:
+        r = _steps().unmount(engine.ssm, iid, path=path, volume_id=vid)
+        if not r.ok:
+            raise StepFailed(f"{change.address}: unmount of {path} on {iid} failed: "
+                             f"{_why(r)}")
+    else:
+        facts["result"] = f"instance {state or 'gone'}: nothing to unmount"
+    if raw_v is not None and tag.startswith(f"{iid}:"):
+        engine.set_tags(vid, {TAG_MOUNTED: None})
+    return facts
+
+
+# --- datasets ----------------------------------------------------------------------
+
+
+def record_digest(engine: DirectEngine, resource_id: str, dataset: str, digest: str) -> str:
+    """Set this dataset's entry of the trainctl:dataset-digest tag, keeping the others."""
+    from planner.diff import format_digest_tag, parse_digest_tag
+
+    with engine.resource_lock(resource_id):
+        if resource_id.startswith("vol-"):
+            raw = engine.describe_volume(resource_id)
+        else:
+            raw = engine.describe_instance(resource_id)
+        if raw is None:
+            raise StepFailed(f"{resource_id} is gone; dataset {dataset} not recorded")
+        tags = {t["Key"]: t["Value"] for t in raw.get("Tags", ())}
+        entries = parse_digest_tag(tags.get(TAG_DATASET_DIGEST))
+        entries[dataset] = digest
+        value = format_digest_tag(entries)
+        if len(value) > TAG_VALUE_LIMIT:
+            raise StepFailed(f"{resource_id}: too many datasets for the "
+                             f"{TAG_DATASET_DIGEST} tag ({len(value)} > {TAG_VALUE_LIMIT} "
+                             f"characters)")
+        engine.set_tags(resource_id, {TAG_DATASET_DIGEST: value})
+        return value
+
+
+def _expected(engine: DirectEngine, after: dict[str, Any], uri: str) -> tuple[int, int, str]:
+    """(objects, bytes, digest): the plan's numbers, or a fresh listing when it has none."""
+    if after.get("objects") is not None and after.get("bytes") is not None and after.get(
+            "digest"):
+        return int(after["objects"]), int(after["bytes"]), str(after["digest"])
+    from planner.aws.read import s3_manifest
+
+    m = s3_manifest(engine.aws, uri)
+    return m.objects, m.bytes, m.digest
+
+
+def _join(base: str, rel: str | None) -> str:
+    return posixpath.normpath(posixpath.join(base, (rel or "/").lstrip("/")))
+
+
+def sync_create(engine: DirectEngine, change: Change) -> dict[str, str]:
+    from planner.graph import sync_path
+
+    i_name, d_name = _names(change)
+    after = dict(change.after or {})
+    ds = engine.spec.datasets.get(d_name)
+    ins = engine.spec.instances.get(i_name)
+    iid = engine.instance_id_of(i_name, after.get("instance_id"))
+    strategy = after.get("strategy") or (ds.strategy if ds else None)
+    uri = after.get("uri") or (ds.s3_uri if ds else None)
+    path = after.get("path") or (sync_path(engine.spec, ins, d_name) if ds and ins else None)
+    if not path or not uri:
+        raise StepFailed(f"{change.address}: no dataset path or URI")
+    steps = _steps()
+    if strategy == "existing-ebs":
+        r = steps.verify_dataset(engine.ssm, iid, path=path)
+        digest = after.get("digest")
+        what = "verify"
+    else:
+        objects, size, digest = _expected(engine, after, uri)
+        r = steps.sync_dataset(engine.ssm, iid, uri=uri, path=path, expect_objects=objects,
+                               expect_bytes=size)
+        what = "sync"
+    if not r.ok:
+        raise StepFailed(f"{change.address}: {what} of {uri} at {path} on {iid} failed: "
+                         f"{_why(r)}")
+    facts = {"instance_id": iid, "path": str(path)}
+    record_on = str(after.get("record_on") or f"instance.{i_name}")
+    if digest:
+        if record_on.startswith("volume."):
+            target = engine.volume_id_of(record_on.split(".", 1)[1], after.get("volume_id"))
+        else:
+            target = iid
+        facts["digest_tag"] = record_digest(engine, target, d_name, str(digest))
+        facts["recorded_on"] = target
+    return facts
+
+
+def dataset_upload(engine: DirectEngine, change: Change) -> dict[str, str]:
+    from planner.aws.upload import upload_dataset
+
+    ds = engine.spec.datasets.get(change.name)
+    if ds is None or not ds.is_local or not ds.stage:
+        raise StepFailed(f"{change.address}: not a local dataset with a stage")
+    source = ds.source
+    if not os.path.isabs(source):
+        source = os.path.join(os.path.dirname(os.path.abspath(engine.spec.source_file)), source)
+    m = upload_dataset(engine.aws, source, ds.stage, progress=engine.upload_progress)
+    return {"stage": ds.stage, "objects": str(m.objects), "bytes": str(m.bytes),
+            "digest": m.digest}
+
+
+# --- prewarm -------------------------------------------------------------------------
+
+
+def prewarm_create(engine: DirectEngine, change: Change) -> dict[str, str]:
+    after = dict(change.after or {})
+    d_name = change.name
+    ds = engine.spec.datasets.get(d_name)
+    v_name = after.get("volume") or (ds.volume if ds else None)
+    uri = after.get("uri") or (ds.s3_uri if ds else None)
+    if not v_name or not uri:
+        raise StepFailed(f"{change.address}: no volume or dataset URI")
+    vid = engine.volume_id_of(str(v_name), after.get("volume_id"))
+    rel = after.get("path") or (ds.path if ds else None) or "/"
+    expected = _expected(engine, after, uri)
+    via = str(after.get("via") or "temporary-instance")
+    if via.startswith("instance."):
+        facts = _prewarm_on_instance(engine, change, via.split(".", 1)[1], str(v_name), vid,
+                                     uri, rel, expected, after)
+    else:
+        facts = _prewarm_on_temporary(engine, change, str(v_name), vid, uri, rel, expected,
+                                      after)
+    facts["digest_tag"] = record_digest(engine, vid, d_name, expected[2])
+    return facts
+
+
+def _sync(engine: DirectEngine, change: Change, iid: str, uri: str, path: str,
+          expected: tuple[int, int, str]) -> None:
+    r = _steps().sync_dataset(engine.ssm, iid, uri=uri, path=path, expect_objects=expected[0],
+                              expect_bytes=expected[1])
+    if not r.ok:
+        raise StepFailed(f"{change.address}: sync of {uri} to {path} on {iid} failed: "
+                         f"{_why(r)}")
+
+
+def _mount(engine: DirectEngine, change: Change, iid: str, vid: str, device: str, path: str,
+           read_only: bool, filesystem: str) -> None:
+    r = _steps().mount(engine.ssm, iid, volume_id=vid, device=device, path=path,
+                       read_only=read_only, filesystem=filesystem, timeout=MOUNT_TIMEOUT)
+    if not r.ok:
+        raise StepFailed(f"{change.address}: mount of {vid} at {path} on {iid} failed: "
+                         f"{_why(r)}")
+
+
+def _prewarm_on_instance(engine: DirectEngine, change: Change, i_name: str, v_name: str,
+                         vid: str, uri: str, rel: str, expected: tuple[int, int, str],
+                         after: dict[str, Any]) -> dict[str, str]:
+    """The volume stays attached and mounted on a managed instance: sync there. A
+    read-only mount is remounted read-write for the sync and read-only again after."""
+    iid = engine.instance_id_of(i_name, after.get("instance_id"))
+    m = _spec_mount(engine, i_name, v_name)
+    mount_path = after.get("mount_path") or (m.path if m else None)
+    if not mount_path:
+        raise StepFailed(f"{change.address}: no mount path of volume.{v_name} on {iid}")
+    read_only = bool(after.get("read_only", m.read_only if m else False))
+    target = _join(str(mount_path), rel)
+    if not read_only:
+        _sync(engine, change, iid, uri, target, expected)
+        return {"via": f"instance.{i_name}", "instance_id": iid, "path": target}
+    vs = engine.spec.volumes.get(v_name)
+    device = m.device if m else PREWARM_DEVICE
+    filesystem = after.get("filesystem") or (vs.filesystem if vs else "ext4")
+    _mount(engine, change, iid, vid, device, str(mount_path), False, filesystem)
+    try:
+        _sync(engine, change, iid, uri, target, expected)
+    finally:
+        _mount(engine, change, iid, vid, device, str(mount_path), True, filesystem)
+    return {"via": f"instance.{i_name}", "instance_id": iid, "path": target}
+
+
+def _prewarm_image(engine: DirectEngine, az: str, after: dict[str, Any]) -> tuple[str, str]:
+    """(AMI, instance type) for the temporary instance: the spec's first instance in the
+    volume's AZ, else its first instance, unless the plan names them."""
+    candidates = sorted(engine.spec.instances.values(),
+                        key=lambda i: i.availability_zone != az)
+    ami = after.get("ami") or (candidates[0].ami if candidates else None)
+    if not ami:
+        raise StepFailed("prewarm needs an AMI for its temporary instance, and the spec "
+                         "has no instance to borrow one from")
+    arm = bool(candidates and ARM_FAMILY.match(candidates[0].instance_type))
+    itype = after.get("instance_type") or (PREWARM_INSTANCE_TYPE_ARM if arm
+                                           else PREWARM_INSTANCE_TYPE)
+    return str(ami), str(itype)
+
+
+def _prewarm_on_temporary(engine: DirectEngine, change: Change, v_name: str, vid: str,
+                          uri: str, rel: str, expected: tuple[int, int, str],
+                          after: dict[str, Any]) -> dict[str, str]:
+    """A small tagged instance in the volume's AZ: attach, mount, sync, unmount, detach.
+    It is terminated in every case, failure included."""
+    raw_v = engine.describe_volume(vid)
+    if raw_v is None:
+        raise StepFailed(f"{change.address}: volume {vid} is not there")
+    busy = [a["InstanceId"] for a in raw_v.get("Attachments", ())
+            if a.get("State") in ("attaching", "attached")]
+    if busy:
+        raise StepFailed(f"{change.address}: volume {vid} is attached to {busy[0]}; a "
+                         f"temporary instance can only fill a detached volume")
+    az = str(raw_v["AvailabilityZone"])
+    ami, itype = _prewarm_image(engine, az, after)
+    subnet = next((i.subnet_id for i in engine.spec.instances.values()
+                   if i.availability_zone == az and i.subnet_id), None)
+    token = engine.client_token(change, "temporary-instance")
+    vs = engine.spec.volumes.get(v_name)
+    filesystem = after.get("filesystem") or (vs.filesystem if vs else "ext4")
+    existing = engine.instance_by_token(change.address, token)
+    if existing is not None:
+        iid = str(existing["InstanceId"])
+    else:
+        tags = engine.owner_tags(change.address)
+        tags["Name"] = f"{engine.spec.project}/{change.address} (temporary)"
+        tags[TAG_TEMPORARY] = "true"
+        kwargs: dict[str, Any] = {
+            "ImageId": ami, "InstanceType": itype, "MinCount": 1, "MaxCount": 1,
+            "ClientToken": token, "Placement": {"AvailabilityZone": az},
+            "IamInstanceProfile": {"Name": engine.project_profile()},
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+            "InstanceInitiatedShutdownBehavior": "terminate",
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": _tag_list(tags)},
+                {"ResourceType": "volume", "Tags": _tag_list(tags)},
+            ],
+        }
+        if subnet:
+            kwargs["SubnetId"] = subnet
+        iid = str(engine.run_instance(kwargs)["InstanceId"])
+    target = _join(PREWARM_MOUNT, rel)
+    failure: StepFailed | None = None
+    try:
+        engine.wait(engine.ec2, "instance_running", InstanceIds=[iid])
+        engine.ec2.attach_volume(Device=PREWARM_DEVICE, InstanceId=iid, VolumeId=vid)
+        engine.wait(engine.ec2, "volume_in_use", VolumeIds=[vid])
+        _mount(engine, change, iid, vid, PREWARM_DEVICE, PREWARM_MOUNT, False, filesystem)
+        _sync(engine, change, iid, uri, target, expected)
+        r = _steps().unmount(engine.ssm, iid, path=PREWARM_MOUNT, volume_id=vid)
+        if not r.ok:
+            raise StepFailed(f"{change.address}: unmount on {iid} failed: {_why(r)}")
+        engine.ec2.detach_volume(VolumeId=vid, InstanceId=iid)
+        engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
+    except StepFailed as e:
+        failure = e
+        raise
+    except Exception as e:
+        failure = StepFailed(f"{change.address}: on temporary instance {iid}: {e}")
+        raise failure from e
+    finally:
+        _terminate_temporary(engine, iid, failure)
+    return {"via": "temporary-instance", "temporary_instance": iid, "path": target}
+
+
+def _terminate_temporary(engine: DirectEngine, iid: str, failure: StepFailed | None) -> None:
+    try:
+        engine.ec2.terminate_instances(InstanceIds=[iid])
+        engine.wait(engine.ec2, "instance_terminated", InstanceIds=[iid])
+    except Exception as e:
+        note = (f"the temporary instance {iid} (tag {TAG_TEMPORARY}=true) could not be "
+                f"terminated: {e}; terminate it by hand")
+        if failure is None:
+            raise StepFailed(note) from e
+        failure.message += f"; also: {note}"
+        failure.args = (failure.message,)
+
+
+def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]

@@ -1,0 +1,292 @@
+"""The direct engine's EC2/EBS steps: volumes, instances, attachments.
+
+Each function takes the engine (for clients, waiters, tags, fresh describes and rule
+rechecks) and the change; it returns facts for the journal or raises StepFailed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from planner.engines import direct_data
+from planner.engines.base import StepFailed
+from planner.live import TAG_PROJECT
+from planner.plan import Action, Change
+
+if TYPE_CHECKING:
+    from planner.engines.direct import DirectEngine
+
+# On volumes: a retried step finds what it created (moto ignores ClientToken).
+TAG_CLIENT_TOKEN = "trainctl:client-token"
+GONE_INSTANCE_STATES = ("shutting-down", "terminated")
+EMULATOR_WAIT = {"Delay": 1, "MaxAttempts": 120}
+SNAPSHOT_WAIT = {"Delay": 15, "MaxAttempts": 480}   # final snapshots of big volumes: 2 h
+
+
+def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": str(v)} for k, v in tags.items()]
+
+
+def tags_of(raw: Mapping[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in raw.get("Tags", ()) or ()}
+
+
+def _names(change: Change) -> tuple[str, str]:
+    first, _, second = change.name.partition(".")
+    return first, second
+
+
+# --- volumes ----------------------------------------------------------------------
+
+
+def volume_create(engine: DirectEngine, change: Change) -> dict[str, str]:
+    vs = engine.spec.volumes.get(change.name)
+    if vs is None:
+        raise StepFailed(f"{change.address}: not in the spec")
+    token = engine.client_token(change)
+    existing = [v for v in engine.volumes_at(change.address)
+                if tags_of(v).get(TAG_CLIENT_TOKEN) == token]
+    if existing:        # this very step ran before (a retry): no second volume
+        vid = str(existing[0]["VolumeId"])
+        engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
+        return {"id": vid, "reused": "true"}
+    tags = engine.owner_tags(change.address, vs.tags, persistent=vs.persistent,
+                             protect=vs.protect)
+    tags[TAG_CLIENT_TOKEN] = token
+    kwargs: dict[str, Any] = {
+        "AvailabilityZone": vs.availability_zone, "Size": vs.size_gib,
+        "VolumeType": vs.type, "Encrypted": vs.encrypted, "ClientToken": token,
+        "TagSpecifications": [{"ResourceType": "volume", "Tags": tag_list(tags)}],
+    }
+    if vs.iops is not None and vs.type in ("gp3", "io1", "io2"):
+        kwargs["Iops"] = vs.iops
+    if vs.throughput_mibps is not None and vs.type == "gp3":
+        kwargs["Throughput"] = vs.throughput_mibps
+    if vs.snapshot_id:
+        kwargs["SnapshotId"] = vs.snapshot_id
+    vid = str(engine.ec2.create_volume(**kwargs)["VolumeId"])
+    engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
+    return {"id": vid}
+
+
+def volume_update(engine: DirectEngine, change: Change) -> dict[str, str]:
+    after = dict(change.after or {})
+    vid = str(change.id or after.get("id") or engine.volume_id_of(change.name))
+    raw = engine.describe_volume(vid)
+    if raw is None:
+        raise StepFailed(f"{change.address}: {vid} no longer exists")
+    mods: dict[str, Any] = {}
+    fields = (("size_gib", "Size"), ("type", "VolumeType"), ("iops", "Iops"),
+              ("throughput_mibps", "Throughput"))
+    for key, api in fields:
+        want = after.get(key)
+        if want is not None and want != raw.get(api):
+            mods[api] = want
+    if "Size" in mods and int(mods["Size"]) < int(raw["Size"]):
+        raise StepFailed(f"{change.address}: {vid} is {raw['Size']} GiB; EBS volumes "
+                         f"cannot shrink to {mods['Size']} GiB")
+    if mods:
+        resp = engine.ec2.describe_volumes_modifications(VolumeIds=[vid])
+        live = engine.fresh_live(volumes=[raw],
+                                 modifications=resp.get("VolumesModifications", ()))
+        keys = {api: key for key, api in fields}
+        probe = Change(address=change.address, type=change.type,
+                       actions=(Action.UPDATE,), reason=change.reason, id=vid,
+                       after={keys[k]: v for k, v in mods.items()})
+        engine.recheck(probe, live)
+        engine.ec2.modify_volume(VolumeId=vid, **mods)
+        wait_modified(engine, vid)
+    tags = after.get("tags")
+    if isinstance(tags, Mapping) and tags:
+        engine.set_tags(vid, tags)
+    return {"id": vid, **({"modified": ",".join(sorted(mods))} if mods else {})}
+
+
+def wait_modified(engine: DirectEngine, volume_id: str) -> None:
+    """Until the modification is usable (optimizing/completed); fails on failed."""
+    from botocore.waiter import WaiterModel, create_waiter_with_client
+
+    model = WaiterModel({"version": 2, "waiters": {"VolumeModified": {
+        "operation": "DescribeVolumesModifications", "delay": 15, "maxAttempts": 240,
+        "acceptors": [
+            {"state": "success", "matcher": "path", "expected": True,
+             "argument": "length(VolumesModifications[?ModificationState=='modifying'])"
+                         " == `0`"},
+            {"state": "failure", "matcher": "pathAny", "expected": "failed",
+             "argument": "VolumesModifications[].ModificationState"},
+        ],
+    }}})
+    waiter = create_waiter_with_client("VolumeModified", model, engine.ec2)
+    kwargs: dict[str, Any] = {"VolumeIds": [volume_id]}
+    if engine.emulated:
+        kwargs["WaiterConfig"] = dict(EMULATOR_WAIT)
+    waiter.wait(**kwargs)
+
+
+def volume_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
+    before = dict(change.before or {})
+    vid = str(change.id or before.get("id") or "")
+    if not vid:
+        raise StepFailed(f"{change.address}: no volume id to delete")
+    raw = engine.describe_volume(vid)
+    if raw is None or raw.get("State") in ("deleting", "deleted"):
+        return {"id": vid, "result": "already gone"}
+    instance_ids = sorted({a["InstanceId"] for a in raw.get("Attachments", ())})
+    instances = [i for iid in instance_ids if (i := engine.describe_instance(iid))]
+    engine.recheck(change, engine.fresh_live(volumes=[raw], instances=instances))
+    facts = {"id": vid}
+    if raw.get("State") == "in-use":      # attached to an instance that is going away
+        engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
+    vs = engine.spec.volumes.get(change.name)
+    on_delete = vs.on_delete if vs is not None else before.get("on_delete", "delete")
+    if on_delete == "snapshot":
+        own = {k: v for k, v in tags_of(raw).items()
+               if k != "Name" and not k.startswith(("trainctl:", "aws:"))}
+        tags = engine.owner_tags(change.address, own)
+        snap = engine.ec2.create_snapshot(
+            VolumeId=vid, Description=f"trainctl final snapshot of {change.address}",
+            TagSpecifications=[{"ResourceType": "snapshot", "Tags": tag_list(tags)}],
+        )
+        facts["snapshot_id"] = str(snap["SnapshotId"])
+        engine.wait(engine.ec2, "snapshot_completed", config=SNAPSHOT_WAIT,
+                    SnapshotIds=[facts["snapshot_id"]])
+    engine.ec2.delete_volume(VolumeId=vid)
+    engine.wait(engine.ec2, "volume_deleted", VolumeIds=[vid])
+    return facts
+
+
+# --- instances --------------------------------------------------------------------
+
+
+def instance_create(engine: DirectEngine, change: Change) -> dict[str, str]:
+    ins = engine.spec.instances.get(change.name)
+    if ins is None:
+        raise StepFailed(f"{change.address}: not in the spec")
+    token = engine.client_token(change)
+    existing = engine.instance_by_token(change.address, token)
+    if existing is not None:
+        iid = str(existing["InstanceId"])
+        reused = True
+    else:
+        tags = engine.owner_tags(change.address, ins.tags, protect=ins.protect)
+        root_tags = {**engine.spec.defaults.tags, **ins.tags,
+                     "Name": f"{engine.spec.project}/{change.address}/root",
+                     TAG_PROJECT: engine.spec.project}
+        kwargs: dict[str, Any] = {
+            "ImageId": ins.ami, "InstanceType": ins.instance_type,
+            "MinCount": 1, "MaxCount": 1, "ClientToken": token,
+            "Placement": {"AvailabilityZone": ins.availability_zone},
+            "IamInstanceProfile": {"Name": ins.iam_instance_profile
+                                   or engine.project_profile()},
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled",
+                                "HttpPutResponseHopLimit": 2},
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": tag_list(tags)},
+                {"ResourceType": "volume", "Tags": tag_list(root_tags)},
+            ],
+        }
+        if ins.subnet_id:
+            kwargs["SubnetId"] = ins.subnet_id
+        if ins.market == "spot":
+            kwargs["InstanceMarketOptions"] = {
+                "MarketType": "spot",
+                "SpotOptions": {"SpotInstanceType": "one-time",
+                                "InstanceInterruptionBehavior": "terminate"},
+            }
+        iid = str(engine.run_instance(kwargs)["InstanceId"])
+        reused = False
+    facts = {"id": iid, **({"reused": "true"} if reused else {})}
+    try:
+        engine.wait(engine.ec2, "instance_running", InstanceIds=[iid])
+    except Exception as e:
+        raise StepFailed(f"{change.address}: {iid} did not reach running: {e}",
+                         facts=facts) from e
+    ckpt = ins.checkpoints
+    if ins.market == "spot" and ckpt is not None and ckpt.sync_to:
+        direct_data.install_spot_watcher(engine, change, iid, ckpt.path, ckpt.sync_to, facts)
+    return facts
+
+
+def instance_update(engine: DirectEngine, change: Change) -> dict[str, str]:
+    after = dict(change.after or {})
+    iid = str(change.id or after.get("id") or engine.instance_id_of(change.name))
+    tags = after.get("tags")
+    if isinstance(tags, Mapping) and tags:
+        engine.set_tags(iid, tags)
+    return {"id": iid}
+
+
+def instance_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
+    before = dict(change.before or {})
+    iid = str(change.id or before.get("id") or "")
+    if not iid:
+        raise StepFailed(f"{change.address}: no instance id to terminate")
+    raw = engine.describe_instance(iid)
+    state = (raw or {}).get("State", {}).get("Name")
+    if raw is None or state in GONE_INSTANCE_STATES:
+        if raw is not None and state == "shutting-down":
+            engine.wait(engine.ec2, "instance_terminated", InstanceIds=[iid])
+        return {"id": iid, "result": "already gone"}
+    engine.recheck(change, engine.fresh_live(instances=[raw]))
+    facts = {"id": iid}
+    if state in ("pending", "running"):
+        facts.update(direct_data.before_terminate(engine, change, iid))
+    engine.ec2.terminate_instances(InstanceIds=[iid])
+    engine.wait(engine.ec2, "instance_terminated", InstanceIds=[iid])
+    return facts
+
+
+# --- attachments ------------------------------------------------------------------
+
+
+def attachment_create(engine: DirectEngine, change: Change) -> dict[str, str]:
+    i_name, v_name = _names(change)
+    after = dict(change.after or {})
+    iid = engine.instance_id_of(i_name, after.get("instance_id"))
+    vid = engine.volume_id_of(v_name, after.get("volume_id"))
+    ins = engine.spec.instances.get(i_name)
+    device = after.get("device") or next(
+        (m.device for m in (ins.mounts if ins else ()) if m.volume == v_name), None)
+    if not device:
+        raise StepFailed(f"{change.address}: no device name for the attachment")
+    raw_i, raw_v = engine.describe_instance(iid), engine.describe_volume(vid)
+    if raw_i is None or raw_i.get("State", {}).get("Name") in GONE_INSTANCE_STATES:
+        raise StepFailed(f"{change.address}: instance {iid} is not there")
+    if raw_v is None:
+        raise StepFailed(f"{change.address}: volume {vid} is not there")
+    i_az = raw_i.get("Placement", {}).get("AvailabilityZone")
+    v_az = raw_v.get("AvailabilityZone")
+    if i_az != v_az:
+        raise StepFailed(f"az-mismatch: volume.{v_name} ({vid}) is in {v_az} but "
+                         f"instance.{i_name} ({iid}) is in {i_az}; EBS volumes attach "
+                         f"only within their availability zone")
+    facts = {"instance_id": iid, "volume_id": vid, "device": str(device)}
+    live_atts = [a for a in raw_v.get("Attachments", ())
+                 if a.get("State") in ("attaching", "attached")]
+    if any(a["InstanceId"] == iid for a in live_atts):
+        engine.wait(engine.ec2, "volume_in_use", VolumeIds=[vid])
+        return {**facts, "result": "already attached"}
+    if live_atts:
+        raise StepFailed(f"{change.address}: volume {vid} is attached to "
+                         f"{live_atts[0]['InstanceId']}; detach it first")
+    engine.ec2.attach_volume(Device=str(device), InstanceId=iid, VolumeId=vid)
+    engine.wait(engine.ec2, "volume_in_use", VolumeIds=[vid])
+    return facts
+
+
+def attachment_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
+    i_name, v_name = _names(change)
+    before = dict(change.before or {})
+    vid = engine.volume_id_of(v_name, before.get("volume_id"))
+    iid = engine.instance_id_of(i_name, before.get("instance_id"))
+    facts = {"instance_id": iid, "volume_id": vid}
+    raw_v = engine.describe_volume(vid)
+    attached = [a for a in (raw_v or {}).get("Attachments", ())
+                if a.get("InstanceId") == iid and a.get("State") != "detached"]
+    if not attached:
+        return {**facts, "result": "already detached"}
+    engine.ec2.detach_volume(VolumeId=vid, InstanceId=iid)
+    engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
+    return facts
+

@@ -1,0 +1,199 @@
+"""`trainctl local up|status|env|down` in real subprocesses, and `trainctl iam-policy`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from planner import emulator
+from tests.conftest import run_cli
+
+SPEC = textwrap.dedent("""\
+    version: 1
+    project: emu
+    region: us-east-1
+    defaults:
+      availability_zone: us-east-1a
+    datasets:
+      imgs:
+        source: s3://emu-datasets/imgs/
+        strategy: local-cache
+    volumes:
+      scratch:
+        size_gib: 10
+    instances:
+      trainer:
+        instance_type: g5.xlarge
+        ami: ami-0123456789abcdef0
+        iam_instance_profile: trainctl-ssm
+        mounts:
+          - {volume: scratch, device: /dev/sdg, path: /scratch}
+        datasets: [imgs]
+        checkpoints:
+          path: /scratch/ckpt
+          sync_to: s3://emu-checkpoints/run/
+    """)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Path]:
+    (tmp_path / "trainctl.yaml").write_text(SPEC)
+    yield tmp_path
+    # never leave an emulator behind, whatever the test did
+    doc = emulator.read_state(str(tmp_path / ".trainctl"))
+    if doc:
+        emulator.stop(str(tmp_path / ".trainctl"))
+
+
+@pytest.mark.slow
+def test_local_up_status_env_down(project: Path) -> None:
+    up = run_cli("local", "up", cwd=project)
+    assert up.returncode == 0, up.stderr
+    assert "emulator started at http://127.0.0.1:" in up.stdout
+    state = json.loads((project / ".trainctl" / "local.json").read_text())
+    endpoint, pid = state["endpoint"], state["pid"]
+    assert endpoint.startswith("http://127.0.0.1:")
+    assert state["sandbox"] == str(project / ".trainctl" / "sandbox")
+    assert os.path.isdir(state["sandbox"])
+    assert _alive(pid)
+
+    status = run_cli("local", "status", cwd=project)
+    assert status.returncode == 0
+    assert status.stdout.startswith(f"running at {endpoint} (pid {pid}")
+
+    env = run_cli("local", "env", cwd=project)
+    assert env.returncode == 0
+    assert f"export AWS_ENDPOINT_URL={endpoint}" in env.stdout.splitlines()
+    assert "export AWS_ACCESS_KEY_ID=testing" in env.stdout.splitlines()
+
+    again = run_cli("local", "up", cwd=project)          # idempotent: the same server
+    assert again.returncode == 0 and "already running" in again.stdout
+    assert json.loads((project / ".trainctl" / "local.json").read_text())["pid"] == pid
+
+    # The emulator answers boto3, holds the seeded profile and the spec's buckets, and
+    # accepts the examples' AMI id.
+    aws = emulator.connect(endpoint, "us-east-1")
+    profile = aws.iam.get_instance_profile(InstanceProfileName="trainctl-ssm")
+    assert [r["RoleName"] for r in profile["InstanceProfile"]["Roles"]] == ["trainctl-ssm"]
+    attached = aws.iam.list_attached_role_policies(RoleName="trainctl-ssm")
+    assert [p["PolicyName"] for p in attached["AttachedPolicies"]] == [
+        "AmazonSSMManagedInstanceCore"]
+    buckets = {b["Name"] for b in aws.s3.list_buckets()["Buckets"]}
+    assert {"emu-datasets", "emu-checkpoints"} <= buckets
+    run = aws.ec2.run_instances(ImageId="ami-0123456789abcdef0", InstanceType="g5.xlarge",
+                                MinCount=1, MaxCount=1,
+                                IamInstanceProfile={"Name": "trainctl-ssm"})
+    assert run["Instances"][0]["ImageId"] == "ami-0123456789abcdef0"
+
+    # Other commands find it through local.json.
+    from planner.aws.session import resolve_endpoint
+
+    found, how = resolve_endpoint(None, str(project / ".trainctl"))
+    assert found == endpoint and "local emulator" in how
+
+    down = run_cli("local", "down", cwd=project)
+    assert down.returncode == 0, down.stderr
+    assert "emulator stopped" in down.stdout
+    assert not (project / ".trainctl" / "local.json").exists()
+    assert not _alive(pid)
+    assert run_cli("local", "status", cwd=project).stdout.strip() == "not running"
+    assert resolve_endpoint(None, str(project / ".trainctl"))[0] is None
+    gone = run_cli("local", "env", cwd=project)
+    assert gone.returncode == 1 and "not running" in gone.stderr
+    assert "Traceback" not in gone.stderr
+
+
+def test_down_without_an_emulator(project: Path) -> None:
+    down = run_cli("local", "down", cwd=project)
+    assert down.returncode == 0 and "not running" in down.stdout
+
+
+def test_stale_record_is_not_running_and_not_killed(project: Path) -> None:
+    """A local.json whose pid is not moto's server is never signalled."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        state_dir = project / ".trainctl"
+        state_dir.mkdir()
+        (state_dir / "local.json").write_text(json.dumps(
+            {"endpoint": "http://127.0.0.1:9", "pid": sleeper.pid}))
+        assert emulator.running(str(state_dir)) is None
+        status = run_cli("local", "status", cwd=project)
+        assert status.stdout.startswith("not running (stale record")
+        assert run_cli("local", "down", cwd=project).returncode == 0
+        assert sleeper.poll() is None                 # still alive: not ours to stop
+        assert not (state_dir / "local.json").exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_spec_buckets() -> None:
+    from planner.loader import loads_spec
+
+    spec = loads_spec(SPEC)
+    assert emulator.spec_buckets(spec) == ["emu-checkpoints", "emu-datasets"]
+
+
+# --- iam-policy ------------------------------------------------------------------------
+
+
+def test_iam_policy_is_scoped_and_never_imports_boto3(project: Path) -> None:
+    code = textwrap.dedent("""\
+        import sys
+        from planner.cli import main
+        try:
+            main(["iam-policy"])
+        except SystemExit as e:
+            assert e.code in (0, None), e.code
+        assert "boto3" not in sys.modules and "botocore" not in sys.modules, "imported"
+        """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    policy = json.loads(proc.stdout)
+    assert policy["Version"] == "2012-10-17"
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    creates = by_sid["CreateTaggedVolumesInstancesSnapshots"]
+    assert creates["Condition"] == {"StringEquals": {"aws:RequestTag/trainctl:project": "emu"}}
+    changes = by_sid["ChangeOwnedResources"]
+    assert "ec2:DeleteVolume" in changes["Action"]
+    assert "ec2:TerminateInstances" in changes["Action"]
+    assert changes["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/trainctl:project": "emu"}}
+    # every mutating EC2 action is conditioned on the project tag or the create action
+    for s in policy["Statement"]:
+        actions = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
+        mutating = [a for a in actions if a.startswith("ec2:") and not a.startswith(
+            "ec2:Describe")]
+        if mutating and s["Sid"] not in ("RunInstancesWith", "CreateVolumeFromSnapshot"):
+            assert "Condition" in s, s["Sid"]
+    # S3 only for the buckets the spec names, never everything
+    s3 = [s for s in policy["Statement"] if "s3:" in json.dumps(s["Action"])]
+    assert s3
+    for s in s3:
+        resources = [s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"]
+        assert all(r.startswith("arn:aws:s3:::emu-datasets") for r in resources), resources
+    assert "PassRole" in json.dumps(policy)
+
+
+def test_iam_policy_without_a_spec(tmp_path: Path) -> None:
+    proc = run_cli("iam-policy", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    policy = json.loads(proc.stdout)
+    assert not any("s3:" in json.dumps(s["Action"]) for s in policy["Statement"])
+    assert "note: no spec found" in proc.stderr
