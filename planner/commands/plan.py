@@ -1,0 +1,143 @@
+"""`trainctl plan`: read live state, diff it against the spec, show the plan.
+
+The edge where the clock is read and AWS is called; `make_plan` is reused by apply.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from planner.cli import Options
+from planner.errors import TrainctlError
+from planner.plan import PlanOptions, plan_to_json
+from planner.rules import Overrides
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from planner.live import LiveState
+    from planner.plan import Plan
+    from planner.spec import Spec
+
+NO_OVERRIDES = Overrides()
+
+
+def read_live_snapshot(path: str) -> LiveState:
+    """A live snapshot recorded with `--record-live` (planner.live's JSON form)."""
+    from planner.live import live_from_json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except OSError as e:
+        raise TrainctlError(f"{path}: cannot read the live snapshot: {e.strerror or e}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TrainctlError(f"{path}: not a live snapshot: invalid JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise TrainctlError(f"{path}: not a live snapshot: the top level is not an object")
+    try:
+        return live_from_json(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise TrainctlError(f"{path}: not a live snapshot: {type(e).__name__}: {e}") from None
+
+
+def _read_aws(opts: Options, spec: Spec, region: str, now: datetime) -> LiveState:
+    from planner.aws.read import read_live
+    from planner.aws.session import aws_errors, connect, resolve_endpoint
+
+    endpoint, how = resolve_endpoint(opts.endpoint_url, opts.state_dir)
+    if endpoint is not None:
+        click.echo(f"Using AWS endpoint {endpoint} ({how})", err=True)
+    with aws_errors():
+        aws = connect(region, endpoint)
+        return read_live(spec, aws, now=now)
+
+
+def make_plan(opts: Options, *, destroy: bool = False, targets: tuple[str, ...] = (),
+              live_snapshot: str | None = None, overrides: Overrides = NO_OVERRIDES,
+              now: datetime | None = None) -> tuple[Spec, nx.DiGraph, LiveState, Plan]:
+    """Load the spec, read live state (or a recorded snapshot) and diff them."""
+    from planner.diff import diff
+    from planner.graph import build_graph
+    from planner.loader import load_spec
+
+    now = now or datetime.now(UTC)
+    spec = load_spec(opts.file)
+    graph = build_graph(spec)
+    region = opts.region or spec.region
+    if live_snapshot is not None:
+        live = read_live_snapshot(live_snapshot)
+        if live.project != spec.project:
+            raise TrainctlError(f"{live_snapshot}: the snapshot is of project {live.project}, "
+                                f"the spec is project {spec.project}")
+        if opts.region and live.region != opts.region:
+            raise TrainctlError(f"{live_snapshot}: the snapshot is of region {live.region}, "
+                                f"not {opts.region}")
+    else:
+        live = _read_aws(opts, spec, region, now)
+    options = PlanOptions(destroy=destroy, targets=tuple(dict.fromkeys(targets)))
+    plan = diff(spec, graph, live, now=now, options=options, overrides=overrides)
+    return spec, graph, live, plan
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise TrainctlError(f"{path}: cannot write: {e.strerror or e}") from None
+
+
+def _say(message: str, *, to_stderr: bool) -> None:
+    click.echo(message, err=to_stderr)
+
+
+@click.command("plan")
+@click.option("-o", "--out", "out", metavar="PLANFILE", default=None,
+              help="Save the plan (JSON) for `trainctl apply PLANFILE`.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan file's JSON.")
+@click.option("--markdown", "markdown_out", metavar="OUT", default=None,
+              help="Write a pull-request comment body (Markdown) to OUT.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 2 when the plan has changes to apply (0 none, 1 error).")
+@click.option("--destroy", is_flag=True, help="Plan to delete everything trainctl manages.")
+@click.option("--target", "targets", multiple=True, metavar="ADDR",
+              help="Plan only this address and what it depends on (repeatable).")
+@click.option("--live-snapshot", metavar="FILE", default=None,
+              help="Plan from a recorded live snapshot instead of calling AWS.")
+@click.option("--record-live", metavar="FILE", default=None, hidden=True,
+              help="Write the live state read to FILE (for offline review and benchmarks).")
+@click.pass_obj
+def command(opts: Options, out: str | None, as_json: bool, markdown_out: str | None,
+            detailed_exitcode: bool, destroy: bool, targets: tuple[str, ...],
+            live_snapshot: str | None, record_live: str | None) -> int:
+    """Compare the spec with live AWS state and show what apply would do."""
+    _spec, graph, live, plan = make_plan(opts, destroy=destroy, targets=targets,
+                                         live_snapshot=live_snapshot)
+    doc: dict[str, Any] = plan_to_json(plan)
+    if record_live:
+        from planner.live import live_to_json
+
+        _write(record_live, json.dumps(live_to_json(live), indent=2) + "\n")
+        _say(f"Live state written to {record_live}", to_stderr=True)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        from planner.render.text import render_text
+
+        color = not opts.no_color and sys.stdout.isatty()
+        click.echo(render_text(plan, color=color), nl=False, color=color)
+    if out:
+        _write(out, json.dumps(doc, indent=2) + "\n")
+        _say(f"Plan saved to {out}; apply it with: trainctl apply {out}", to_stderr=as_json)
+    if markdown_out:
+        from planner.render.markdown import render_markdown
+
+        _write(markdown_out, render_markdown(plan, graph))
+        _say(f"Markdown written to {markdown_out}", to_stderr=as_json)
+    return 2 if detailed_exitcode and plan.has_changes else 0

@@ -1,0 +1,716 @@
+"""The diff: spec + graph + live snapshot + clock + options -> Plan.
+
+Pure: no boto3, no clock, no environment. Live resources map to addresses through the
+`trainctl:address` tag (or `import:` ids); rules (planner.rules) mark blocked changes.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+import networkx as nx
+
+from planner import rules
+from planner.cost import plan_cost
+from planner.digest import digest
+from planner.errors import TrainctlError
+from planner.graph import parse_address, sync_path, with_dependencies
+from planner.live import (
+    TAG_ADDRESS,
+    TAG_DATASET_DIGEST,
+    TAG_MOUNTED,
+    TAG_PERSISTENT,
+    TAG_PROJECT,
+    TAG_PROTECTED,
+    DatasetManifest,
+    LiveAttachment,
+    LiveInstance,
+    LiveState,
+    LiveVolume,
+    iso,
+    live_to_json,
+)
+from planner.loader import spec_to_dict
+from planner.plan import Action, Change, Plan, PlanOptions, Reason, ResourceType
+from planner.rules import ATTACHED_STATES, GONE_INSTANCE_STATES, Overrides
+from planner.spec import Instance, Mount, Spec, Volume
+
+VOLUME, INSTANCE = ResourceType.VOLUME, ResourceType.INSTANCE
+ATTACHMENT, MOUNT = ResourceType.ATTACHMENT, ResourceType.MOUNT
+SYNC, PREWARM, DATASET = ResourceType.SYNC, ResourceType.PREWARM, ResourceType.DATASET
+NOOP, CREATE, UPDATE, DELETE = Action.NOOP, Action.CREATE, Action.UPDATE, Action.DELETE
+REPLACE = (DELETE, CREATE)
+DIGEST_HEX = 32          # hex digits of a digest kept in the trainctl:dataset-digest tag
+TEMPORARY_INSTANCE = "temporary-instance"
+DEFAULT_OPTIONS = PlanOptions()
+NO_OVERRIDES = Overrides()
+
+
+# --- the trainctl:dataset-digest tag ------------------------------------------------------
+
+
+def short_digest(d: str | None) -> str | None:
+    """`sha256:<64 hex>` -> `sha256:<first 32 hex>` (the tag's form)."""
+    if not d:
+        return None
+    algo, _, hexpart = d.partition(":")
+    return f"{algo}:{hexpart[:DIGEST_HEX]}"
+
+
+def parse_digest_tag(value: str | None) -> dict[str, str]:
+    """`a=sha256:...,b=sha256:...` -> {"a": "sha256:...", ...}; junk entries are ignored."""
+    out: dict[str, str] = {}
+    for part in (value or "").split(","):
+        name, sep, d = part.strip().partition("=")
+        if sep and name and d:
+            out[name] = d
+    return out
+
+
+def format_digest_tag(entries: Mapping[str, str]) -> str:
+    """Inverse of parse_digest_tag, entries sorted by name, digests shortened."""
+    return ",".join(f"{k}={short_digest(v)}" for k, v in sorted(entries.items()))
+
+
+def digest_matches(tag_value: str | None, dataset: str, manifest_digest: str | None) -> bool:
+    recorded = parse_digest_tag(tag_value).get(dataset)
+    return manifest_digest is not None and short_digest(recorded) == short_digest(
+        manifest_digest)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _valid_address(addr: str | None, rtype: ResourceType) -> bool:
+    if not addr:
+        return False
+    try:
+        return parse_address(addr)[0] is rtype
+    except ValueError:
+        return False
+
+
+def _name(addr: str) -> str:
+    return addr.split(".", 1)[1]
+
+
+def _profile_matches(spec_profile: str | None, live_arn: str | None) -> bool:
+    if spec_profile is None:
+        return True
+    if live_arn is None:
+        return False
+    return live_arn == spec_profile or live_arn.endswith("/" + spec_profile)
+
+
+def _change(addr: str, actions: tuple[Action, ...], reason: Reason, *,
+            id: str | None = None, before: Mapping[str, Any] | None = None,
+            after: Mapping[str, Any] | None = None,
+            replace_paths: Iterable[str] = ()) -> Change:
+    return Change(
+        address=addr, type=parse_address(addr)[0], actions=actions, reason=reason, id=id,
+        before=None if before is None else MappingProxyType(dict(before)),
+        after=None if after is None else MappingProxyType(dict(after)),
+        replace_paths=tuple(replace_paths),
+    )
+
+
+def _noop(addr: str, id: str | None = None) -> Change:
+    return _change(addr, (NOOP,), Reason.NO_CHANGE, id=id)
+
+
+def _inferred_dependencies(addr: str) -> list[str]:
+    """Structural dependencies of an address that is not in the spec's graph."""
+    rtype, names = parse_address(addr)
+    if rtype is ATTACHMENT:
+        return [f"instance.{names[0]}", f"volume.{names[1]}"]
+    if rtype is MOUNT:
+        return [f"attachment.{names[0]}.{names[1]}"]
+    return []
+
+
+def _attachment_to(volume: LiveVolume, instance_id: str) -> LiveAttachment | None:
+    return next((a for a in volume.attachments
+                 if a.instance_id == instance_id and a.state in ATTACHED_STATES), None)
+
+
+# --- the diff ---------------------------------------------------------------------------------
+
+
+class _Diff:
+    def __init__(self, spec: Spec, graph: nx.DiGraph, live: LiveState, now: datetime,
+                 options: PlanOptions, overrides: Overrides):
+        self.spec, self.graph, self.live, self.now = spec, graph, live, now
+        self.options, self.overrides = options, overrides
+        self.project = spec.project
+        self.changes: dict[str, Change] = {}
+        self.volumes: dict[str, LiveVolume] = {}       # address -> live volume
+        self.instances: dict[str, LiveInstance] = {}   # address -> live instance
+        self.adopting: set[str] = set()                # imported, not yet tagged as ours
+        self._index()
+
+    # live resources by address ---------------------------------------------------------
+
+    def _ours(self, tags: Mapping[str, str]) -> bool:
+        return tags.get(TAG_PROJECT) == self.project
+
+    def _index(self) -> None:
+        for v in sorted(self.live.volumes, key=lambda v: (v.create_time, v.id)):
+            if (self._ours(v.tags) and _valid_address(v.address, VOLUME)
+                    and v.state not in ("deleting", "deleted")):
+                self.volumes.setdefault(str(v.address), v)
+        for i in sorted(self.live.instances, key=lambda i: (i.launch_time, i.id)):
+            if (self._ours(i.tags) and _valid_address(i.address, INSTANCE)
+                    and i.state not in GONE_INSTANCE_STATES):
+                self.instances.setdefault(str(i.address), i)
+        for name, vs in self.spec.volumes.items():
+            if vs.import_id:
+                self._adopt(f"volume.{name}", vs.import_id, self.live.volume_by_id(vs.import_id),
+                            self.volumes)
+        for name, ins in self.spec.instances.items():
+            if ins.import_id:
+                found = self.live.instance_by_id(ins.import_id)
+                if found is not None and found.state in GONE_INSTANCE_STATES:
+                    found = None
+                self._adopt(f"instance.{name}", ins.import_id, found, self.instances)
+
+    def _adopt(self, addr: str, rid: str, found: LiveVolume | LiveInstance | None,
+               index: dict[str, Any]) -> None:
+        if found is None:
+            if addr in index:          # adopted earlier: the tag carries it now
+                return
+            raise TrainctlError(f"{addr}: import: {rid} is not in the live state of "
+                                f"{self.live.region}")
+        owner = found.tags.get(TAG_PROJECT)
+        if owner is not None and owner != self.project:
+            raise TrainctlError(f"{addr}: import: {rid} belongs to trainctl project {owner}; "
+                                f"remove it there first")
+        for other, res in list(index.items()):
+            if res.id == found.id and other != addr:
+                del index[other]
+        index[addr] = found
+        if not (self._ours(found.tags) and found.address == addr):
+            self.adopting.add(addr)
+
+    @property
+    def instances_by_id(self) -> dict[str, str]:
+        return {i.id: a for a, i in self.instances.items() if a not in self.adopting}
+
+    # tags ---------------------------------------------------------------------------------
+
+    def desired_tags(self, addr: str, own: Mapping[str, str], *, persistent: bool = False,
+                     protect: bool = False,
+                     live_tags: Mapping[str, str] | None = None) -> dict[str, str]:
+        """DESIGN section 3's tags; a protection tag no longer wanted is set to "false"."""
+        tags = {**self.spec.defaults.tags, **own,
+                "Name": f"{self.project}/{addr}", TAG_PROJECT: self.project, TAG_ADDRESS: addr}
+        for key, wanted in ((TAG_PERSISTENT, persistent), (TAG_PROTECTED, protect)):
+            if wanted:
+                tags[key] = "true"
+            elif live_tags is not None and live_tags.get(key) == "true":
+                tags[key] = "false"
+        return tags
+
+    @staticmethod
+    def _tag_diff(desired: Mapping[str, str], live_tags: Mapping[str, str],
+                  before: dict[str, Any], after: dict[str, Any]) -> None:
+        changed = {k: v for k, v in desired.items() if live_tags.get(k) != v}
+        if changed:
+            before["tags"] = {k: live_tags.get(k) for k in changed}
+            after["tags"] = changed
+
+    # volumes and instances ------------------------------------------------------------------
+
+    def volume_before(self, lv: LiveVolume) -> dict[str, Any]:
+        before: dict[str, Any] = {
+            "id": lv.id, "size_gib": lv.size_gib, "type": lv.type, "iops": lv.iops,
+            "throughput_mibps": lv.throughput_mibps,
+            "availability_zone": lv.availability_zone, "snapshot_id": lv.snapshot_id,
+            "encrypted": lv.encrypted, "state": lv.state,
+            "attached_to": [a.instance_id for a in lv.attachments if a.state in ATTACHED_STATES],
+        }
+        vs = self.spec.volumes.get(_name(lv.address or "")) if lv.address else None
+        if vs is not None:
+            before["on_delete"] = vs.on_delete
+        return before
+
+    def volume_change(self, vs: Volume) -> Change:
+        addr = f"volume.{vs.name}"
+        lv = self.volumes.get(addr)
+        tags = self.desired_tags(addr, vs.tags, persistent=vs.persistent, protect=vs.protect,
+                                 live_tags=lv.tags if lv else None)
+        create = {
+            "name": vs.name, "size_gib": vs.size_gib, "type": vs.type, "iops": vs.iops,
+            "throughput_mibps": vs.throughput_mibps, "availability_zone": vs.availability_zone,
+            "snapshot_id": vs.snapshot_id, "encrypted": vs.encrypted, "on_delete": vs.on_delete,
+            "tags": tags,
+        }
+        if lv is None:
+            return _change(addr, (CREATE,), Reason.CREATE_BECAUSE_MISSING, after=create)
+        paths = []
+        if vs.availability_zone != lv.availability_zone:
+            paths.append("availability_zone")
+        if vs.snapshot_id and vs.snapshot_id != lv.snapshot_id:
+            paths.append("snapshot_id")
+        if vs.encrypted and not lv.encrypted:
+            paths.append("encrypted")
+        if paths:
+            if addr in self.adopting:
+                raise TrainctlError(
+                    f"{addr}: import: {lv.id} differs in {', '.join(paths)}; an imported "
+                    f"volume is adopted as it is, so make the spec match it")
+            return _change(addr, REPLACE, Reason.REPLACE_BECAUSE_CANNOT_UPDATE, id=lv.id,
+                           before=self.volume_before(lv), after=create, replace_paths=paths)
+        before: dict[str, Any] = {"id": lv.id}
+        after: dict[str, Any] = {"id": lv.id}
+        wanted = {"size_gib": vs.size_gib if vs.size_gib > lv.size_gib else None,
+                  "type": vs.type, "iops": vs.iops, "throughput_mibps": vs.throughput_mibps}
+        for key, want in wanted.items():
+            have = getattr(lv, key)
+            if want is not None and want != have:
+                before[key], after[key] = have, want
+        self._tag_diff(tags, lv.tags, before, after)
+        if len(after) == 1:
+            return _noop(addr, lv.id)
+        reason = Reason.ADOPT_BECAUSE_IMPORT if addr in self.adopting else (
+            Reason.UPDATE_BECAUSE_DRIFT)
+        return _change(addr, (UPDATE,), reason, id=lv.id, before=before, after=after)
+
+    @staticmethod
+    def instance_before(li: LiveInstance) -> dict[str, Any]:
+        return {
+            "id": li.id, "instance_type": li.instance_type, "ami": li.ami, "market": li.market,
+            "availability_zone": li.availability_zone, "subnet_id": li.subnet_id,
+            "iam_instance_profile": li.iam_instance_profile, "state": li.state,
+        }
+
+    def instance_change(self, ins: Instance) -> Change:
+        addr = f"instance.{ins.name}"
+        li = self.instances.get(addr)
+        tags = self.desired_tags(addr, ins.tags, protect=ins.protect,
+                                 live_tags=li.tags if li else None)
+        create = {
+            "name": ins.name, "instance_type": ins.instance_type, "ami": ins.ami,
+            "market": ins.market, "availability_zone": ins.availability_zone,
+            "subnet_id": ins.subnet_id, "iam_instance_profile": ins.iam_instance_profile,
+            "tags": tags,
+        }
+        if li is None:
+            return _change(addr, (CREATE,), Reason.CREATE_BECAUSE_MISSING, after=create)
+        checks = [
+            ("instance_type", ins.instance_type != li.instance_type),
+            ("ami", li.ami is not None and ins.ami != li.ami),
+            ("market", ins.market != li.market),
+            ("subnet_id", ins.subnet_id is not None and ins.subnet_id != li.subnet_id),
+            ("availability_zone", ins.availability_zone != li.availability_zone),
+            ("iam_instance_profile",
+             not _profile_matches(ins.iam_instance_profile, li.iam_instance_profile)),
+        ]
+        paths = [k for k, differs in checks if differs]
+        if paths:
+            if addr in self.adopting:
+                raise TrainctlError(
+                    f"{addr}: import: {li.id} differs in {', '.join(paths)}; an imported "
+                    f"instance is adopted as it is, so make the spec match it")
+            return _change(addr, REPLACE, Reason.REPLACE_BECAUSE_CANNOT_UPDATE, id=li.id,
+                           before=self.instance_before(li), after=create, replace_paths=paths)
+        before: dict[str, Any] = {"id": li.id}
+        after: dict[str, Any] = {"id": li.id}
+        self._tag_diff(tags, li.tags, before, after)
+        if len(after) == 1:
+            return _noop(addr, li.id)
+        reason = Reason.ADOPT_BECAUSE_IMPORT if addr in self.adopting else (
+            Reason.UPDATE_BECAUSE_DRIFT)
+        return _change(addr, (UPDATE,), reason, id=li.id, before=before, after=after)
+
+    def check_shrink(self) -> None:
+        shrinks = [
+            (name, vs.size_gib, lv.size_gib)
+            for name, vs in self.spec.volumes.items()
+            if (lv := self.volumes.get(f"volume.{name}")) is not None and vs.size_gib < lv.size_gib
+        ]
+        if shrinks:
+            raise rules.ShrinkError(shrinks)
+
+    def resources(self) -> None:
+        """volume.* and instance.* changes: from the spec, orphans, or --destroy."""
+        destroy = self.options.destroy
+        if not destroy:
+            self.check_shrink()
+            for vs in self.spec.volumes.values():
+                self.add(self.volume_change(vs))
+            for ins in self.spec.instances.values():
+                self.add(self.instance_change(ins))
+        reason = Reason.DELETE_BECAUSE_DESTROY if destroy else Reason.DELETE_BECAUSE_NOT_IN_SPEC
+        for addr, lv in self.volumes.items():
+            if addr not in self.changes and addr not in self.adopting:
+                self.add(_change(addr, (DELETE,), reason, id=lv.id, before=self.volume_before(lv)))
+        for addr, li in self.instances.items():
+            if addr not in self.changes and addr not in self.adopting:
+                self.add(_change(addr, (DELETE,), reason, id=li.id,
+                                 before=self.instance_before(li)))
+
+    def add(self, change: Change) -> None:
+        self.changes[change.address] = change
+
+    # rules for volumes and instances ---------------------------------------------------
+
+    def block_resources(self, keep: set[str] | None = None) -> None:
+        """Rules for volume/instance changes; `keep` restricts what counts as deleted."""
+        for addr, c in list(self.changes.items()):
+            if c.type is INSTANCE and addr in self.instances:
+                blocks = rules.instance_blocks(addr, c.actions, self.instances[addr], self.spec,
+                                               self.now, self.overrides)
+                self.changes[addr] = replace(c, blocked_by=blocks)
+        deleting = {
+            self.instances[a].id for a, c in self.changes.items()
+            if c.type is INSTANCE and c.deletes and not c.blocked and a in self.instances
+            and (keep is None or a in keep)
+        }
+        for addr, c in list(self.changes.items()):
+            if c.type is VOLUME and addr in self.volumes:
+                blocks = rules.volume_blocks(addr, c.actions, tuple(c.after or ()),
+                                             self.volumes[addr], self.live, self.spec, self.now,
+                                             self.overrides, deleting)
+                self.changes[addr] = replace(c, blocked_by=blocks)
+
+    def fresh(self, addr: str) -> bool:
+        """Created, or replaced (not blocked), in this plan: nothing live carries over."""
+        c = self.changes.get(addr)
+        return c is not None and CREATE in c.actions and not c.blocked
+
+    def grew(self, addr: str) -> bool:
+        c = self.changes.get(addr)
+        return (c is not None and c.actions == (UPDATE,) and not c.blocked
+                and "size_gib" in (c.after or {}))
+
+    def live_id(self, addr: str) -> str | None:
+        """The id of the live resource at `addr` that survives this plan, if any."""
+        res = self.volumes.get(addr) if addr.startswith("volume.") else self.instances.get(addr)
+        return None if res is None or self.fresh(addr) else res.id
+
+    # attachments and mounts -----------------------------------------------------------------
+
+    def attachment_change(self, ins: Instance, m: Mount) -> Change:
+        addr = f"attachment.{ins.name}.{m.volume}"
+        i_addr, v_addr = f"instance.{ins.name}", f"volume.{m.volume}"
+        li, lv = self.instances.get(i_addr), self.volumes.get(v_addr)
+        att = _attachment_to(lv, li.id) if lv and li else None
+        after = {"instance": ins.name, "volume": m.volume, "device": m.device,
+                 "instance_id": self.live_id(i_addr), "volume_id": self.live_id(v_addr)}
+        renewed = [p for p, a in (("instance_id", i_addr), ("volume_id", v_addr))
+                   if self.fresh(a)]
+        if att is None:
+            reason = Reason.CREATE_BECAUSE_MISSING if renewed else (
+                Reason.ATTACH_BECAUSE_NOT_ATTACHED)
+            return _change(addr, (CREATE,), reason, after=after)
+        assert li is not None and lv is not None
+        before = {"instance": ins.name, "volume": m.volume, "device": att.device,
+                  "instance_id": li.id, "volume_id": lv.id}
+        if renewed:
+            return _change(addr, REPLACE, Reason.REPLACE_BECAUSE_DEPENDENCY_REPLACED,
+                           before=before, after=after, replace_paths=renewed)
+        if att.device != m.device:
+            return _change(addr, REPLACE, Reason.REPLACE_BECAUSE_CANNOT_UPDATE,
+                           before=before, after=after, replace_paths=["device"])
+        return _noop(addr)
+
+    def mount_change(self, ins: Instance, m: Mount) -> Change:
+        addr = f"mount.{ins.name}.{m.volume}"
+        v_addr = f"volume.{m.volume}"
+        li, lv = self.instances.get(f"instance.{ins.name}"), self.volumes.get(v_addr)
+        vs = self.spec.volumes[m.volume]
+        att = self.changes[f"attachment.{ins.name}.{m.volume}"]
+        after = {"instance": ins.name, "volume": m.volume, "device": m.device, "path": m.path,
+                 "read_only": m.read_only, "filesystem": vs.filesystem,
+                 "instance_id": self.live_id(f"instance.{ins.name}"),
+                 "volume_id": self.live_id(v_addr)}
+        tag = lv.tags.get(TAG_MOUNTED) if lv else None
+        mounted_here = bool(li and tag and tag.startswith(f"{li.id}:"))
+        before = None
+        if mounted_here:
+            assert li is not None and lv is not None and tag is not None
+            live_att = _attachment_to(lv, li.id)
+            before = {"instance": ins.name, "volume": m.volume, "path": tag.split(":", 1)[1],
+                      "device": live_att.device if live_att else None,
+                      "instance_id": li.id, "volume_id": lv.id}
+        if att.kind == "create" or not mounted_here:
+            return _change(addr, (CREATE,), Reason.MOUNT_BECAUSE_NOT_MOUNTED, after=after)
+        if att.kind == "replace":
+            return _change(addr, REPLACE, Reason.REPLACE_BECAUSE_DEPENDENCY_REPLACED,
+                           before=before, after=after, replace_paths=att.replace_paths)
+        assert li is not None
+        if tag != f"{li.id}:{m.path}":
+            return _change(addr, REPLACE, Reason.REPLACE_BECAUSE_CANNOT_UPDATE,
+                           before=before, after=after, replace_paths=["path"])
+        if self.grew(v_addr):
+            old_size = (self.changes[v_addr].before or {}).get("size_gib")
+            return _change(addr, (UPDATE,), Reason.MOUNT_BECAUSE_VOLUME_GREW,
+                           before={**after, "size_gib": old_size},
+                           after={**after, "size_gib": vs.size_gib})
+        return _noop(addr)
+
+    def live_pairs(self) -> Iterable[tuple[str, str, LiveVolume, LiveInstance, LiveAttachment]]:
+        """(instance name, volume name, ...) for every live attachment between ours."""
+        by_id = self.instances_by_id
+        for v_addr, lv in self.volumes.items():
+            if v_addr in self.adopting:
+                continue
+            for a in lv.attachments:
+                i_addr = by_id.get(a.instance_id)
+                if i_addr is not None and a.state in ATTACHED_STATES:
+                    yield _name(i_addr), _name(v_addr), lv, self.instances[i_addr], a
+
+    def orphan_attachments_and_mounts(self) -> None:
+        reason = (Reason.DELETE_BECAUSE_DESTROY if self.options.destroy
+                  else Reason.DELETE_BECAUSE_NOT_IN_SPEC)
+        for i_name, v_name, lv, li, a in self.live_pairs():
+            att_addr, mnt_addr = f"attachment.{i_name}.{v_name}", f"mount.{i_name}.{v_name}"
+            ids = {"instance": i_name, "volume": v_name, "instance_id": li.id,
+                   "volume_id": lv.id}
+            if att_addr not in self.changes:
+                self.add(_change(att_addr, (DELETE,), reason,
+                                 before={**ids, "device": a.device}))
+            tag = lv.tags.get(TAG_MOUNTED) or ""
+            if tag.startswith(f"{li.id}:") and mnt_addr not in self.changes:
+                self.add(_change(mnt_addr, (DELETE,), reason, before={
+                    **ids, "device": a.device, "path": tag.split(":", 1)[1]}))
+
+    # data: datasets, prewarm, sync ----------------------------------------------------------
+
+    def source_manifest(self, name: str) -> DatasetManifest | None:
+        """What the dataset's S3 side will hold after apply: the local folder for local
+        sources (it is uploaded first), else the S3 listing."""
+        ds = self.spec.datasets[name]
+        if ds.is_local and f"{name}:local" in self.live.datasets:
+            return self.live.datasets[f"{name}:local"]
+        return self.live.datasets.get(name)
+
+    def manifest_fields(self, name: str) -> dict[str, Any]:
+        m = self.source_manifest(name)
+        d = m.digest if m else None
+        return {"objects": m.objects if m else None, "bytes": m.bytes if m else None,
+                "digest": d, "digest_entry": f"{name}={short_digest(d)}" if d else None}
+
+    def dataset_change(self, name: str) -> Change:
+        addr = f"dataset.{name}"
+        ds = self.spec.datasets[name]
+        local = self.live.datasets.get(f"{name}:local")
+        stage = self.live.datasets.get(name)
+        after = {"dataset": name, "source": ds.source, "stage": ds.stage,
+                 "objects": local.objects if local else None,
+                 "bytes": local.bytes if local else None,
+                 "digest": local.digest if local else None}
+        if local is not None and stage is not None and local.digest == stage.digest:
+            return _noop(addr)
+        if stage is None or stage.objects == 0:
+            return _change(addr, (CREATE,), Reason.UPLOAD_BECAUSE_SOURCE_CHANGED, after=after)
+        before = {"objects": stage.objects, "bytes": stage.bytes, "digest": stage.digest}
+        return _change(addr, (UPDATE,), Reason.UPLOAD_BECAUSE_SOURCE_CHANGED,
+                       before=before, after=after)
+
+    def prewarm_via(self, v_name: str) -> dict[str, Any]:
+        """Fill through the managed instance the volume stays attached to, else through a
+        temporary instance in the volume's AZ (the volume is new or not attached)."""
+        for ins in self.spec.instances.values():
+            for m in ins.mounts:
+                att = self.changes.get(f"attachment.{ins.name}.{v_name}")
+                if m.volume != v_name or att is None or not att.is_noop:
+                    continue
+                mnt = self.changes.get(f"mount.{ins.name}.{v_name}")
+                return {"via": f"instance.{ins.name}",
+                        "instance_id": self.instances[f"instance.{ins.name}"].id,
+                        "device": m.device, "mount_path": m.path, "read_only": m.read_only,
+                        "mounted": bool(mnt and mnt.is_noop)}
+        return {"via": TEMPORARY_INSTANCE}
+
+    def prewarm_change(self, name: str) -> Change:
+        addr = f"prewarm.{name}"
+        ds = self.spec.datasets[name]
+        v_name = str(ds.volume)
+        v_addr = f"volume.{v_name}"
+        vs = self.spec.volumes[v_name]
+        lv = self.volumes.get(v_addr)
+        fields = self.manifest_fields(name)
+        new_volume = lv is None or self.fresh(v_addr)
+        recorded = None if new_volume or lv is None else lv.tags.get(TAG_DATASET_DIGEST)
+        if digest_matches(recorded, name, fields["digest"]):
+            return _noop(addr)
+        after = {"volume": v_name, "dataset": name, "uri": ds.s3_uri, "path": ds.path or "/",
+                 **fields, "volume_id": self.live_id(v_addr),
+                 "availability_zone": vs.availability_zone, "filesystem": vs.filesystem,
+                 **self.prewarm_via(v_name)}
+        reason = Reason.CREATE_BECAUSE_MISSING if new_volume else (
+            Reason.PREWARM_BECAUSE_DATASET_CHANGED)
+        before = None
+        if recorded is not None:
+            before = {"digest_entry": f"{name}={parse_digest_tag(recorded).get(name)}"}
+        return _change(addr, (CREATE,), reason, before=before, after=after)
+
+    def sync_change(self, addr: str) -> Change:
+        _, (i_name, d_name) = parse_address(addr)
+        ins = self.spec.instances[i_name]
+        ds = self.spec.datasets[d_name]
+        landing = sorted(p for p in self.graph.predecessors(addr) if p.startswith("mount."))
+        if landing:
+            record_on = f"volume.{landing[0].split('.')[2]}"
+            res: LiveVolume | LiveInstance | None = self.volumes.get(record_on)
+        else:
+            record_on = f"instance.{i_name}"
+            res = self.instances.get(record_on)
+        fields = self.manifest_fields(d_name)
+        fresh = res is None or self.fresh(record_on)
+        recorded = None if fresh or res is None else res.tags.get(TAG_DATASET_DIGEST)
+        if digest_matches(recorded, d_name, fields["digest"]):
+            return _noop(addr)
+        after = {"instance": i_name, "dataset": d_name, "strategy": ds.strategy,
+                 "uri": ds.s3_uri, "path": sync_path(self.spec, ins, d_name), **fields,
+                 "record_on": record_on, "instance_id": self.live_id(f"instance.{i_name}"),
+                 "volume_id": self.live_id(record_on) if landing else None}
+        if ds.strategy == "existing-ebs":
+            reason = Reason.VERIFY_BECAUSE_EXISTING_EBS
+        elif fresh:
+            reason = Reason.CREATE_BECAUSE_MISSING
+        else:
+            reason = Reason.SYNC_BECAUSE_DATASET_CHANGED
+        before = None
+        if recorded is not None:
+            before = {"digest_entry": f"{d_name}={parse_digest_tag(recorded).get(d_name)}"}
+        return _change(addr, (CREATE,), reason, before=before, after=after)
+
+    def dependents(self) -> None:
+        """Everything that hangs off volumes and instances. Attachments and mounts come
+        first: a prewarm fills through an instance the volume stays attached to."""
+        if not self.options.destroy:
+            rank = {DATASET: 0, ATTACHMENT: 1, MOUNT: 2, PREWARM: 3, SYNC: 4}
+            nodes = [(parse_address(n), n) for n in self.graph.nodes]
+            for (rtype, names), node in sorted(
+                    (x for x in nodes if x[0][0] in rank), key=lambda x: (rank[x[0][0]], x[1])):
+                if rtype is DATASET:
+                    self.add(self.dataset_change(names[0]))
+                elif rtype is PREWARM:
+                    self.add(self.prewarm_change(names[0]))
+                elif rtype in (ATTACHMENT, MOUNT):
+                    ins = self.spec.instances[names[0]]
+                    m = next(m for m in ins.mounts if m.volume == names[1])
+                    fn = self.attachment_change if rtype is ATTACHMENT else self.mount_change
+                    self.add(fn(ins, m))
+                else:
+                    self.add(self.sync_change(node))
+        self.orphan_attachments_and_mounts()
+
+    # targets, order, digests --------------------------------------------------------------
+
+    def full_graph(self) -> nx.DiGraph:
+        g: nx.DiGraph = self.graph.copy()
+        for addr in self.changes:
+            if addr not in self.graph:
+                g.add_node(addr)
+                for dep in _inferred_dependencies(addr):
+                    g.add_edge(dep, addr)
+        return g
+
+    def targeted(self, g: nx.DiGraph) -> set[str] | None:
+        if not self.options.targets:
+            return None
+        valid = sorted(set(g.nodes) | set(self.changes))
+        unknown = [t for t in self.options.targets if t not in valid]
+        if unknown:
+            lines = []
+            for t in unknown:
+                close = difflib.get_close_matches(t, valid, n=5, cutoff=0.5)
+                hint = f"; did you mean {', '.join(close)}?" if close else (
+                    f"; valid addresses: {', '.join(valid[:20])}"
+                    + (" ..." if len(valid) > 20 else ""))
+                lines.append(f"--target {t}: no such address{hint}")
+            raise TrainctlError("\n".join(lines))
+        keep = with_dependencies(g, self.options.targets)
+        for t in self.options.targets:   # deletes below a target must run before it
+            keep |= {d for d in nx.descendants(g, t)
+                     if d in self.changes and self.changes[d].deletes}
+        return keep
+
+    def ordered(self, g: nx.DiGraph, keep: set[str] | None) -> tuple[Change, ...]:
+        present = {a for a in self.changes if keep is None or a in keep}
+        gen = {n: i for i, layer in enumerate(nx.topological_generations(g)) for n in layer}
+        out = []
+        for addr in present:
+            deps = sorted(p for p in g.predecessors(addr) if p in present)
+            out.append(replace(self.changes[addr], depends_on=tuple(deps)))
+        return tuple(sorted(out, key=lambda c: (
+            c.reason is Reason.DELETE_BECAUSE_NOT_IN_SPEC, gen.get(c.address, 0), c.address)))
+
+    def live_digest(self, changes: Iterable[Change]) -> str:
+        vol_ids: set[str] = set()
+        inst_ids: set[str] = set()
+        datasets: set[str] = set()
+        for c in changes:
+            rtype, names = parse_address(c.address)
+            res = (self.volumes if rtype is VOLUME else self.instances).get(c.address)
+            if rtype in (VOLUME, INSTANCE) and res is not None:
+                (vol_ids if rtype is VOLUME else inst_ids).add(res.id)
+            for side in (c.before or {}, c.after or {}):
+                if side.get("volume_id"):
+                    vol_ids.add(str(side["volume_id"]))
+                if side.get("instance_id"):
+                    inst_ids.add(str(side["instance_id"]))
+            if rtype in (DATASET, PREWARM, SYNC):
+                d = names[-1]
+                datasets |= {d, f"{d}:local"}
+        sub = replace(
+            self.live,
+            read_at=datetime(1970, 1, 1, tzinfo=UTC),
+            volumes=tuple(v for v in self.live.volumes if v.id in vol_ids),
+            instances=tuple(i for i in self.live.instances if i.id in inst_ids),
+            modifications=tuple(sorted(
+                (m for m in self.live.modifications if m.volume_id in vol_ids),
+                key=lambda m: (m.volume_id, m.start_time))),
+            snapshots=(),
+            datasets=MappingProxyType({
+                k: replace(v, list_calls=0) for k, v in self.live.datasets.items()
+                if k in datasets}),
+            spot_prices=MappingProxyType({}),
+            api_calls=0,
+        )
+        doc = live_to_json(sub)
+        for key in ("read_at", "api_calls", "spot_prices", "snapshots"):
+            doc.pop(key, None)
+        doc["volumes"] = sorted(doc["volumes"], key=lambda v: v["id"])
+        doc["instances"] = sorted(doc["instances"], key=lambda i: i["id"])
+        return digest(doc)
+
+    # the whole thing ------------------------------------------------------------------------
+
+    def run(self) -> Plan:
+        self.resources()
+        self.block_resources()
+        self.dependents()
+        g = self.full_graph()
+        keep = self.targeted(g)
+        if keep is not None:
+            self.block_resources(keep)
+        changes = self.ordered(g, keep)
+        cost, warnings = plan_cost(self.spec, self.live, changes, self.now)
+        return Plan(
+            project=self.project,
+            region=self.live.region,
+            created_at=iso(self.now),
+            spec_digest=digest(spec_to_dict(self.spec)),
+            live_digest=self.live_digest(changes),
+            changes=changes,
+            warnings=tuple(warnings),
+            cost=cost,
+            options=self.options,
+            cost_enforced=self.spec.cost.enforce and not self.overrides.allow_cost,
+        )
+
+
+def diff(spec: Spec, graph: nx.DiGraph, live: LiveState, *, now: datetime,
+         options: PlanOptions = DEFAULT_OPTIONS,
+         overrides: Overrides = NO_OVERRIDES) -> Plan:
+    """The plan that brings `live` to `spec` (or destroys it), with the rules applied."""
+    return _Diff(spec, graph, live, now, options, overrides).run()

@@ -1,0 +1,215 @@
+"""The rules of DESIGN section 4, as pure functions of live state, spec, clock, overrides.
+
+The diff calls them while planning; apply calls `recheck` just before a destructive or
+modifying call, with freshly described live state. Protection is read from the live
+tags (and the spec, when it still names the resource), never from a plan's blocked_by.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from planner.errors import TrainctlError
+from planner.live import TAG_ADDRESS, TAG_PROJECT, LiveInstance, LiveState, LiveVolume, iso
+from planner.plan import Action, Block, Change, ResourceType, Rule
+from planner.spec import Spec
+
+MODIFY_WINDOW = timedelta(hours=24)
+MODIFY_LIMIT = 4                      # volume modifications AWS allows per 24 h
+PENDING_MODIFICATION = ("modifying", "optimizing")
+ATTACHED_STATES = ("attaching", "attached", "busy")
+GONE_INSTANCE_STATES = ("shutting-down", "terminated")
+MODIFIABLE = ("size_gib", "type", "iops", "throughput_mibps")
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What the operator allowed on the command line (`apply --force ...`)."""
+
+    force: bool = False
+    allow_delete: frozenset[str] = frozenset()
+    allow_cost: bool = False
+
+
+class ShrinkError(TrainctlError):
+    """The spec asks for volumes smaller than they are live (the `shrink` rule)."""
+
+    def __init__(self, shrinks: list[tuple[str, int, int]]):
+        self.shrinks = shrinks
+        super().__init__("\n".join(
+            f"volumes.{name}.size_gib: {want} GiB is smaller than the live volume "
+            f"({have} GiB); EBS volumes cannot shrink"
+            for name, want, have in shrinks
+        ))
+
+
+# --- single rules ---------------------------------------------------------------------
+
+
+def _verb(actions: tuple[Action, ...]) -> str:
+    return "replace" if len(actions) == 2 else "delete"
+
+
+def persistent_block(address: str, persistent: bool, actions: tuple[Action, ...],
+                     overrides: Overrides) -> Block | None:
+    if not persistent or address in overrides.allow_delete:
+        return None
+    return Block(Rule.PERSISTENT,
+                 f"{address} is persistent; name it with --allow-delete {address} "
+                 f"to {_verb(actions)} it")
+
+
+def protected_block(address: str, protected: bool, actions: tuple[Action, ...],
+                    overrides: Overrides) -> Block | None:
+    if not protected or address in overrides.allow_delete:
+        return None
+    return Block(Rule.PROTECTED,
+                 f"{address} is protected; name it with --allow-delete {address} "
+                 f"to {_verb(actions)} it")
+
+
+def min_age_block(address: str, created: datetime, now: datetime, min_age_minutes: int,
+                  actions: tuple[Action, ...], overrides: Overrides) -> Block | None:
+    if overrides.force or min_age_minutes <= 0:
+        return None
+    age = (now - created).total_seconds() / 60
+    if age >= min_age_minutes:
+        return None
+    remaining = max(1, math.ceil(min_age_minutes - age))
+    return Block(Rule.MIN_AGE,
+                 f"{address} is {max(0, int(age))} minutes old, younger than min_age_minutes "
+                 f"({min_age_minutes}); it can be {_verb(actions)}d in {remaining} "
+                 f"minute{'s' if remaining != 1 else ''}, or now with --force")
+
+
+def attached_block(address: str, volume: LiveVolume, live: LiveState,
+                   deleting_instances: Collection[str] | None) -> Block | None:
+    """A volume attached to an instance that is unmanaged, or not being deleted.
+
+    `deleting_instances`: ids of instances this plan deletes (not blocked); None means
+    "use the instances' live state" (recheck: a terminating instance is going away).
+    """
+    for att in volume.attachments:
+        if att.state not in ATTACHED_STATES:
+            continue
+        inst = live.instance_by_id(att.instance_id)
+        managed = inst is not None and inst.tags.get(TAG_PROJECT) == live.project
+        if not managed:
+            return Block(Rule.ATTACHED,
+                         f"{address} is attached to {att.instance_id}, which trainctl does "
+                         f"not manage; detach first")
+        assert inst is not None
+        if deleting_instances is None:
+            going = inst.state in GONE_INSTANCE_STATES
+        else:
+            going = inst.id in deleting_instances
+        if not going:
+            name = inst.address or inst.id
+            return Block(Rule.ATTACHED,
+                         f"{address} is attached to {name} ({inst.id}), which is not being "
+                         f"deleted; detach first")
+    return None
+
+
+def modify_block(address: str, volume: LiveVolume, live: LiveState,
+                 now: datetime) -> Block | None:
+    """A modification while the previous one runs, or over AWS's 4-per-24h limit."""
+    mods = live.modifications_of(volume.id)
+    for m in sorted(mods, key=lambda m: m.start_time, reverse=True):
+        if m.state in PENDING_MODIFICATION:
+            return Block(Rule.MODIFY_PENDING,
+                         f"{address} cannot be modified now (previous modification still "
+                         f"{m.state}; retry after it completes)")
+    recent = sorted(m.start_time for m in mods if now - m.start_time < MODIFY_WINDOW)
+    if len(recent) >= MODIFY_LIMIT:
+        when = recent[len(recent) - MODIFY_LIMIT] + MODIFY_WINDOW
+        return Block(Rule.MODIFY_PENDING,
+                     f"{address} cannot be modified now ({len(recent)} modifications started "
+                     f"in the last 24 h, the AWS limit is {MODIFY_LIMIT}); it can run after "
+                     f"{iso(when)}")
+    return None
+
+
+# --- per change -----------------------------------------------------------------------
+
+
+def _spec_volume_persistent(spec: Spec, address: str) -> bool:
+    vol = spec.volumes.get(address.split(".", 1)[1])
+    return bool(vol and vol.persistent)
+
+
+def _spec_protected(spec: Spec, rtype: ResourceType, address: str) -> bool:
+    name = address.split(".", 1)[1]
+    res = spec.volumes.get(name) if rtype is ResourceType.VOLUME else spec.instances.get(name)
+    return bool(res and res.protect)
+
+
+def volume_blocks(address: str, actions: tuple[Action, ...], after_keys: Collection[str],
+                  volume: LiveVolume, live: LiveState, spec: Spec, now: datetime,
+                  overrides: Overrides,
+                  deleting_instances: Collection[str] | None) -> tuple[Block, ...]:
+    found: list[Block | None] = []
+    if Action.DELETE in actions:
+        found += [
+            persistent_block(address, volume.persistent or _spec_volume_persistent(spec, address),
+                             actions, overrides),
+            protected_block(address, volume.protected or _spec_protected(
+                spec, ResourceType.VOLUME, address), actions, overrides),
+            min_age_block(address, volume.create_time, now, spec.defaults.min_age_minutes,
+                          actions, overrides),
+            attached_block(address, volume, live, deleting_instances),
+        ]
+    elif Action.UPDATE in actions and any(k in MODIFIABLE for k in after_keys):
+        found.append(modify_block(address, volume, live, now))
+    return tuple(b for b in found if b is not None)
+
+
+def instance_blocks(address: str, actions: tuple[Action, ...], instance: LiveInstance,
+                    spec: Spec, now: datetime, overrides: Overrides) -> tuple[Block, ...]:
+    if Action.DELETE not in actions:
+        return ()
+    found = [
+        protected_block(address, instance.protected or _spec_protected(
+            spec, ResourceType.INSTANCE, address), actions, overrides),
+        min_age_block(address, instance.launch_time, now, spec.defaults.min_age_minutes,
+                      actions, overrides),
+    ]
+    return tuple(b for b in found if b is not None)
+
+
+def _find_volume(change: Change, live: LiveState) -> LiveVolume | None:
+    if change.id:
+        return live.volume_by_id(change.id)
+    return next((v for v in live.volumes if v.tags.get(TAG_ADDRESS) == change.address
+                 and v.tags.get(TAG_PROJECT) == live.project), None)
+
+
+def _find_instance(change: Change, live: LiveState) -> LiveInstance | None:
+    if change.id:
+        return live.instance_by_id(change.id)
+    return next((i for i in live.instances if i.tags.get(TAG_ADDRESS) == change.address
+                 and i.tags.get(TAG_PROJECT) == live.project
+                 and i.state not in GONE_INSTANCE_STATES), None)
+
+
+def recheck(change: Change, live: LiveState, spec: Spec, now: datetime,
+            overrides: Overrides) -> tuple[Block, ...]:
+    """The rules again, against freshly described live state, for one change.
+
+    Ignores change.blocked_by on purpose: a hand-edited plan cannot lift a rule.
+    """
+    if change.type is ResourceType.VOLUME:
+        vol = _find_volume(change, live)
+        if vol is None:
+            return ()
+        return volume_blocks(change.address, change.actions, tuple(change.after or ()), vol,
+                             live, spec, now, overrides, deleting_instances=None)
+    if change.type is ResourceType.INSTANCE:
+        inst = _find_instance(change, live)
+        if inst is None:
+            return ()
+        return instance_blocks(change.address, change.actions, inst, spec, now, overrides)
+    return ()
