@@ -1,0 +1,78 @@
+"""Data-plane steps: build a script, run it on an instance through an SSM transport.
+
+Each step returns the transport's ScriptResult; anything but state "ok" is a failure for
+the caller (for `training_running`, "cannot tell", which blocks a terminate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from planner.dataplane import scripts
+from planner.dataplane.status import ScriptResult
+
+HOUR = 3600.0
+
+
+class Transport(Protocol):
+    """What the steps need from planner.ssm's SsmTransport."""
+
+    def run(self, instance_id: str, script: str, *, timeout: float) -> ScriptResult: ...
+
+
+def mount(ssm: Transport, instance_id: str, *, volume_id: str, device: str, path: str,
+          read_only: bool, filesystem: str, timeout: float = 600) -> ScriptResult:
+    """Make a filesystem only if the device has none, mount, fstab by UUID (nofail), grow.
+
+    data: device, uuid, fstype, formatted, grown, mounted, changed, ...
+    """
+    script = scripts.mount_script(volume_id=volume_id, device=device, path=path,
+                                  read_only=read_only, filesystem=filesystem)
+    return ssm.run(instance_id, script, timeout=timeout)
+
+
+def unmount(ssm: Transport, instance_id: str, *, path: str, volume_id: str,
+            timeout: float = 300) -> ScriptResult:
+    """Unmount PATH if mounted (refusing when another device is there), drop its fstab line."""
+    script = scripts.unmount_script(path=path, volume_id=volume_id)
+    return ssm.run(instance_id, script, timeout=timeout)
+
+
+def sync_dataset(ssm: Transport, instance_id: str, *, uri: str, path: str,
+                 expect_objects: int | None, expect_bytes: int | None,
+                 timeout: float = 12 * HOUR) -> ScriptResult:
+    """Copy changed objects of URI into PATH (nothing deleted), then check count and bytes.
+
+    data: tool, copied, objects, bytes, extra_objects.
+    """
+    script = scripts.sync_script(uri=uri, path=path, expect_objects=expect_objects,
+                                 expect_bytes=expect_bytes)
+    return ssm.run(instance_id, script, timeout=timeout)
+
+
+def verify_dataset(ssm: Transport, instance_id: str, *, path: str,
+                   timeout: float = 600) -> ScriptResult:
+    """existing-ebs: PATH exists and is not empty. data: objects, bytes."""
+    return ssm.run(instance_id, scripts.verify_script(path=path), timeout=timeout)
+
+
+def training_running(ssm: Transport, instance_id: str, *, pid_file: str | None,
+                     patterns: Sequence[str], timeout: float = 120) -> ScriptResult:
+    """data: {"running": bool, "evidence": str, "pids": [...]}; not ok means cannot tell."""
+    script = scripts.training_check_script(pid_file=pid_file, patterns=patterns)
+    return ssm.run(instance_id, script, timeout=timeout)
+
+
+def sync_checkpoints(ssm: Transport, instance_id: str, *, path: str, sync_to: str,
+                     timeout: float = 2 * HOUR) -> ScriptResult:
+    """Copy the checkpoint directory to SYNC_TO. data: present, copied, objects, bytes."""
+    script = scripts.checkpoint_sync_script(path=path, sync_to=sync_to)
+    return ssm.run(instance_id, script, timeout=timeout)
+
+
+def install_spot_watcher(ssm: Transport, instance_id: str, *, path: str, sync_to: str,
+                         timeout: float = 300) -> ScriptResult:
+    """Install and start the spot-notice watcher. data: mode (systemd|nohup), changed, ..."""
+    script = scripts.install_spot_watcher_script(path=path, sync_to=sync_to)
+    return ssm.run(instance_id, script, timeout=timeout)
