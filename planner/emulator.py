@@ -253,17 +253,9 @@ def spec_buckets(spec: Any) -> list[str]:
 
 def connect(endpoint: str, region: str) -> Any:
     """An AwsContext for the emulator, with its fake credentials (none are needed)."""
-    import boto3
+    from planner.aws.session import connect as aws_connect
 
-    from planner.aws.session import AwsContext
-
-    session = boto3.Session(
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
-        region_name=region,
-    )
-    return AwsContext(session, region, endpoint)
+    return aws_connect(region, endpoint, emulator=True)
 
 
 def seed(endpoint: str, region: str, *, buckets: Iterable[str] = ()) -> list[str]:

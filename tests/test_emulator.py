@@ -197,3 +197,18 @@ def test_iam_policy_without_a_spec(tmp_path: Path) -> None:
     policy = json.loads(proc.stdout)
     assert not any("s3:" in json.dumps(s["Action"]) for s in policy["Statement"])
     assert "note: no spec found" in proc.stderr
+
+
+@pytest.mark.slow
+def test_commands_reach_the_emulator_without_any_aws_credentials(project: Path,
+                                                                 tmp_path: Path) -> None:
+    """A newcomer with no AWS setup at all: `local up` then `plan` just works."""
+    assert run_cli("local", "up", cwd=project).returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "none")
+    env["AWS_CONFIG_FILE"] = str(tmp_path / "none")
+    plan = subprocess.run([sys.executable, "-m", "planner", "plan", "--detailed-exitcode"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert plan.returncode == 2, plan.stderr
+    assert "Using AWS endpoint http://127.0.0.1:" in plan.stderr
+    assert "volume.scratch" in plan.stdout

@@ -134,15 +134,34 @@ class AwsContext:
         return f"AwsContext(region={self.region!r}, endpoint_url={self.endpoint_url!r})"
 
 
+EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing",
+                        "aws_session_token": "testing"}
+EMULATOR_HOW = "local emulator"
+
+
 def connect(region: str, endpoint_url: str | None, *, retry_mode: str = "standard",
-            max_attempts: int | None = None, profile: str | None = None) -> AwsContext:
-    """One boto3 Session for `region` (and `endpoint_url`, when set). Builds no client yet."""
+            max_attempts: int | None = None, profile: str | None = None,
+            emulator: bool = False) -> AwsContext:
+    """One boto3 Session for `region` (and `endpoint_url`, when set). Builds no client yet.
+
+    `emulator`: use the emulator's fake credentials (it needs none of the user's).
+    """
     import boto3
 
+    creds = EMULATOR_CREDENTIALS if emulator else {}
     with aws_errors():
-        session = boto3.Session(region_name=region, profile_name=profile)
+        session = boto3.Session(region_name=region, profile_name=profile, **creds)
     return AwsContext(session, region, endpoint_url, retry_mode=retry_mode,
                       max_attempts=max_attempts)
+
+
+def open_aws(cli_endpoint: str | None, state_dir: str, region: str, *,
+             retry_mode: str = "standard") -> tuple[AwsContext, str]:
+    """resolve_endpoint + connect: the AwsContext commands use, and how it was chosen."""
+    endpoint, how = resolve_endpoint(cli_endpoint, state_dir)
+    aws = connect(region, endpoint, retry_mode=retry_mode,
+                  emulator=how.startswith(EMULATOR_HOW))
+    return aws, how
 
 
 def _pid_alive(pid: int) -> bool:
@@ -175,7 +194,7 @@ def resolve_endpoint(cli_endpoint: str | None, state_dir: str) -> tuple[str | No
     except (OSError, ValueError, TypeError, AttributeError):
         endpoint, pid = None, 0
     if isinstance(endpoint, str) and endpoint and _pid_alive(pid):
-        return endpoint, f"local emulator ({path}, pid {pid})"
+        return endpoint, f"{EMULATOR_HOW} ({path}, pid {pid})"
     if os.environ.get("AWS_ENDPOINT_URL"):
         return None, "AWS_ENDPOINT_URL"
     return None, "AWS default"

@@ -48,13 +48,12 @@ def read_live_snapshot(path: str) -> LiveState:
 
 def _read_aws(opts: Options, spec: Spec, region: str, now: datetime) -> LiveState:
     from planner.aws.read import read_live
-    from planner.aws.session import aws_errors, connect, resolve_endpoint
+    from planner.aws.session import aws_errors, open_aws
 
-    endpoint, how = resolve_endpoint(opts.endpoint_url, opts.state_dir)
-    if endpoint is not None:
-        click.echo(f"Using AWS endpoint {endpoint} ({how})", err=True)
+    aws, how = open_aws(opts.endpoint_url, opts.state_dir, region)
+    if aws.endpoint_url is not None:
+        click.echo(f"Using AWS endpoint {aws.endpoint_url} ({how})", err=True)
     with aws_errors():
-        aws = connect(region, endpoint)
         return read_live(spec, aws, now=now)
 
 
