@@ -1,0 +1,265 @@
+"""`trainctl apply [PLANFILE]`: carry a plan out (DESIGN section 6).
+
+Order: engine check, saved plan parsed, spec loaded, lock taken, live state read again
+(a fresh plan), staleness and safety from that fresh plan, confirmation, then the
+executor with the journal. The plan file is never trusted for safety: which changes are
+blocked always comes from the fresh evaluation (and the engine checks the rules again
+just before each destructive call).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from planner.cli import Options
+from planner.errors import StalePlanError, TrainctlError
+from planner.plan import Block, Plan, Rule, plan_to_json
+
+EXIT_INTERRUPTED = 130
+
+
+class ApplyRefused(TrainctlError):
+    """apply will not go on (no confirmation possible, cost limits, another engine...)."""
+
+
+def check_engine(engine: str) -> None:
+    if engine == "pulumi":
+        if shutil.which("pulumi") is None:
+            raise ApplyRefused("the pulumi engine needs the `pulumi` CLI on PATH (see "
+                               "https://www.pulumi.com/docs/install/); or use --engine direct")
+        raise ApplyRefused("the pulumi engine is not implemented yet; use --engine direct")
+
+
+def _fmt_time(created_at: str) -> str:
+    return f"the plan was made ({created_at})"
+
+
+def check_saved_plan(saved: Plan, fresh: Plan) -> None:
+    """Refuse a saved plan whose spec or live state moved on, or that was edited."""
+    if saved.spec_digest != fresh.spec_digest:
+        raise StalePlanError(f"stale plan: the spec changed since {_fmt_time(saved.created_at)}; "
+                             "run `trainctl plan` again")
+    if saved.live_digest != fresh.live_digest:
+        raise StalePlanError(f"stale plan: live state changed since "
+                             f"{_fmt_time(saved.created_at)}; run `trainctl plan` again")
+    want = {c.address: (c.type, c.actions, c.id) for c in saved.changes}
+    have = {c.address: (c.type, c.actions, c.id) for c in fresh.changes}
+    differ = sorted(a for a in want.keys() | have.keys() if want.get(a) != have.get(a))
+    if differ:
+        raise StalePlanError(
+            "the plan file's changes differ from a fresh plan of the same spec and live "
+            f"state (was it edited?): {', '.join(differ[:5])}"
+            + (f" and {len(differ) - 5} more" if len(differ) > 5 else ""))
+
+
+def with_fresh_blocks(saved: Plan, fresh: Plan) -> Plan:
+    """The saved plan's changes, each with blocked_by from the fresh evaluation."""
+    blocks = {c.address: c.blocked_by for c in fresh.changes}
+    missing = (Block(Rule.PERSISTENT, "not in a fresh plan: not carried out"),)
+    changes = tuple(replace(c, blocked_by=blocks.get(c.address, missing))
+                    for c in saved.changes)
+    return replace(saved, changes=changes, warnings=fresh.warnings, cost=fresh.cost,
+                   cost_enforced=fresh.cost_enforced)
+
+
+def save_plan(plan: Plan, state_dir: str) -> str:
+    path = os.path.join(state_dir, "plans", f"{plan.plan_id}.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(plan_to_json(plan), f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+@contextlib.contextmanager
+def stop_on_sigint(stop: threading.Event) -> Iterator[None]:
+    """First Ctrl-C sets `stop` (running steps finish); a second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+        click.echo("\nInterrupted: no new steps start; waiting for running steps "
+                   "(Ctrl-C again to stop now).", err=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):
+        return False
+
+
+def list_blocked(plan: Plan) -> None:
+    blocked = [c for c in plan.changes if c.blocked]
+    if not blocked:
+        return
+    n = len(blocked)
+    click.echo(f"{n} change{'s' if n != 1 else ''} blocked, not carried out:")
+    for c in blocked:
+        for b in c.blocked_by:
+            click.echo(f"  {c.address} ({c.kind}): {b.rule.value}: {b.message}")
+
+
+def make_engine(opts: Options, spec: Any, plan: Plan, overrides: Any, region: str) -> Any:
+    """The direct engine on the endpoint plan used, with the SSM transport for it."""
+    from planner.aws.session import connect, resolve_endpoint
+    from planner.engines.direct import DirectEngine
+    from planner.ssm import make_transport
+
+    endpoint, _how = resolve_endpoint(opts.endpoint_url, opts.state_dir)
+    aws = connect(region, endpoint, retry_mode="standard")
+    transport = make_transport(aws, opts.state_dir)
+    return DirectEngine(spec, aws, transport, plan_id=plan.plan_id, overrides=overrides)
+
+
+@click.command("apply")
+@click.argument("planfile", required=False, type=click.Path(dir_okay=False))
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--parallelism", type=click.IntRange(1, 100), default=10, show_default=True,
+              help="Steps run at the same time.")
+@click.option("--engine", "engine_name", type=click.Choice(["direct", "pulumi"]),
+              default="direct", show_default=True)
+@click.option("--force", is_flag=True,
+              help="Override min-age and training-running (never persistent/protected).")
+@click.option("--allow-delete", multiple=True, metavar="ADDR",
+              help="Allow deleting or replacing this persistent/protected resource.")
+@click.option("--allow-cost", is_flag=True, help="Apply although cost limits are exceeded.")
+@click.pass_obj
+def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism: int,
+            engine_name: str, force: bool, allow_delete: tuple[str, ...],
+            allow_cost: bool) -> None:
+    """Carry out a plan: a saved PLANFILE, or one made now and confirmed."""
+    from planner.commands.lock import lock_for_options
+    from planner.commands.plan import make_plan
+    from planner.commands.show import read_plan_file
+    from planner.loader import load_spec
+    from planner.lock import holding
+    from planner.rules import Overrides
+
+    check_engine(engine_name)
+    saved = read_plan_file(planfile) if planfile else None
+    spec = load_spec(opts.file)
+    region = opts.region or spec.region
+    if saved is not None and (saved.project, saved.region) != (spec.project, region):
+        raise ApplyRefused(f"{planfile}: plan is for project {saved.project} / region "
+                           f"{saved.region}, the spec is for project {spec.project} / "
+                           f"region {region}")
+    overrides = Overrides(force=force, allow_delete=frozenset(allow_delete),
+                          allow_cost=allow_cost)
+    color = not opts.no_color and sys.stdout.isatty()
+    lock = lock_for_options(opts, spec.state, region)
+    label = f"apply {planfile}" if planfile else "apply"
+    with holding(lock, label):
+        options = saved.options if saved is not None else None
+        spec, _graph, _live, fresh = make_plan(
+            opts,
+            destroy=options.destroy if options else False,
+            targets=options.targets if options else (),
+            overrides=overrides,
+            now=datetime.now(UTC),
+        )
+        shown = ""
+        if saved is not None:
+            check_saved_plan(saved, fresh)
+            plan = with_fresh_blocks(saved, fresh)
+        else:
+            from planner.render.text import render_text
+
+            plan = fresh
+            shown = render_text(plan, color=color)
+            click.echo(shown, nl=False, color=color)
+        if not plan.has_changes:
+            list_blocked(plan)
+            if "No changes." not in shown:
+                click.echo("No changes.")
+            return
+        if not plan.applyable and not allow_cost:
+            raise ApplyRefused(f"the plan exceeds the spec's cost limits "
+                               f"({', '.join(plan.cost.exceeded)}) and cost.enforce is true; "
+                               "pass --allow-cost to apply anyway")
+        if saved is None and not auto_approve:
+            if not _stdin_is_terminal():
+                raise ApplyRefused("refusing to apply without confirmation: stdin is not a "
+                                   "terminal; pass --auto-approve, or apply a saved plan "
+                                   "(trainctl plan -o plan.json; trainctl apply plan.json)")
+            if not click.confirm("Do you want to perform these actions?", default=False):
+                raise ApplyRefused("Apply cancelled; nothing changed.")
+        rc = run_plan(opts, spec, plan, overrides, region, parallelism, color)
+        if spec.state and spec.state.startswith("s3://"):
+            share_records(opts, spec.state, region, plan)
+    if rc:
+        sys.exit(rc)
+
+
+def share_records(opts: Options, state: str, region: str, plan: Plan) -> None:
+    """Copy the applied plan and its journal under the s3:// `state:` prefix (best effort)."""
+    from planner.aws.session import connect, resolve_endpoint
+    from planner.journal import journal_path
+    from planner.manifest import split_s3_uri
+
+    bucket, prefix = split_s3_uri(state)
+    prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+    files = {
+        f"{prefix}plans/{plan.plan_id}.json":
+            os.path.join(opts.state_dir, "plans", f"{plan.plan_id}.json"),
+        f"{prefix}journal/{plan.plan_id}.jsonl": journal_path(opts.state_dir, plan.plan_id),
+    }
+    try:
+        endpoint, _how = resolve_endpoint(opts.endpoint_url, opts.state_dir)
+        s3 = connect(region, endpoint).s3
+        for key, path in files.items():
+            with open(path, "rb") as f:
+                s3.put_object(Bucket=bucket, Key=key, Body=f.read())
+    except Exception as e:  # the apply is done; a copy that fails is only a warning
+        click.echo(f"warning: could not copy the plan and journal to {state}: {e}", err=True)
+
+
+def run_plan(opts: Options, spec: Any, plan: Plan, overrides: Any, region: str,
+             parallelism: int, color: bool) -> int:
+    """Execute `plan` with the journal and progress; return the exit code."""
+    from planner.executor import execute, phase_graph, step_order
+    from planner.journal import Journal, journal_path
+    from planner.progress import ApplyProgress
+
+    save_plan(plan, opts.state_dir)
+    list_blocked(plan)
+    engine = make_engine(opts, spec, plan, overrides, region)
+    steps = step_order(phase_graph(plan.changes))
+    stop = threading.Event()
+    path = journal_path(opts.state_dir, plan.plan_id)
+    with Journal(path, plan.plan_id) as journal, stop_on_sigint(stop), \
+            ApplyProgress(steps, color=color) as progress:
+        result = execute(plan, engine, parallelism=parallelism, journal=journal,
+                         on_event=progress, stop=stop)
+    for s in result.steps:
+        if s.status == "failed":
+            click.echo(f"failed: {s.action.value} {s.address}: {s.message}", err=True)
+    click.echo(result.summary_line())
+    click.echo(f"Journal: {os.path.relpath(path)}")
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return 0 if result.ok else 1
+

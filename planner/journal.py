@@ -1,0 +1,91 @@
+"""The apply journal: `.trainctl/journal/PLAN_ID.jsonl`, one fsync'd JSON line per step event.
+
+A crashed apply leaves at most one torn line at the end; the reader skips it, and the
+writer starts a fresh line when it reopens such a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+EVENTS = ("started", "finished", "failed", "skipped", "interrupted")
+
+
+def journal_path(state_dir: str, plan_id: str) -> str:
+    return os.path.join(state_dir, "journal", f"{plan_id}.jsonl")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Journal:
+    """Append-only, thread-safe writer. Every line is flushed and fsync'd before returning."""
+
+    def __init__(self, path: str, plan_id: str):
+        self.path = path
+        self.plan_id = plan_id
+        self._lock = threading.Lock()
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._f = open(path, "a+b")  # noqa: SIM115 - closed by close()
+        self._terminate_torn_line()
+
+    def _terminate_torn_line(self) -> None:
+        size = self._f.seek(0, os.SEEK_END)
+        if size:
+            self._f.seek(size - 1)
+            if self._f.read(1) != b"\n":
+                self._write(b"\n")
+
+    def _write(self, data: bytes) -> None:
+        self._f.write(data)
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def event(self, address: str | None, phase: str | None, event: str, message: str = "",
+              facts: Mapping[str, str] | None = None) -> dict[str, Any]:
+        if event not in EVENTS:
+            raise ValueError(f"unknown journal event {event!r}")
+        line = {
+            "ts": _now(),
+            "plan_id": self.plan_id,
+            "address": address,
+            "phase": phase,
+            "event": event,
+            "message": message,
+            "facts": dict(facts or {}),
+        }
+        data = (json.dumps(line, sort_keys=False, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            self._write(data)
+        return line
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._f.closed:
+                self._f.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_journal(path: str) -> list[dict[str, Any]]:
+    """Every complete event in the journal, in order. Torn lines (from a crash) are skipped."""
+    events: list[dict[str, Any]] = []
+    with open(path, "rb") as f:
+        for raw in f:
+            try:
+                doc = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                continue  # a line cut short by a crash
+            if isinstance(doc, dict):
+                events.append(doc)
+    return events

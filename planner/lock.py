@@ -1,0 +1,254 @@
+"""The apply lock: `.trainctl/lock` (local) or `PREFIX/lock` under an s3:// `state:` prefix.
+
+Both are created atomically: the local file with O_CREAT|O_EXCL, the S3 object with a
+conditional put (`IfNoneMatch="*"`). The lock records who holds it (id, holder, host,
+pid, time, operation) so a refusal can say who, where and since when.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from planner.errors import LockHeldError, TrainctlError
+
+UNREADABLE_ID = "unreadable"
+
+
+class LockError(TrainctlError):
+    """A lock operation was refused (e.g. release with an id that does not match)."""
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    id: str
+    holder: str
+    host: str
+    pid: int
+    time: str
+    operation: str
+
+    @classmethod
+    def new(cls, operation: str) -> LockInfo:
+        return cls(
+            id=uuid.uuid4().hex, holder=_user(), host=socket.gethostname(), pid=os.getpid(),
+            time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), operation=operation,
+        )
+
+    @classmethod
+    def parse(cls, raw: bytes | str) -> LockInfo:
+        """The lock's content; an unreadable one (a crash while writing it) gets id `unreadable`."""
+        try:
+            doc = json.loads(raw)
+            return cls(id=str(doc["id"]), holder=str(doc.get("holder", "?")),
+                       host=str(doc.get("host", "?")), pid=int(doc.get("pid", 0)),
+                       time=str(doc.get("time", "?")), operation=str(doc.get("operation", "?")))
+        except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError):
+            return cls(id=UNREADABLE_ID, holder="?", host="?", pid=0, time="?", operation="?")
+
+    def to_bytes(self) -> bytes:
+        return (json.dumps(asdict(self), indent=2) + "\n").encode()
+
+    def holder_gone(self) -> bool:
+        """True when the holder ran on this host and its process no longer exists."""
+        return self.host == socket.gethostname() and not _pid_alive(self.pid)
+
+    def describe(self) -> str:
+        if self.id == UNREADABLE_ID:
+            return "held (the lock's content is unreadable, maybe a crash while taking it)"
+        return (f"held by {self.holder}@{self.host} (pid {self.pid}) since {self.time} "
+                f"for {self.operation}; lock id {self.id}")
+
+
+def held_error(where: str, info: LockInfo) -> LockHeldError:
+    msg = f"the lock {where} is {info.describe()}"
+    if info.id == UNREADABLE_ID or info.holder_gone():
+        if info.id != UNREADABLE_ID:
+            msg += f"\nhint: the holder process (pid {info.pid}) is gone"
+        else:
+            msg += "\nhint: the lock is unreadable"
+        msg += f"; if no apply is running: trainctl lock release {info.id}"
+    return LockHeldError(msg)
+
+
+class Lock(Protocol):
+    where: str
+
+    def acquire(self, operation: str) -> LockInfo: ...
+
+    def release(self, lock_id: str) -> None: ...
+
+    def status(self) -> LockInfo | None: ...
+
+
+class LocalLock:
+    """`STATE_DIR/lock`, created with O_CREAT|O_EXCL."""
+
+    def __init__(self, state_dir: str):
+        self.path = os.path.join(state_dir, "lock")
+        self.where = self.path
+
+    def acquire(self, operation: str) -> LockInfo:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        info = LockInfo.new(operation)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            current = self.status()
+            if current is None:       # released in between: try once more
+                return self.acquire(operation)
+            raise held_error(self.where, current) from None
+        try:
+            os.write(fd, info.to_bytes())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return info
+
+    def status(self) -> LockInfo | None:
+        try:
+            with open(self.path, "rb") as f:
+                return LockInfo.parse(f.read())
+        except FileNotFoundError:
+            return None
+
+    def release(self, lock_id: str) -> None:
+        current = self.status()
+        if current is None:
+            raise LockError(f"the lock {self.where} is not held")
+        if current.id != lock_id:
+            raise LockError(f"lock id {lock_id} does not match: the lock {self.where} is "
+                            f"{current.describe()}")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+def _client_error_code(e: Exception) -> tuple[str, int]:
+    resp = getattr(e, "response", None) or {}
+    code = str(resp.get("Error", {}).get("Code", ""))
+    status = int(resp.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return code, status
+
+
+class S3Lock:
+    """`PREFIX/lock` in S3, created with a conditional put (If-None-Match: *)."""
+
+    def __init__(self, s3: Any, state_uri: str):
+        from planner.manifest import split_s3_uri
+
+        self.s3 = s3
+        self.bucket, prefix = split_s3_uri(state_uri)
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        self.key = prefix + "lock"
+        self.where = f"s3://{self.bucket}/{self.key}"
+
+    def _is_code(self, e: Exception, *codes: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        if not isinstance(e, ClientError):
+            return False
+        code, status = _client_error_code(e)
+        return code in codes or (status == 412 and "PreconditionFailed" in codes)
+
+    def acquire(self, operation: str, _attempts: int = 3) -> LockInfo:
+        from planner.aws.session import aws_errors
+
+        info = LockInfo.new(operation)
+        with aws_errors():
+            try:
+                self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=info.to_bytes(),
+                                   ContentType="application/json", IfNoneMatch="*")
+                return info
+            except Exception as e:
+                if not self._is_code(e, "PreconditionFailed", "ConditionalRequestConflict"):
+                    raise
+            current = self.status()
+        if current is None and _attempts > 1:   # released in between
+            return self.acquire(operation, _attempts - 1)
+        raise held_error(self.where, current or LockInfo.parse(b""))
+
+    def _get(self) -> tuple[LockInfo, str] | None:
+        try:
+            obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)
+        except Exception as e:
+            if self._is_code(e, "NoSuchKey", "404"):
+                return None
+            raise
+        return LockInfo.parse(obj["Body"].read()), str(obj.get("ETag", ""))
+
+    def status(self) -> LockInfo | None:
+        from planner.aws.session import aws_errors
+
+        with aws_errors():
+            got = self._get()
+        return None if got is None else got[0]
+
+    def release(self, lock_id: str) -> None:
+        from planner.aws.session import aws_errors
+
+        with aws_errors():
+            got = self._get()
+            if got is None:
+                raise LockError(f"the lock {self.where} is not held")
+            current, etag = got
+            if current.id != lock_id:
+                raise LockError(f"lock id {lock_id} does not match: the lock {self.where} is "
+                                f"{current.describe()}")
+            try:   # only the object we read: another holder's new lock stays
+                self.s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
+            except Exception as e:
+                if self._is_code(e, "NoSuchKey"):
+                    return
+                if not self._is_code(e, "NotImplemented", "InvalidArgument"):
+                    raise
+                self.s3.delete_object(Bucket=self.bucket, Key=self.key)
+
+
+def lock_for(state: str | None, state_dir: str, s3: Any = None) -> Lock:
+    """The S3 lock when `state` is an s3:// prefix (then `s3` is a client), else the local one."""
+    if state and state.startswith("s3://"):
+        if s3 is None:
+            raise ValueError("an S3 client is needed for an s3:// state prefix")
+        return S3Lock(s3, state)
+    return LocalLock(state_dir)
+
+
+@contextlib.contextmanager
+def holding(lock: Lock, operation: str) -> Iterator[LockInfo]:
+    """Hold `lock` for the block; released in a finally, and only if it is still ours."""
+    info = lock.acquire(operation)
+    try:
+        yield info
+    finally:
+        with contextlib.suppress(LockError):
+            lock.release(info.id)
