@@ -375,8 +375,21 @@ class _Diff:
             if c.type is VOLUME and addr in self.volumes:
                 blocks = rules.volume_blocks(addr, c.actions, tuple(c.after or ()),
                                              self.volumes[addr], self.live, self.spec, self.now,
-                                             self.overrides, deleting)
+                                             self.overrides, deleting, self.detaching(addr, c))
                 self.changes[addr] = replace(c, blocked_by=blocks)
+
+    def detaching(self, volume_addr: str, change: Change) -> set[str]:
+        """Instance ids this plan detaches a deleted volume from: apply detaches first, so
+        removing a mounted volume from the spec converges in one apply. Replaces keep the
+        conservative rule (their dependents were planned with the volume blocked)."""
+        if change.actions != (DELETE,):
+            return set()
+        vid = self.volumes[volume_addr].id
+        return {
+            str(c.before["instance_id"]) for c in self.changes.values()
+            if c.type is ATTACHMENT and c.deletes and not c.blocked and c.before
+            and c.before.get("volume_id") == vid and c.before.get("instance_id")
+        }
 
     def fresh(self, addr: str) -> bool:
         """Created, or replaced (not blocked), in this plan: nothing live carries over."""
@@ -689,6 +702,7 @@ class _Diff:
         self.resources()
         self.block_resources()
         self.dependents()
+        self.block_resources()       # again, now that attachment deletes are known
         g = self.full_graph()
         keep = self.targeted(g)
         if keep is not None:

@@ -86,14 +86,16 @@ def min_age_block(address: str, created: datetime, now: datetime, min_age_minute
 
 
 def attached_block(address: str, volume: LiveVolume, live: LiveState,
-                   deleting_instances: Collection[str] | None) -> Block | None:
+                   deleting_instances: Collection[str] | None,
+                   detaching: Collection[str] = ()) -> Block | None:
     """A volume attached to an instance that is unmanaged, or not being deleted.
 
     `deleting_instances`: ids of instances this plan deletes (not blocked); None means
     "use the instances' live state" (recheck: a terminating instance is going away).
+    `detaching`: instance ids this plan detaches the volume from (apply detaches first).
     """
     for att in volume.attachments:
-        if att.state not in ATTACHED_STATES:
+        if att.state not in ATTACHED_STATES or att.instance_id in detaching:
             continue
         inst = live.instance_by_id(att.instance_id)
         managed = inst is not None and inst.tags.get(TAG_PROJECT) == live.project
@@ -150,7 +152,8 @@ def _spec_protected(spec: Spec, rtype: ResourceType, address: str) -> bool:
 def volume_blocks(address: str, actions: tuple[Action, ...], after_keys: Collection[str],
                   volume: LiveVolume, live: LiveState, spec: Spec, now: datetime,
                   overrides: Overrides,
-                  deleting_instances: Collection[str] | None) -> tuple[Block, ...]:
+                  deleting_instances: Collection[str] | None,
+                  detaching: Collection[str] = ()) -> tuple[Block, ...]:
     found: list[Block | None] = []
     if Action.DELETE in actions:
         found += [
@@ -160,7 +163,7 @@ def volume_blocks(address: str, actions: tuple[Action, ...], after_keys: Collect
                 spec, ResourceType.VOLUME, address), actions, overrides),
             min_age_block(address, volume.create_time, now, spec.defaults.min_age_minutes,
                           actions, overrides),
-            attached_block(address, volume, live, deleting_instances),
+            attached_block(address, volume, live, deleting_instances, detaching),
         ]
     elif Action.UPDATE in actions and any(k in MODIFIABLE for k in after_keys):
         found.append(modify_block(address, volume, live, now))

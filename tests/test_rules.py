@@ -143,18 +143,30 @@ def test_min_age_and_persistent_both_show():
 # --- attached --------------------------------------------------------------------------------
 
 
-def test_attached_to_a_managed_instance_that_stays_blocks_the_volume_delete():
+def test_a_volume_the_plan_detaches_first_is_not_blocked_by_attached():
+    """Removing a mounted volume from the spec converges in one apply: the plan unmounts
+    and detaches it (an attachment delete the volume delete waits for), then deletes it."""
     spec, state = scratch_world()
     state = replace(state, volumes=(*state.volumes, lvol(
         "vol-9", "volume.old", attached_to=(("i-1", "/dev/sdz"),),
         extra_tags=mounted_tag("i-1", "/old"))))
     plan = plan_of(spec, state)
-    c = plan.change("volume.old")
-    assert rules_of(c) == [Rule.ATTACHED]
-    assert "detach first" in c.blocked_by[0].message
-    # the unmount and detach themselves go ahead
-    assert not plan.change("attachment.trainer.old").blocked
+    assert not plan.change("volume.old").blocked
+    detach = plan.change("attachment.trainer.old")
+    assert not detach.blocked and detach.deletes
+    assert "volume.old" in detach.depends_on        # so the delete runs after the detach
     assert not plan.change("mount.trainer.old").blocked
+
+
+def test_attached_to_a_managed_instance_that_stays_blocks_the_volume_delete():
+    """Apply's fresh check: still attached to a running instance at delete time."""
+    spec, state = scratch_world()
+    state = replace(state, volumes=(*state.volumes, lvol(
+        "vol-9", "volume.old", attached_to=(("i-1", "/dev/sdz"),))))
+    change = plan_of(spec, state).change("volume.old")
+    blocks = recheck(change, state, spec, NOW, Overrides())
+    assert [b.rule for b in blocks] == [Rule.ATTACHED]
+    assert "detach first" in blocks[0].message
 
 
 def test_attached_to_an_unmanaged_instance_blocks_even_under_destroy():
@@ -174,7 +186,9 @@ def test_attached_to_an_instance_being_deleted_is_fine_unless_that_delete_is_blo
                                             launched=NOW - timedelta(minutes=1)),))
     plan = plan_of(spec, young, destroy=True)
     assert rules_of(plan.change("instance.trainer")) == [Rule.MIN_AGE]
-    assert rules_of(plan.change("volume.scratch")) == [Rule.ATTACHED]
+    # the young instance stays; the plan detaches the volume from it before deleting it
+    assert not plan.change("volume.scratch").blocked
+    assert plan.change("attachment.trainer.scratch").deletes
 
 
 def test_replace_of_an_attached_volume_is_blocked_and_leaves_its_mount_alone():
