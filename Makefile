@@ -35,9 +35,21 @@ lint: venv
 test: venv sysdeps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# The main job on the embedded emulator: start it, put the sample dataset in its S3, plan,
+# apply, plan again ("No changes"), export the graph, and show the bytes on the instance.
+TRAINCTL := $(abspath $(BIN))/trainctl
 demo: venv
-	$(BIN)/trainctl -f $(EXAMPLE)/trainctl.yaml validate
-	$(BIN)/trainctl -f $(EXAMPLE)/trainctl.yaml graph --format mermaid
+	cd $(EXAMPLE) && $(TRAINCTL) local up
+	cd $(EXAMPLE) && eval "$$($(TRAINCTL) local env)" && \
+	  $(abspath $(BIN))/aws s3 sync --only-show-errors sample-data \
+	    s3://trainctl-demo-datasets/tiny-imagenet/
+	cd $(EXAMPLE) && $(TRAINCTL) plan
+	cd $(EXAMPLE) && $(TRAINCTL) apply --auto-approve
+	cd $(EXAMPLE) && $(TRAINCTL) plan --detailed-exitcode
+	cd $(EXAMPLE) && $(TRAINCTL) graph --format mermaid -o graph.mmd && echo "graph written to $(EXAMPLE)/graph.mmd"
+	@echo "Files on the emulated instance's /data (from the emulated S3):"
+	@cd $(EXAMPLE)/.trainctl/sandbox && find -L . -path '*/data/*' -type f | sort | head -20
+	@echo "The emulator keeps running: 'cd $(EXAMPLE) && $(TRAINCTL) local down' stops it."
 
 bench: venv
 	$(BIN)/python -m bench

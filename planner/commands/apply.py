@@ -125,12 +125,11 @@ def list_blocked(plan: Plan) -> None:
 
 def make_engine(opts: Options, spec: Any, plan: Plan, overrides: Any, region: str) -> Any:
     """The direct engine on the endpoint plan used, with the SSM transport for it."""
-    from planner.aws.session import connect, resolve_endpoint
+    from planner.aws.session import open_aws
     from planner.engines.direct import DirectEngine
     from planner.ssm import make_transport
 
-    endpoint, _how = resolve_endpoint(opts.endpoint_url, opts.state_dir)
-    aws = connect(region, endpoint, retry_mode="standard")
+    aws, _how = open_aws(opts.endpoint_url, opts.state_dir, region, retry_mode="standard")
     transport = make_transport(aws, opts.state_dir)
     return DirectEngine(spec, aws, transport, plan_id=plan.plan_id, overrides=overrides)
 
@@ -216,7 +215,7 @@ def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism
 
 def share_records(opts: Options, state: str, region: str, plan: Plan) -> None:
     """Copy the applied plan and its journal under the s3:// `state:` prefix (best effort)."""
-    from planner.aws.session import connect, resolve_endpoint
+    from planner.aws.session import open_aws
     from planner.journal import journal_path
     from planner.manifest import split_s3_uri
 
@@ -228,8 +227,7 @@ def share_records(opts: Options, state: str, region: str, plan: Plan) -> None:
         f"{prefix}journal/{plan.plan_id}.jsonl": journal_path(opts.state_dir, plan.plan_id),
     }
     try:
-        endpoint, _how = resolve_endpoint(opts.endpoint_url, opts.state_dir)
-        s3 = connect(region, endpoint).s3
+        s3 = open_aws(opts.endpoint_url, opts.state_dir, region)[0].s3
         for key, path in files.items():
             with open(path, "rb") as f:
                 s3.put_object(Bucket=bucket, Key=key, Body=f.read())

@@ -15,10 +15,10 @@ def lock_for_options(opts: Options, state: str | None, region: str | None) -> Lo
     from planner.lock import LocalLock, S3Lock
 
     if state and state.startswith("s3://"):
-        from planner.aws.session import connect, resolve_endpoint
+        from planner.aws.session import open_aws
 
-        endpoint, _how = resolve_endpoint(opts.endpoint_url, opts.state_dir)
-        aws = connect(opts.region or region or "us-east-1", endpoint)
+        aws, _how = open_aws(opts.endpoint_url, opts.state_dir,
+                             opts.region or region or "us-east-1")
         return S3Lock(aws.s3, state)
     return LocalLock(opts.state_dir)
 

@@ -60,6 +60,10 @@ def cost_delta(cost: CostSummary) -> str:
     return f"{sign}{usd(abs(delta))}/h"
 
 
+# ids that exist only once apply has created their resource; other unset values are not shown
+KNOWN_AFTER_APPLY = frozenset({"id", "instance_id", "volume_id"})
+
+
 def attribute_diff(change: Change) -> tuple[list[tuple[str, str, str]], int]:
     """Rows (op, key, text) for a change's attributes, and how many unchanged were hidden.
 
@@ -71,7 +75,10 @@ def attribute_diff(change: Change) -> tuple[list[tuple[str, str, str]], int]:
     hidden = 0
     keys = list(after) + [k for k in before if k not in after]
     for key in keys:
-        if key not in before:
+        if key not in before and after[key] is None:
+            if key in KNOWN_AFTER_APPLY:
+                rows.append(("+", key, "(known after apply)"))
+        elif key not in before:
             rows.append(("+", key, fmt_value(after[key])))
         elif key not in after:
             rows.append(("-", key, fmt_value(before[key])))
