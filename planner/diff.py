@@ -21,9 +21,9 @@ from planner.digest import digest
 from planner.errors import TrainctlError
 from planner.graph import parse_address, sync_path, with_dependencies
 from planner.live import (
-    TAG_ADDRESS,
     TAG_DATASET_DIGEST,
     TAG_MOUNTED,
+    TAG_ON_DELETE,
     TAG_PERSISTENT,
     TAG_PROJECT,
     TAG_PROTECTED,
@@ -39,6 +39,7 @@ from planner.loader import spec_to_dict
 from planner.plan import Action, Change, Plan, PlanOptions, Reason, ResourceType
 from planner.rules import ATTACHED_STATES, GONE_INSTANCE_STATES, Overrides
 from planner.spec import Instance, Mount, Spec, Volume
+from planner.tags import owner_tags
 
 VOLUME, INSTANCE = ResourceType.VOLUME, ResourceType.INSTANCE
 ATTACHMENT, MOUNT = ResourceType.ATTACHMENT, ResourceType.MOUNT
@@ -203,16 +204,16 @@ class _Diff:
     # tags ---------------------------------------------------------------------------------
 
     def desired_tags(self, addr: str, own: Mapping[str, str], *, persistent: bool = False,
-                     protect: bool = False,
+                     protect: bool = False, on_delete: str | None = None,
                      live_tags: Mapping[str, str] | None = None) -> dict[str, str]:
         """DESIGN section 3's tags; a protection tag no longer wanted is set to "false"."""
-        tags = {**self.spec.defaults.tags, **own,
-                "Name": f"{self.project}/{addr}", TAG_PROJECT: self.project, TAG_ADDRESS: addr}
+        tags = owner_tags(self.spec, addr, own, persistent=persistent, protect=protect,
+                          on_delete=on_delete)
         for key, wanted in ((TAG_PERSISTENT, persistent), (TAG_PROTECTED, protect)):
-            if wanted:
-                tags[key] = "true"
-            elif live_tags is not None and live_tags.get(key) == "true":
+            if not wanted and live_tags is not None and live_tags.get(key) == "true":
                 tags[key] = "false"
+        if on_delete is not None and live_tags is not None and TAG_ON_DELETE in live_tags:
+            tags[TAG_ON_DELETE] = on_delete
         return tags
 
     @staticmethod
@@ -234,15 +235,16 @@ class _Diff:
             "attached_to": [a.instance_id for a in lv.attachments if a.state in ATTACHED_STATES],
         }
         vs = self.spec.volumes.get(_name(lv.address or "")) if lv.address else None
-        if vs is not None:
-            before["on_delete"] = vs.on_delete
+        on_delete = vs.on_delete if vs is not None else lv.tags.get(TAG_ON_DELETE)
+        if on_delete is not None:
+            before["on_delete"] = on_delete
         return before
 
     def volume_change(self, vs: Volume) -> Change:
         addr = f"volume.{vs.name}"
         lv = self.volumes.get(addr)
         tags = self.desired_tags(addr, vs.tags, persistent=vs.persistent, protect=vs.protect,
-                                 live_tags=lv.tags if lv else None)
+                                 on_delete=vs.on_delete, live_tags=lv.tags if lv else None)
         create = {
             "name": vs.name, "size_gib": vs.size_gib, "type": vs.type, "iops": vs.iops,
             "throughput_mibps": vs.throughput_mibps, "availability_zone": vs.availability_zone,
@@ -371,25 +373,36 @@ class _Diff:
             if c.type is INSTANCE and c.deletes and not c.blocked and a in self.instances
             and (keep is None or a in keep)
         }
+        detached = self.detached_by_volume()
         for addr, c in list(self.changes.items()):
             if c.type is VOLUME and addr in self.volumes:
                 blocks = rules.volume_blocks(addr, c.actions, tuple(c.after or ()),
                                              self.volumes[addr], self.live, self.spec, self.now,
-                                             self.overrides, deleting, self.detaching(addr, c))
+                                             self.overrides, deleting,
+                                             self.detaching(addr, c, detached))
                 self.changes[addr] = replace(c, blocked_by=blocks)
 
-    def detaching(self, volume_addr: str, change: Change) -> set[str]:
+    def detached_by_volume(self) -> dict[str, set[str]]:
+        """Volume id -> instance ids of the attachment deletes planned (not blocked)."""
+        out: dict[str, set[str]] = {}
+        for c in self.changes.values():
+            if c.type is ATTACHMENT and c.deletes and not c.blocked and c.before:
+                vid, iid = c.before.get("volume_id"), c.before.get("instance_id")
+                if vid and iid:
+                    out.setdefault(str(vid), set()).add(str(iid))
+        return out
+
+    def detaching(self, volume_addr: str, change: Change,
+                  detached: dict[str, set[str]] | None = None) -> set[str]:
         """Instance ids this plan detaches a deleted volume from: apply detaches first, so
         removing a mounted volume from the spec converges in one apply. Replaces keep the
-        conservative rule (their dependents were planned with the volume blocked)."""
+        conservative rule (their dependents were planned with the volume blocked).
+        `detached`: detached_by_volume(), computed once for many volumes."""
         if change.actions != (DELETE,):
             return set()
-        vid = self.volumes[volume_addr].id
-        return {
-            str(c.before["instance_id"]) for c in self.changes.values()
-            if c.type is ATTACHMENT and c.deletes and not c.blocked and c.before
-            and c.before.get("volume_id") == vid and c.before.get("instance_id")
-        }
+        if detached is None:
+            detached = self.detached_by_volume()
+        return set(detached.get(self.volumes[volume_addr].id, ()))
 
     def fresh(self, addr: str) -> bool:
         """Created, or replaced (not blocked), in this plan: nothing live carries over."""

@@ -19,6 +19,7 @@ TAG_PERSISTENT = "trainctl:persistent"
 TAG_PROTECTED = "trainctl:protected"
 TAG_DATASET_DIGEST = "trainctl:dataset-digest"
 TAG_MOUNTED = "trainctl:mounted"
+TAG_ON_DELETE = "trainctl:on-delete"
 
 
 def iso(t: datetime) -> str:

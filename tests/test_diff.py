@@ -626,3 +626,18 @@ def test_import_of_another_projects_volume_is_an_error():
     spec = make_spec([vol("data", import_id="vol-x")])
     with pytest.raises(TrainctlError, match="belongs to trainctl project other"):
         plan_of(spec, live(volumes=(lvol("vol-x", "volume.data", project="other"),)))
+
+
+def test_a_dropped_volume_keeps_its_on_delete_from_the_tag() -> None:
+    from planner.live import TAG_ON_DELETE
+
+    state = live(volumes=(lvol("vol-7", "volume.gone",
+                               extra_tags=frozen({TAG_ON_DELETE: "snapshot"})),))
+    c = plan_of(make_spec([]), state).change("volume.gone")
+    assert c.deletes and c.before is not None and c.before["on_delete"] == "snapshot"
+
+
+def test_new_volumes_record_on_delete_as_a_tag() -> None:
+    spec = make_spec([vol("data", on_delete="snapshot")])
+    c = plan_of(spec, live()).change("volume.data")
+    assert c.after is not None and c.after["tags"]["trainctl:on-delete"] == "snapshot"

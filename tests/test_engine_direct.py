@@ -224,6 +224,21 @@ def test_volume_delete_takes_a_final_snapshot_first(moto_endpoint: str) -> None:
     assert again["result"] == "already gone"
 
 
+def test_a_volume_dropped_from_the_spec_still_gets_its_final_snapshot(
+        moto_endpoint: str) -> None:
+    """on_delete is recorded as a tag at creation: once the spec no longer names the
+    volume (and the plan carries no on_delete), the delete still snapshots first."""
+    vol = replace(SCRATCH, on_delete="snapshot")
+    engine, aws = make_engine(make_spec(volumes=(vol,)), moto_endpoint)
+    vid = create_volume(engine, "scratch")
+    assert tags_of(aws.ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0])[
+        "trainctl:on-delete"] == "snapshot"
+    orphan_engine, _ = make_engine(make_spec(), moto_endpoint)
+    facts = orphan_engine.apply(change("volume.scratch", Action.DELETE, id=vid), Action.DELETE)
+    assert "snapshot_id" in facts
+    assert volumes(aws) == []
+
+
 def test_volume_delete_without_snapshot(moto_endpoint: str) -> None:
     engine, aws = make_engine(make_spec(volumes=(SCRATCH,)), moto_endpoint)
     vid = create_volume(engine, "scratch")

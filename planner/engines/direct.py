@@ -38,13 +38,12 @@ from planner.engines.direct_iam import data_policy, ensure_instance_profile, pro
 from planner.errors import TrainctlError
 from planner.live import (
     TAG_ADDRESS,
-    TAG_PERSISTENT,
     TAG_PROJECT,
-    TAG_PROTECTED,
     LiveState,
 )
 from planner.plan import Action, Change, ResourceType
 from planner.spec import Spec
+from planner.tags import owner_tags
 
 LIVE_VOLUME_STATES = ("creating", "available", "in-use")
 LIVE_INSTANCE_STATES = ("pending", "running", "stopping", "stopped")
@@ -126,16 +125,11 @@ class DirectEngine:
         return f"{self.plan_id[:16]}-{hashlib.sha256(raw.encode()).hexdigest()[:40]}"
 
     def owner_tags(self, address: str, own: Mapping[str, str] | None = None, *,
-                   persistent: bool = False, protect: bool = False) -> dict[str, str]:
+                   persistent: bool = False, protect: bool = False,
+                   on_delete: str | None = None) -> dict[str, str]:
         """DESIGN section 3's tags, over the spec's default and own tags."""
-        tags = {**self.spec.defaults.tags, **(own or {}),
-                "Name": f"{self.spec.project}/{address}",
-                TAG_PROJECT: self.spec.project, TAG_ADDRESS: address}
-        if persistent:
-            tags[TAG_PERSISTENT] = "true"
-        if protect:
-            tags[TAG_PROTECTED] = "true"
-        return tags
+        return owner_tags(self.spec, address, own, persistent=persistent, protect=protect,
+                          on_delete=on_delete)
 
     def set_tags(self, resource_id: str, tags: Mapping[str, str | None]) -> None:
         """Set tags; a None value deletes the tag."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from planner.engines import direct_data
 from planner.engines.base import StepFailed
-from planner.live import TAG_PROJECT
+from planner.live import TAG_ON_DELETE, TAG_PROJECT
 from planner.plan import Action, Change
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def volume_create(engine: DirectEngine, change: Change) -> dict[str, str]:
         engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
         return {"id": vid, "reused": "true"}
     tags = engine.owner_tags(change.address, vs.tags, persistent=vs.persistent,
-                             protect=vs.protect)
+                             protect=vs.protect, on_delete=vs.on_delete)
     tags[TAG_CLIENT_TOKEN] = token
     kwargs: dict[str, Any] = {
         "AvailabilityZone": vs.availability_zone, "Size": vs.size_gib,
@@ -139,7 +139,11 @@ def volume_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
     if raw.get("State") == "in-use":      # attached to an instance that is going away
         engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
     vs = engine.spec.volumes.get(change.name)
-    on_delete = vs.on_delete if vs is not None else before.get("on_delete", "delete")
+    if vs is not None:
+        on_delete = vs.on_delete
+    else:   # dropped from the spec: the creation-time tag or the plan, whichever is safer
+        wanted = (tags_of(raw).get(TAG_ON_DELETE), before.get("on_delete"))
+        on_delete = "snapshot" if "snapshot" in wanted else "delete"
     if on_delete == "snapshot":
         own = {k: v for k, v in tags_of(raw).items()
                if k != "Name" and not k.startswith(("trainctl:", "aws:"))}
