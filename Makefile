@@ -31,6 +31,7 @@ $(STAMP): pyproject.toml
 
 lint: venv
 	$(BIN)/ruff check planner tests bench stacks
+	$(BIN)/mypy planner
 
 test: venv sysdeps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 SNAPSHOT_FORMAT = "1"
 
@@ -30,7 +30,10 @@ def parse_iso(s: str) -> datetime:
     return datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def _frozen(d: Mapping[str, str] | None) -> Mapping[str, str]:
+V = TypeVar("V")
+
+
+def _frozen(d: Mapping[str, V] | None) -> Mapping[str, V]:
     return MappingProxyType(dict(d or {}))
 
 
@@ -208,9 +211,7 @@ def live_from_json(doc: Mapping[str, Any]) -> LiveState:
             )
             for s in doc.get("snapshots", ())
         ),
-        datasets=_frozen(
-            {k: DatasetManifest(**v) for k, v in doc.get("datasets", {}).items()}  # type: ignore[misc]
-        ),
-        spot_prices=_frozen({k: float(v) for k, v in doc.get("spot_prices", {}).items()}),  # type: ignore[arg-type]
+        datasets=_frozen({k: DatasetManifest(**v) for k, v in doc.get("datasets", {}).items()}),
+        spot_prices=_frozen({k: float(v) for k, v in doc.get("spot_prices", {}).items()}),
         api_calls=int(doc.get("api_calls", 0)),
     )
