@@ -19,7 +19,7 @@ from planner import rules
 from planner.cost import plan_cost
 from planner.digest import digest
 from planner.errors import TrainctlError
-from planner.graph import parse_address, sync_path, with_dependencies
+from planner.graph import data_location, parse_address, sync_path, with_dependencies
 from planner.live import (
     TAG_DATASET_DIGEST,
     TAG_MOUNTED,
@@ -36,7 +36,15 @@ from planner.live import (
     live_to_json,
 )
 from planner.loader import spec_to_dict
-from planner.plan import Action, Change, Plan, PlanOptions, Reason, ResourceType
+from planner.plan import (
+    Action,
+    Change,
+    DataLocation,
+    Plan,
+    PlanOptions,
+    Reason,
+    ResourceType,
+)
 from planner.rules import ATTACHED_STATES, GONE_INSTANCE_STATES, Overrides
 from planner.spec import Instance, Mount, Spec, Volume
 from planner.tags import owner_tags
@@ -733,6 +741,11 @@ class _Diff:
             cost=cost,
             options=self.options,
             cost_enforced=self.spec.cost.enforce and not self.overrides.allow_cost,
+            data_locations=() if self.options.destroy else tuple(
+                DataLocation(d, i.name, self.spec.datasets[d].strategy,
+                             data_location(self.spec, i, d))
+                for i in self.spec.instances.values() for d in i.datasets
+            ),
         )
 
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from planner.errors import TrainctlError
 from planner.plan import ResourceType
 from planner.spec import Instance, Spec
+
+if TYPE_CHECKING:      # networkx is imported where a graph is built: `validate` needs none
+    import networkx as nx
 
 
 class GraphCycleError(TrainctlError):
@@ -60,14 +62,20 @@ def sync_path(spec: Spec, instance: Instance, dataset_name: str) -> str | None:
     return None
 
 
-def build_graph(spec: Spec) -> nx.DiGraph:
-    """Every address the spec implies, with dependency edges. Raises GraphCycleError."""
-    g: nx.DiGraph = nx.DiGraph()
+Op = tuple[str, str | None, dict[str, Any] | None]   # (node, None, attrs) | (u, v, None)
+
+
+def _construction(spec: Spec) -> list[Op]:
+    """The graph's nodes and edges, in the order they are added (stdlib only)."""
+    ops: list[Op] = []
 
     def node(rtype: ResourceType, *names: str, **attrs: str) -> str:
         addr = address(rtype, *names)
-        g.add_node(addr, type=rtype.value, name=".".join(names), **attrs)
+        ops.append((addr, None, {"type": rtype.value, "name": ".".join(names), **attrs}))
         return addr
+
+    def edge(u: str, v: str) -> None:
+        ops.append((u, v, None))
 
     for ds in spec.datasets.values():
         if ds.is_local:
@@ -77,22 +85,22 @@ def build_graph(spec: Spec) -> nx.DiGraph:
     for ds in spec.datasets.values():
         if ds.strategy == "prewarmed-ebs" and ds.volume:
             pw = node(ResourceType.PREWARM, ds.name, volume=ds.volume, dataset=ds.name)
-            g.add_edge(address(ResourceType.VOLUME, ds.volume), pw)
+            edge(address(ResourceType.VOLUME, ds.volume), pw)
             if ds.is_local:
-                g.add_edge(address(ResourceType.DATASET, ds.name), pw)
+                edge(address(ResourceType.DATASET, ds.name), pw)
     for inst in spec.instances.values():
         i_addr = node(ResourceType.INSTANCE, inst.name)
         for m in inst.mounts:
             att = node(ResourceType.ATTACHMENT, inst.name, m.volume,
                        instance=inst.name, volume=m.volume)
-            g.add_edge(i_addr, att)
-            g.add_edge(address(ResourceType.VOLUME, m.volume), att)
+            edge(i_addr, att)
+            edge(address(ResourceType.VOLUME, m.volume), att)
             for ds in spec.datasets_on_volume(m.volume):
                 if ds.strategy == "prewarmed-ebs":
-                    g.add_edge(address(ResourceType.PREWARM, ds.name), att)
+                    edge(address(ResourceType.PREWARM, ds.name), att)
             mnt = node(ResourceType.MOUNT, inst.name, m.volume,
                        instance=inst.name, volume=m.volume)
-            g.add_edge(att, mnt)
+            edge(att, mnt)
         for ds_name in inst.datasets:
             path = sync_path(spec, inst, ds_name)
             if path is None:
@@ -100,16 +108,64 @@ def build_graph(spec: Spec) -> nx.DiGraph:
             s = node(ResourceType.SYNC, inst.name, ds_name, instance=inst.name, dataset=ds_name)
             landing = _landing_mount(inst, path)
             if landing is not None:
-                g.add_edge(address(ResourceType.MOUNT, inst.name, landing), s)
+                edge(address(ResourceType.MOUNT, inst.name, landing), s)
             else:
-                g.add_edge(i_addr, s)
+                edge(i_addr, s)
             if spec.datasets[ds_name].is_local:
-                g.add_edge(address(ResourceType.DATASET, ds_name), s)
+                edge(address(ResourceType.DATASET, ds_name), s)
+    return ops
+
+
+def data_location(spec: Spec, instance: Instance, dataset_name: str) -> str:
+    """Where the instance reads the dataset: a path on it, or the S3 URI for direct-s3."""
+    ds = spec.datasets[dataset_name]
+    if ds.strategy == "direct-s3":
+        return ds.s3_uri
+    if ds.strategy == "prewarmed-ebs":
+        mount = next((m for m in instance.mounts if m.volume == ds.volume), None)
+        if mount is not None:
+            rel = (ds.path or "/").lstrip("/")
+            return posixpath.normpath(posixpath.join(mount.path, rel))
+    return sync_path(spec, instance, dataset_name) or ds.s3_uri
+
+
+def build_graph(spec: Spec) -> nx.DiGraph:
+    """Every address the spec implies, with dependency edges. Raises GraphCycleError."""
+    import networkx as nx
+
+    g: nx.DiGraph = nx.DiGraph()
+    for u, v, attrs in _construction(spec):
+        if v is None:
+            g.add_node(u, **(attrs or {}))
+        else:
+            g.add_edge(u, v)
     check_acyclic(g)
     return g
 
 
+def check_spec_graph(spec: Spec) -> None:
+    """build_graph's cycle check without building a networkx graph (for `validate`,
+    which must start fast). Raises GraphCycleError."""
+    import graphlib
+
+    preds: dict[str, list[str]] = {}
+    for u, v, _attrs in _construction(spec):
+        if v is None:
+            preds.setdefault(u, [])
+        else:
+            preds.setdefault(u, [])
+            preds.setdefault(v, []).append(u)
+    try:
+        graphlib.TopologicalSorter(preds).prepare()
+    except graphlib.CycleError as e:
+        raise GraphCycleError(list(e.args[1])) from None
+
+
 def check_acyclic(g: nx.DiGraph) -> None:
+    import networkx as nx
+
+    if nx.is_directed_acyclic_graph(g):    # fast; find_cycle only to name the cycle
+        return
     try:
         cycle = nx.find_cycle(g)
     except nx.NetworkXNoCycle:
@@ -120,11 +176,15 @@ def check_acyclic(g: nx.DiGraph) -> None:
 
 def apply_order(g: nx.DiGraph) -> list[list[str]]:
     """Topological generations, each sorted: every node after all it depends on."""
+    import networkx as nx
+
     return [sorted(gen) for gen in nx.topological_generations(g)]
 
 
 def with_dependencies(g: nx.DiGraph, targets: Iterable[str]) -> set[str]:
     """The targets plus everything they depend on (for `--target`)."""
+    import networkx as nx
+
     keep: set[str] = set()
     for t in targets:
         keep.add(t)

@@ -127,6 +127,16 @@ class CostSummary:
 
 
 @dataclass(frozen=True)
+class DataLocation:
+    """Where an instance reads a dataset: a path on it, or the S3 URI for direct-s3."""
+
+    dataset: str
+    instance: str
+    strategy: str
+    location: str
+
+
+@dataclass(frozen=True)
 class PlanOptions:
     destroy: bool = False
     targets: tuple[str, ...] = ()
@@ -144,6 +154,7 @@ class Plan:
     cost: CostSummary = field(default_factory=CostSummary)
     options: PlanOptions = field(default_factory=PlanOptions)
     cost_enforced: bool = False
+    data_locations: tuple[DataLocation, ...] = ()
     format_version: str = FORMAT_VERSION
 
     @property
@@ -216,6 +227,11 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             "exceeded": list(plan.cost.exceeded),
             "enforce": plan.cost_enforced,
         },
+        "data_locations": [
+            {"dataset": d.dataset, "instance": d.instance, "strategy": d.strategy,
+             "location": d.location}
+            for d in plan.data_locations
+        ],
         "summary": plan.summary,
         "applyable": plan.applyable,
     }
@@ -276,6 +292,11 @@ def plan_from_json(doc: Any) -> Plan:
                 targets=tuple(options.get("targets", ())),
             ),
             cost_enforced=bool(cost.get("enforce", False)),
+            data_locations=tuple(
+                DataLocation(str(d["dataset"]), str(d["instance"]), str(d["strategy"]),
+                             str(d["location"]))
+                for d in doc.get("data_locations", ())
+            ),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise PlanFileError(f"corrupt plan file: {type(e).__name__}: {e}") from None

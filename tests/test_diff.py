@@ -641,3 +641,16 @@ def test_new_volumes_record_on_delete_as_a_tag() -> None:
     spec = make_spec([vol("data", on_delete="snapshot")])
     c = plan_of(spec, live()).change("volume.data")
     assert c.after is not None and c.after["tags"]["trainctl:on-delete"] == "snapshot"
+
+
+def test_the_plan_says_where_each_instance_reads_its_datasets() -> None:
+    from planner.plan import DataLocation, plan_from_json, plan_to_json
+    from planner.spec import Dataset
+
+    spec = replace(make_spec([], [inst(datasets=("web",))]), datasets=frozen(
+        {"web": Dataset("web", "s3://acme/web/", "direct-s3")}))
+    plan = plan_of(spec, live())
+    assert plan.data_locations == (
+        DataLocation("web", "trainer", "direct-s3", "s3://acme/web/"),)
+    assert plan_from_json(plan_to_json(plan)).data_locations == plan.data_locations
+    assert plan_of(spec, live(), destroy=True).data_locations == ()

@@ -22,6 +22,7 @@ from planner.plan import (
     Block,
     Change,
     CostSummary,
+    DataLocation,
     Plan,
     PlanOptions,
     PlanWarning,
@@ -97,6 +98,10 @@ def sample_plan() -> Plan:
                          exceeded=("max_hourly_usd",)),
         options=PlanOptions(destroy=False, targets=()),
         cost_enforced=False,
+        data_locations=(
+            DataLocation("imagenet", "trainer", "prewarmed-ebs", "/data/imagenet"),
+            DataLocation("laion", "trainer", "direct-s3", "s3://acme-datasets/laion/"),
+        ),
     )
 
 

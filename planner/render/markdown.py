@@ -114,6 +114,12 @@ def render_markdown(plan: Plan, graph: nx.DiGraph | None = None) -> str:
                 w.rule.value)
             out.append(f"- {where}: {_cell(w.message)}")
         out.append("")
+    if plan.data_locations:
+        out += ["### Datasets", "", "| dataset | instance | reads it at | strategy |",
+                "| --- | --- | --- | --- |"]
+        out += [f"| {_code(d.dataset)} | {_code(d.instance)} | {_code(d.location)} | "
+                f"{d.strategy} |" for d in plan.data_locations]
+        out.append("")
     mermaid = to_mermaid(graph if graph is not None else graph_from_plan(plan), plan)
     out += [
         "<details><summary>Dependency graph</summary>",

@@ -124,6 +124,11 @@ def render_text(plan: Plan, *, color: bool) -> str:
             where = f"{w.address} ({w.rule.value})" if w.address else w.rule.value
             out(Text(f"  ! {where}: {w.message}", style=WARN))
         out()
+    if plan.data_locations:
+        out(Text("Datasets:", style="bold"))
+        for d in plan.data_locations:
+            out(Text(f"  {d.dataset} on {d.instance}: {d.location} ({d.strategy})"))
+        out()
     for line in _cost_lines(plan):
         out(line)
     out()
