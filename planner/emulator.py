@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from planner.errors import TrainctlError
+from planner.procs import pid_alive
 
 STATE_FILE = "local.json"
 LOG_FILE = "local.log"
@@ -78,22 +79,8 @@ def _reap(pid: int) -> None:
 
 
 def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
     _reap(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:   # a zombie is not alive
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-            if f.read().rsplit(")", 1)[-1].split()[0] == "Z":
-                return False
-    except OSError:
-        pass
-    return True
+    return pid_alive(pid)
 
 
 def _is_moto(pid: int) -> bool:

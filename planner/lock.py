@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from planner.errors import LockHeldError, TrainctlError
+from planner.procs import pid_alive
 
 UNREADABLE_ID = "unreadable"
 
@@ -32,20 +33,6 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return f"uid {os.getuid()}"
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -80,7 +67,7 @@ class LockInfo:
 
     def holder_gone(self) -> bool:
         """True when the holder ran on this host and its process no longer exists."""
-        return self.host == socket.gethostname() and not _pid_alive(self.pid)
+        return self.host == socket.gethostname() and not pid_alive(self.pid)
 
     def describe(self) -> str:
         if self.id == UNREADABLE_ID:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from planner.errors import AwsAccessError
+from planner.procs import pid_alive
 
 if TYPE_CHECKING:
     import boto3
@@ -164,20 +165,6 @@ def open_aws(cli_endpoint: str | None, state_dir: str, region: str, *,
     return aws, how
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True        # exists, owned by someone else
-    except OSError:
-        return False
-    return True
-
-
 def resolve_endpoint(cli_endpoint: str | None, state_dir: str) -> tuple[str | None, str]:
     """Where AWS calls go, and how that was chosen (for messages and `local status`).
 
@@ -193,7 +180,7 @@ def resolve_endpoint(cli_endpoint: str | None, state_dir: str) -> tuple[str | No
         endpoint, pid = doc.get("endpoint"), int(doc.get("pid", 0))
     except (OSError, ValueError, TypeError, AttributeError):
         endpoint, pid = None, 0
-    if isinstance(endpoint, str) and endpoint and _pid_alive(pid):
+    if isinstance(endpoint, str) and endpoint and pid_alive(pid):
         return endpoint, f"{EMULATOR_HOW} ({path}, pid {pid})"
     if os.environ.get("AWS_ENDPOINT_URL"):
         return None, "AWS_ENDPOINT_URL"
