@@ -38,6 +38,7 @@ from planner.live import (
 from planner.loader import spec_to_dict
 from planner.plan import (
     Action,
+    Block,
     Change,
     DataLocation,
     Plan,
@@ -375,7 +376,8 @@ class _Diff:
             if c.type is INSTANCE and addr in self.instances:
                 blocks = rules.instance_blocks(addr, c.actions, self.instances[addr], self.spec,
                                                self.now, self.overrides)
-                self.changes[addr] = replace(c, blocked_by=blocks)
+                if blocks != c.blocked_by:
+                    self.changes[addr] = replace(c, blocked_by=blocks)
         deleting = {
             self.instances[a].id for a, c in self.changes.items()
             if c.type is INSTANCE and c.deletes and not c.blocked and a in self.instances
@@ -388,7 +390,21 @@ class _Diff:
                                              self.volumes[addr], self.live, self.spec, self.now,
                                              self.overrides, deleting,
                                              self.detaching(addr, c, detached))
-                self.changes[addr] = replace(c, blocked_by=blocks)
+                if blocks != c.blocked_by:
+                    self.changes[addr] = replace(c, blocked_by=blocks)
+
+    def keep_with_blocked_instances(self) -> None:
+        """An instance whose delete is blocked keeps its volumes mounted and attached: a
+        half torn-down trainer would lose its disks while it stays."""
+        for addr, c in list(self.changes.items()):
+            if c.type not in (ATTACHMENT, MOUNT) or not c.deletes or c.blocked:
+                continue
+            i_addr = f"instance.{c.name.split('.')[0]}"
+            ic = self.changes.get(i_addr)
+            if ic is not None and ic.deletes and ic.blocked:
+                self.changes[addr] = replace(c, blocked_by=tuple(
+                    Block(b.rule, f"{addr} stays while {i_addr} is kept ({b.rule.value})")
+                    for b in ic.blocked_by))
 
     def detached_by_volume(self) -> dict[str, set[str]]:
         """Volume id -> instance ids of the attachment deletes planned (not blocked)."""
@@ -723,6 +739,7 @@ class _Diff:
         self.resources()
         self.block_resources()
         self.dependents()
+        self.keep_with_blocked_instances()
         self.block_resources()       # again, now that attachment deletes are known
         g = self.full_graph()
         keep = self.targeted(g)

@@ -188,7 +188,7 @@ class Plan:
         raise KeyError(address)
 
 
-def _change_to_json(c: Change) -> dict[str, Any]:
+def change_to_json(c: Change) -> dict[str, Any]:
     return {
         "address": c.address,
         "type": c.type.value,
@@ -214,7 +214,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "spec_digest": plan.spec_digest,
         "live_digest": plan.live_digest,
         "options": {"destroy": plan.options.destroy, "targets": list(plan.options.targets)},
-        "changes": [_change_to_json(c) for c in plan.changes],
+        "changes": [change_to_json(c) for c in plan.changes],
         "warnings": [
             {"address": w.address, "rule": w.rule.value, "message": w.message}
             for w in plan.warnings

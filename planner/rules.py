@@ -135,6 +135,17 @@ def modify_block(address: str, volume: LiveVolume, live: LiveState,
     return None
 
 
+def lowering_block(address: str, rule: Rule, live_flag: bool, spec_flag: bool,
+                   overrides: Overrides) -> Block | None:
+    """Turning `persistent`/`protect` off in the spec takes --allow-delete too: otherwise
+    the next plan could delete what the tag protected, with nobody naming it."""
+    if not live_flag or spec_flag or address in overrides.allow_delete:
+        return None
+    key = "persistent" if rule is Rule.PERSISTENT else "protect"
+    return Block(rule, f"{address} is {rule.value} in AWS and the spec turns {key} off; "
+                       f"name it with --allow-delete {address} to lower its protection")
+
+
 # --- per change -----------------------------------------------------------------------
 
 
@@ -165,13 +176,24 @@ def volume_blocks(address: str, actions: tuple[Action, ...], after_keys: Collect
                           actions, overrides),
             attached_block(address, volume, live, deleting_instances, detaching),
         ]
-    elif Action.UPDATE in actions and any(k in MODIFIABLE for k in after_keys):
-        found.append(modify_block(address, volume, live, now))
+    elif Action.UPDATE in actions:
+        if any(k in MODIFIABLE for k in after_keys):
+            found.append(modify_block(address, volume, live, now))
+        found += [
+            lowering_block(address, Rule.PERSISTENT, volume.persistent,
+                           _spec_volume_persistent(spec, address), overrides),
+            lowering_block(address, Rule.PROTECTED, volume.protected,
+                           _spec_protected(spec, ResourceType.VOLUME, address), overrides),
+        ]
     return tuple(b for b in found if b is not None)
 
 
 def instance_blocks(address: str, actions: tuple[Action, ...], instance: LiveInstance,
                     spec: Spec, now: datetime, overrides: Overrides) -> tuple[Block, ...]:
+    if Action.UPDATE in actions:
+        block = lowering_block(address, Rule.PROTECTED, instance.protected,
+                               _spec_protected(spec, ResourceType.INSTANCE, address), overrides)
+        return (block,) if block else ()
     if Action.DELETE not in actions:
         return ()
     found = [

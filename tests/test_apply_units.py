@@ -17,7 +17,7 @@ from planner.commands.apply import (
     check_saved_plan,
     save_plan,
     stop_on_sigint,
-    with_fresh_blocks,
+    with_fresh_changes,
 )
 from planner.errors import StalePlanError
 from planner.plan import (
@@ -78,10 +78,22 @@ def test_edited_changes_are_refused() -> None:
         check_saved_plan(_plan(_delete("volume.data")), fresh)
 
 
+def test_an_edited_before_or_after_is_refused() -> None:
+    """Ids, tags and other data the engine acts on: any edit is refused, not only actions."""
+    fresh = _plan(replace(_delete("volume.data"), before={"volume_id": "vol-1"}))
+    edited = _plan(replace(_delete("volume.data"), before={"volume_id": "vol-foreign"}))
+    with pytest.raises(StalePlanError, match=r"was it edited\?\): volume.data"):
+        check_saved_plan(edited, fresh)
+    tags = _plan(replace(_delete("volume.data"), after={"tags": {"trainctl:persistent": None}}))
+    with pytest.raises(StalePlanError, match="was it edited"):
+        check_saved_plan(tags, fresh)
+    check_saved_plan(fresh, fresh)
+
+
 def test_blocked_by_comes_from_the_fresh_plan() -> None:
     saved = _plan(_delete("volume.data"), _delete("volume.scratch", PERSISTENT))
     fresh = _plan(_delete("volume.data", PERSISTENT), _delete("volume.scratch"))
-    plan = with_fresh_blocks(saved, fresh)
+    plan = with_fresh_changes(saved, fresh)
     assert plan.change("volume.data").blocked_by == (PERSISTENT,)
     assert plan.change("volume.scratch").blocked_by == ()
     assert plan.plan_id == saved.plan_id

@@ -186,9 +186,12 @@ def test_attached_to_an_instance_being_deleted_is_fine_unless_that_delete_is_blo
                                             launched=NOW - timedelta(minutes=1)),))
     plan = plan_of(spec, young, destroy=True)
     assert rules_of(plan.change("instance.trainer")) == [Rule.MIN_AGE]
-    # the young instance stays; the plan detaches the volume from it before deleting it
-    assert not plan.change("volume.scratch").blocked
-    assert plan.change("attachment.trainer.scratch").deletes
+    # the young instance stays whole: its volume stays mounted and attached, so it stays too
+    assert rules_of(plan.change("attachment.trainer.scratch")) == [Rule.MIN_AGE]
+    assert rules_of(plan.change("mount.trainer.scratch")) == [Rule.MIN_AGE]
+    assert "stays while instance.trainer is kept" in plan.change(
+        "mount.trainer.scratch").blocked_by[0].message
+    assert rules_of(plan.change("volume.scratch")) == [Rule.ATTACHED]
 
 
 def test_replace_of_an_attached_volume_is_blocked_and_leaves_its_mount_alone():
@@ -306,3 +309,29 @@ def test_mount_points_are_data_and_never_blocked():
     spec = make_spec([vol("data")], [inst(mounts=(Mount("data", "/dev/sdf", "/d"),))])
     plan = plan_of(spec, live())
     assert recheck(plan.change("mount.trainer.data"), live(), spec, NOW, Overrides()) == ()
+
+
+# --- lowering protection -------------------------------------------------------------------
+
+
+def test_turning_persistent_off_in_the_spec_needs_allow_delete():
+    """Otherwise: persistent: false, apply (tag becomes "false"), drop the volume, apply:
+    a persistent volume deleted with nobody ever naming it."""
+    spec = make_spec([vol("data", persistent=False)])
+    state = live(volumes=(lvol("vol-1", "volume.data",
+                               extra_tags=frozen({TAG_PERSISTENT: "true"})),))
+    c = plan_of(spec, state).change("volume.data")
+    assert c.actions == (Action.UPDATE,) and rules_of(c) == [Rule.PERSISTENT]
+    assert "--allow-delete volume.data" in c.blocked_by[0].message
+    assert recheck(c, state, spec, NOW, Overrides(force=True))          # --force is not enough
+    allowed = Overrides(allow_delete=frozenset({"volume.data"}))
+    assert not plan_of(spec, state, overrides=allowed).change("volume.data").blocked
+    assert not recheck(c, state, spec, NOW, allowed)
+
+
+def test_turning_protect_off_on_an_instance_needs_allow_delete():
+    spec = make_spec([], [inst(protect=False)])
+    state = live(instances=(linst("i-1", "instance.trainer",
+                                  extra_tags=frozen({TAG_PROTECTED: "true"})),))
+    c = plan_of(spec, state).change("instance.trainer")
+    assert c.actions == (Action.UPDATE,) and rules_of(c) == [Rule.PROTECTED]

@@ -24,8 +24,9 @@ from typing import Any
 import click
 
 from planner.cli import Options
+from planner.digest import canonical_json
 from planner.errors import StalePlanError, TrainctlError
-from planner.plan import Block, Plan, Rule, plan_to_json
+from planner.plan import Change, Plan, change_to_json, plan_to_json
 
 EXIT_INTERRUPTED = 130
 
@@ -54,8 +55,8 @@ def check_saved_plan(saved: Plan, fresh: Plan) -> None:
     if saved.live_digest != fresh.live_digest:
         raise StalePlanError(f"stale plan: live state changed since "
                              f"{_fmt_time(saved.created_at)}; run `trainctl plan` again")
-    want = {c.address: (c.type, c.actions, c.id) for c in saved.changes}
-    have = {c.address: (c.type, c.actions, c.id) for c in fresh.changes}
+    want = {c.address: _comparable(c) for c in saved.changes}
+    have = {c.address: _comparable(c) for c in fresh.changes}
     differ = sorted(a for a in want.keys() | have.keys() if want.get(a) != have.get(a))
     if differ:
         raise StalePlanError(
@@ -64,13 +65,18 @@ def check_saved_plan(saved: Plan, fresh: Plan) -> None:
             + (f" and {len(differ) - 5} more" if len(differ) > 5 else ""))
 
 
-def with_fresh_blocks(saved: Plan, fresh: Plan) -> Plan:
-    """The saved plan's changes, each with blocked_by from the fresh evaluation."""
-    blocks = {c.address: c.blocked_by for c in fresh.changes}
-    missing = (Block(Rule.PERSISTENT, "not in a fresh plan: not carried out"),)
-    changes = tuple(replace(c, blocked_by=blocks.get(c.address, missing))
-                    for c in saved.changes)
-    return replace(saved, changes=changes, warnings=fresh.warnings, cost=fresh.cost,
+def _comparable(c: Change) -> bytes:
+    """A change as the file holds it, less blocked_by (re-evaluated at apply time)."""
+    doc = change_to_json(c)
+    doc.pop("blocked_by")
+    return canonical_json(doc)
+
+
+def with_fresh_changes(saved: Plan, fresh: Plan) -> Plan:
+    """The saved plan (its id names the journal and client tokens) carrying the fresh
+    plan's changes and rules: check_saved_plan proved them equal but for blocked_by, and
+    nothing the engine acts on is taken from the file."""
+    return replace(saved, changes=fresh.changes, warnings=fresh.warnings, cost=fresh.cost,
                    cost_enforced=fresh.cost_enforced)
 
 
@@ -183,7 +189,7 @@ def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism
         shown = ""
         if saved is not None:
             check_saved_plan(saved, fresh)
-            plan = with_fresh_blocks(saved, fresh)
+            plan = with_fresh_changes(saved, fresh)
         else:
             from planner.render.text import render_text
 
