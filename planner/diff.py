@@ -43,8 +43,10 @@ from planner.plan import (
     DataLocation,
     Plan,
     PlanOptions,
+    PlanWarning,
     Reason,
     ResourceType,
+    Rule,
 )
 from planner.rules import ATTACHED_STATES, GONE_INSTANCE_STATES, Overrides
 from planner.spec import Instance, Mount, Spec, Volume
@@ -392,6 +394,18 @@ class _Diff:
                                              self.detaching(addr, c, detached))
                 if blocks != c.blocked_by:
                     self.changes[addr] = replace(c, blocked_by=blocks)
+
+    def empty_datasets(self) -> list[PlanWarning]:
+        """A dataset whose listing holds nothing is most often a typo in its prefix."""
+        if self.options.destroy:
+            return []
+        return [
+            PlanWarning(f"dataset.{name}", Rule.EMPTY_DATASET,
+                        f"{m.uri} lists no object: check the prefix (a typo plans an empty "
+                        f"sync or prewarm)")
+            for name in self.spec.datasets
+            if (m := self.source_manifest(name)) is not None and m.objects == 0
+        ]
 
     def keep_with_blocked_instances(self) -> None:
         """An instance whose delete is blocked keeps its volumes mounted and attached: a
@@ -747,6 +761,7 @@ class _Diff:
             self.block_resources(keep)
         changes = self.ordered(g, keep)
         cost, warnings = plan_cost(self.spec, self.live, changes, self.now)
+        warnings += self.empty_datasets()
         return Plan(
             project=self.project,
             region=self.live.region,

@@ -61,6 +61,7 @@ class Rule(StrEnum):
     SHRINK = "shrink"
     MODIFY_PENDING = "modify-pending"
     COST = "cost"
+    EMPTY_DATASET = "empty-dataset"     # a warning only: the listing found no object
 
 
 SUMMARY_KEYS = ("create", "update", "replace", "delete", "no-op", "blocked")

@@ -654,3 +654,18 @@ def test_the_plan_says_where_each_instance_reads_its_datasets() -> None:
         DataLocation("web", "trainer", "direct-s3", "s3://acme/web/"),)
     assert plan_from_json(plan_to_json(plan)).data_locations == plan.data_locations
     assert plan_of(spec, live(), destroy=True).data_locations == ()
+
+
+def test_an_empty_dataset_listing_is_a_warning() -> None:
+    from planner.plan import Rule
+    from planner.spec import Dataset
+
+    spec = replace(make_spec([], [inst(datasets=("web",))]), datasets=frozen(
+        {"web": Dataset("web", "s3://acme/web-typo/", "local-cache")}))
+    state = replace(live(), datasets=frozen({"web": manifest("s3://acme/web-typo/", DIGEST_A,
+                                                             objects=0, size=0)}))
+    warnings = plan_of(spec, state).warnings
+    assert [(w.address, w.rule) for w in warnings] == [("dataset.web", Rule.EMPTY_DATASET)]
+    assert "s3://acme/web-typo/ lists no object" in warnings[0].message
+    full = replace(live(), datasets=frozen({"web": manifest("s3://acme/web/", DIGEST_A)}))
+    assert plan_of(spec, full).warnings == ()
