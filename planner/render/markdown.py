@@ -7,7 +7,7 @@ import networkx as nx
 
 from planner.export import graph_from_plan, to_mermaid
 from planner.plan import SUMMARY_KEYS, Change, Plan
-from planner.render import cost_delta, reason_words, symbol, usd
+from planner.render import attribute_diff, cost_delta, reason_words, symbol, usd
 
 
 def _cell(s: str) -> str:
@@ -58,6 +58,22 @@ def _warning_block(plan: Plan) -> list[str]:
     return [*out, ""]
 
 
+def _attribute_details(shown: list[Change]) -> list[str]:
+    """Every change's attribute diff, collapsed: what a reviewer checks line by line."""
+    body: list[str] = []
+    for c in shown:
+        rows, _hidden = attribute_diff(c)
+        if not rows:
+            continue
+        body.append(f"{symbol(c)} {c.address}" + (f" ({c.id})" if c.id else ""))
+        body += [f"{op}     {key} = {text}" for op, key, text in rows]
+    if not body:
+        return []
+    fence = "```"
+    return ["<details><summary>Attribute changes</summary>", "", fence + "diff",
+            *(line.replace(fence, "'''") for line in body), fence, "", "</details>", ""]
+
+
 def _cost(plan: Plan) -> list[str]:
     cost = plan.cost
     out = [
@@ -105,6 +121,7 @@ def render_markdown(plan: Plan, graph: nx.DiGraph | None = None) -> str:
             out.append(f"| {_code(c.address)} | {_action(c)} | "
                        f"{_cell(reason_words(c.reason))} | {_rules(c)} |")
         out.append("")
+        out += _attribute_details(shown)
         if len(shown) < len(plan.changes):
             out += [f"{len(plan.changes) - len(shown)} unchanged, not listed.", ""]
     if plan.warnings:
