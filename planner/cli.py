@@ -73,9 +73,42 @@ def cli(ctx: click.Context, file_: str, region: str | None, endpoint_url: str | 
     )
 
 
+GLOBAL_WITH_VALUE = ("-f", "--file", "--region", "--endpoint-url")
+GLOBAL_FLAGS = ("--no-color",)
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """`trainctl plan --no-color -f x.yaml` works like `trainctl --no-color -f x.yaml plan`,
+    as Terraform users type it. Arguments after `--` are left alone."""
+    cmd = 0
+    while cmd < len(args) and args[cmd].startswith("-"):     # skip `-f FILE` & co.
+        cmd += 2 if args[cmd] in GLOBAL_WITH_VALUE else 1
+    if cmd >= len(args) or args[cmd] not in COMMANDS:
+        return args
+    head, tail, moved = args[:cmd], args[cmd:], []
+    rest: list[str] = []
+    i = 0
+    while i < len(tail):
+        a = tail[i]
+        if a == "--":
+            rest += tail[i:]
+            break
+        name = a.split("=", 1)[0]
+        if a in GLOBAL_FLAGS or (name in GLOBAL_WITH_VALUE and "=" in a):
+            moved.append(a)
+        elif a in GLOBAL_WITH_VALUE and i + 1 < len(tail):
+            moved += [a, tail[i + 1]]
+            i += 1
+        else:
+            rest.append(a)
+        i += 1
+    return [*head, *moved, *rest]
+
+
 def main(argv: list[str] | None = None) -> None:
+    args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     try:
-        rc = cli.main(args=argv, prog_name="trainctl", standalone_mode=False)
+        rc = cli.main(args=args, prog_name="trainctl", standalone_mode=False)
     except TrainctlError as e:
         click.echo(str(e), err=True)
         sys.exit(1)
