@@ -1,5 +1,8 @@
 """Apply progress: a rich live table of steps on a terminal, one plain line per event elsewhere.
 
+On a terminal the table is transient: once the run stops, one plain line per step that
+ended (with its facts, e.g. `id=vol-...`) is printed instead, so a run taller than the
+terminal is never cut and the ids are kept in the scrollback.
 rich.progress is imported lazily (the CLI's help must stay cheap).
 """
 
@@ -13,6 +16,10 @@ from planner.executor import Step, StepEvent
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+STATUS_WIDTH = 11          # "not started", the longest status label
+ADDRESS_MAX_WIDTH = 60     # the address column never needs more than this to stay whole
+_ENDED = ("finished", "failed", "skipped", "interrupted")
 
 _STATUS = {  # journal event -> (label, rich style)
     "started": ("running", "cyan"),
@@ -57,10 +64,12 @@ class ApplyProgress:
         self._lock = threading.Lock()
         self._progress: Any = None
         self._tasks: dict[Step, Any] = {}
+        self._ended: dict[Step, StepEvent] = {}     # the last end event of each step
 
     def __enter__(self) -> ApplyProgress:
         if self.live and self.steps:
             from rich.progress import Progress, ProgressColumn, SpinnerColumn, TextColumn
+            from rich.table import Column
             from rich.text import Text
 
             class RunningSpinner(SpinnerColumn):
@@ -73,15 +82,22 @@ class ApplyProgress:
                     return Text("-" if t is None else f"{t:.1f}s", style="yellow",
                                 justify="right")
 
+            # Status and address stay whole; the message takes what is left and is cut.
+            label_width = min(ADDRESS_MAX_WIDTH,
+                              max(len(f"{a.value} {addr}") for addr, a in self.steps))
             self._progress = Progress(
                 RunningSpinner(finished_text=" "),
-                TextColumn("{task.fields[status]}"),
-                TextColumn("{task.description}", markup=False),
-                Elapsed(),
-                TextColumn("{task.fields[message]}", markup=False, style="dim"),
+                TextColumn("{task.fields[status]}",
+                           table_column=Column(no_wrap=True, min_width=STATUS_WIDTH)),
+                TextColumn("{task.description}", markup=False,
+                           table_column=Column(no_wrap=True, min_width=label_width)),
+                Elapsed(table_column=Column(no_wrap=True, min_width=6)),
+                TextColumn("{task.fields[message]}", markup=False, style="dim",
+                           table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
                 console=self.console,
                 auto_refresh=True,
-                transient=False,
+                transient=True,
+                expand=True,
             )
             for step in self.steps:
                 self._tasks[step] = self._progress.add_task(
@@ -91,9 +107,15 @@ class ApplyProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        with self._lock:
+            progress, self._progress = self._progress, None
+        if progress is None:
+            return
+        progress.stop()
+        order = {step: k for k, step in enumerate(self.steps)}
+        for step in sorted(self._ended, key=lambda s: order.get(s, len(order))):
+            self.console.print(_plain_line(self._ended[step]), markup=False,
+                               highlight=False, soft_wrap=True)
 
     def __call__(self, e: StepEvent) -> None:
         with self._lock:
@@ -102,6 +124,8 @@ class ApplyProgress:
                                    soft_wrap=True)
                 return
             step = (e.address, e.action)
+            if e.event in _ENDED:
+                self._ended[step] = e
             task = self._tasks.get(step)
             if task is None:
                 task = self._tasks[step] = self._progress.add_task(

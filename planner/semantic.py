@@ -7,6 +7,7 @@ value the schema already rejected, so one mistake is reported once.
 from __future__ import annotations
 
 import difflib
+import os
 import posixpath
 import re
 from collections.abc import Iterable
@@ -141,6 +142,8 @@ class _Checker:
                      key=True)
         if strategy in OFF_VOLUME and "volume" in ds:
             self.add((*path, "volume"), f"strategy {strategy} takes no volume", key=True)
+        if local and source is not None:
+            self.check_local_source(source, (*path, "source"))
         if local and "stage" not in ds:
             self.add((*path, "source"),
                      "a local source needs stage: the s3:// prefix it is uploaded to")
@@ -148,6 +151,16 @@ class _Checker:
             self.add((*path, "source"), "strategy direct-s3 needs an s3:// source")
         if strategy == "direct-s3" and "path" in ds:
             self.add((*path, "path"), "path does not apply to strategy direct-s3", key=True)
+
+    def check_local_source(self, source: str, path: Path) -> None:
+        """A local source, relative to the spec file's folder, must be an existing folder."""
+        base = os.path.dirname(os.path.abspath(self.doc.file))
+        full = os.path.normpath(os.path.join(base, source))
+        if not os.path.exists(full):
+            self.add(path, f"local source {source} does not exist (looked for {full})")
+        elif not os.path.isdir(full):
+            self.add(path, f"local source {source} is not a directory ({full}); "
+                           "a dataset source is a folder")
 
     def check_instance(self, name: str, inst: dict[str, Any],
                        users: dict[str, list[tuple[str, int, bool]]]) -> None:

@@ -310,29 +310,32 @@ def test_two_concurrent_applies_the_second_is_refused(tmp_path: Path,
 
 def test_a_failed_step_skips_its_dependents_and_the_rest_is_done(
         tmp_path: Path, moto_endpoint: str) -> None:
-    spec = BASE + "      - {volume: broken, device: /dev/sdh, path: /broken}\n" + (
-        "  other:\n    instance_type: t3.micro\n    ami: ami-0123456789abcdef0\n")
-    spec = spec.replace(
-        "  scratch: {size_gib: 20}\n",
-        "  scratch: {size_gib: 20}\n  broken: {size_gib: 5, snapshot_id: snap-0123456789abcdef0}\n")
+    # A subnet that does not exist: only run_instances finds out (plan reads no subnets).
+    spec = BASE + (
+        "  other:\n    instance_type: t3.micro\n    ami: ami-0123456789abcdef0\n"
+        "  broken:\n    instance_type: t3.micro\n    ami: ami-0123456789abcdef0\n"
+        "    subnet_id: subnet-0123456789abcdef0\n"
+        "    mounts:\n      - {volume: spare, device: /dev/sdh, path: /spare}\n")
+    spec = spec.replace("  scratch: {size_gib: 20}\n",
+                        "  scratch: {size_gib: 20}\n  spare: {size_gib: 5}\n")
     d = project(tmp_path, spec)
     r = cli(d, moto_endpoint, "apply", "--auto-approve")
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "Apply: 8 done, 1 failed, 2 skipped, 0 blocked." in r.stdout
-    assert "volume.broken" in r.stderr
+    assert "Apply: 9 done, 1 failed, 2 skipped, 0 blocked." in r.stdout
+    assert "instance.broken" in r.stderr
     events = journal(d)
     by = {(e["address"], e["event"]) for e in events}
-    assert ("volume.broken", "failed") in by
+    assert ("instance.broken", "failed") in by
     failed = next(e for e in events if e["event"] == "failed")
-    assert "InvalidSnapshot.NotFound" in failed["message"]
-    for addr in ("attachment.trainer.broken", "mount.trainer.broken"):
+    assert "InvalidSubnetID.NotFound" in failed["message"]
+    for addr in ("attachment.broken.spare", "mount.broken.spare"):
         assert (addr, "skipped") in by and (addr, "started") not in by
         msg = next(e["message"] for e in events if e["address"] == addr)
-        assert msg == "skipped (upstream failed: volume.broken)"
-    for addr in ("volume.data", "volume.scratch", "instance.trainer", "instance.other",
-                 "attachment.trainer.data", "mount.trainer.scratch"):
+        assert msg == "skipped (upstream failed: instance.broken)"
+    for addr in ("volume.data", "volume.scratch", "volume.spare", "instance.trainer",
+                 "instance.other", "attachment.trainer.data", "mount.trainer.scratch"):
         assert (addr, "finished") in by
-    assert set(live_volumes(moto_endpoint)) == {"volume.data", "volume.scratch"}
+    assert set(live_volumes(moto_endpoint)) == {"volume.data", "volume.scratch", "volume.spare"}
 
 
 def test_kill_9_during_apply_then_apply_converges_without_duplicates(

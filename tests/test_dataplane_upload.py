@@ -1,5 +1,6 @@
 """upload_dataset: boto3 managed transfer to the moto server; the stage's digest equals the
-local folder's (multipart ETags included); only changed files are sent."""
+local folder's (multipart ETags included); only changed files are sent; stage objects the
+folder no longer has are deleted."""
 
 from __future__ import annotations
 
@@ -84,11 +85,42 @@ def test_second_upload_sends_nothing_and_a_change_sends_one_file(aws: Aws,
     assert m.digest == local_manifest(local).digest
 
 
-def test_stage_objects_not_in_the_folder_are_kept(aws: Aws, local: Path) -> None:
-    aws.s3.put_object(Bucket=BUCKET, Key="datasets/local-set/old.txt", Body=b"old")
+def test_removing_a_local_file_converges(aws: Aws, local: Path) -> None:
+    first = upload_dataset(aws, local, STAGE, progress=False)
+    assert first.objects == 5
+    (local / "shards" / "exact.bin").unlink()
+    aws.calls.clear()
+    m = upload_dataset(aws, local, STAGE, progress=False)
+    lm = local_manifest(local)
+    listing, _ = list_stage(aws.s3, STAGE)
+    assert "shards/exact.bin" not in listing and len(listing) == 4
+    assert m.digest == lm.digest                              # the figures after the delete
+    assert (m.objects, m.bytes) == (lm.objects, lm.bytes) == (4, lm.bytes)
+    assert aws.calls["DeleteObjects"] == 1 and aws.calls["PutObject"] == 0
+
+    aws.calls.clear()
+    upload_dataset(aws, local, STAGE, progress=False)        # converged: nothing to do
+    assert aws.calls["DeleteObjects"] == 0 and aws.calls["PutObject"] == 0
+
+
+def test_stale_stage_objects_are_deleted_in_batches(aws: Aws, local: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import planner.aws.upload as upload
+
+    monkeypatch.setattr(upload, "DELETE_BATCH", 2)
+    for k in range(5):
+        aws.s3.put_object(Bucket=BUCKET, Key=f"datasets/local-set/old/{k}.txt", Body=b"old")
+    aws.s3.put_object(Bucket=BUCKET, Key="datasets/local-set/marker/", Body=b"")
+    aws.s3.put_object(Bucket=BUCKET, Key="datasets/local-set-2/other.txt", Body=b"not ours")
+    aws.s3.put_object(Bucket=BUCKET, Key="datasets/keep.txt", Body=b"outside the prefix")
     m = upload_dataset(aws, local, STAGE.rstrip("/"), progress=False)
-    assert m.objects == local_manifest(local).objects + 1    # nothing is deleted
-    assert m.digest != local_manifest(local).digest
+    assert m.digest == local_manifest(local).digest
+    assert m.objects == 5
+    assert aws.calls["DeleteObjects"] == 3                    # 5 keys, 2 per call
+    keys = {o["Key"] for o in aws.s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert not any(k.startswith("datasets/local-set/old/") for k in keys)
+    assert {"datasets/local-set/marker/", "datasets/local-set-2/other.txt",
+            "datasets/keep.txt"} <= keys
 
 
 def test_progress_bar_runs(aws: Aws, local: Path, capsys: pytest.CaptureFixture[str]) -> None:

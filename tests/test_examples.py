@@ -76,3 +76,18 @@ def test_examples_validate_on_the_command_line(name: str, counts: str) -> None:
     spec_file = Path("examples") / name / "trainctl.yaml"
     r = run_cli("-f", str(spec_file), "validate", cwd=EXAMPLES.parent)
     assert (r.returncode, r.stdout, r.stderr) == (0, f"OK: {spec_file} ({counts})\n", "")
+
+
+def test_multi_node_protects_training_and_checkpoints_per_node() -> None:
+    spec = load_spec(str(EXAMPLES / "multi-node" / "trainctl.yaml"))
+    prefixes = set()
+    for name, ins in spec.instances.items():
+        assert ins.training is not None, name
+        assert ins.training.pid_file == "/var/run/trainctl/training.pid"
+        assert ins.training.process_patterns == ("python.*train",)
+        assert ins.checkpoints is not None, name
+        (mount,) = ins.mounts                      # the checkpoints live on the node's own volume
+        assert ins.checkpoints.path.startswith(mount.path.rstrip("/") + "/")
+        assert ins.checkpoints.sync_to == f"s3://trainctl-demo-checkpoints/multi-node/{name}/"
+        prefixes.add(ins.checkpoints.sync_to)
+    assert len(prefixes) == len(spec.instances) == 4

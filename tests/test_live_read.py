@@ -204,20 +204,38 @@ def _describe_calls(aws: AwsContext) -> Counter[str]:
 @pytest.mark.slow
 def test_describe_calls_are_constant_in_the_number_of_resources(
         ec2: Any, moto_endpoint: str) -> None:
+    """Reading and checking the spec's references (AZs, snapshots, profiles) alike."""
+    iam = boto3.client("iam", region_name="us-east-1", endpoint_url=moto_endpoint)
+    iam.create_instance_profile(InstanceProfileName="trainctl-ssm")
+    snap = ec2.create_snapshot(
+        VolumeId=ec2.create_volume(AvailabilityZone=AZ, Size=8)["VolumeId"])["SnapshotId"]
     counts = []
     for n in (50, 500):
         project = f"scale{n}"
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda k, p=project: volume(ec2, p, f"volume.v{k}"), range(n // 2)))
         run(ec2, project, "instance.i", count=n // 2)
+        spec = make_spec(
+            project,
+            volumes={f"v{k}": Volume(name=f"v{k}", size_gib=10, availability_zone=AZ,
+                                     snapshot_id=snap) for k in range(n // 2)},
+            instances={f"i{k}": Instance(name=f"i{k}", instance_type="t3.micro", ami="ami-1",
+                                         availability_zone=AZ,
+                                         iam_instance_profile="trainctl-ssm")
+                       for k in range(n // 2)},
+        )
         aws = connect("us-east-1", moto_endpoint)
-        live = read_live(make_spec(project), aws, now=NOW, with_datasets=False)
+        live = read_live(spec, aws, now=NOW, with_datasets=False)
         assert len(live.volumes) + len(live.instances) == n
-        counts.append(_describe_calls(aws))
+        counts.append(_describe_calls(aws) + Counter(
+            GetInstanceProfile=aws.calls["GetInstanceProfile"]))
         assert live.api_calls == aws.total_calls()
     assert counts[0] == counts[1]
-    assert sum(counts[1].values()) <= 5
+    assert sum(counts[1].values()) <= 7
     assert counts[1]["DescribeVolumes"] == 1 and counts[1]["DescribeInstances"] == 1
+    assert counts[1]["DescribeAvailabilityZones"] == 1
+    assert counts[1]["DescribeSnapshots"] == 2          # the project's, and the spec's ids
+    assert counts[1]["GetInstanceProfile"] == 1
 
 
 def test_no_volumes_means_no_modification_call(aws: AwsContext) -> None:

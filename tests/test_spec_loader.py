@@ -62,6 +62,7 @@ instances:
 def spec_file(tmp_path: Path) -> Path:
     d = tmp_path / "project"
     d.mkdir()
+    (tmp_path / "corpus").mkdir()      # the local source `../corpus` must exist
     f = d / "trainctl.yaml"
     f.write_text(SPEC)
     return f

@@ -136,6 +136,7 @@ def test_volume_mounted_read_only_by_two_instances(tmp_path: Path) -> None:
      "7:51: datasets.d.path: path does not apply to strategy direct-s3"),
 ])
 def test_strategy_combinations(tmp_path: Path, dataset: str, expected: str) -> None:
+    (tmp_path / "data").mkdir()
     text = HEAD + f"datasets:\n  d: {dataset}\nvolumes:\n  v: {{size_gib: 1}}\n"
     assert errors_of(tmp_path, text) == [expected]
 
@@ -198,6 +199,7 @@ def test_schema_errors_are_not_reported_twice(tmp_path: Path) -> None:
 
 
 def test_valid_spec_with_everything(tmp_path: Path) -> None:
+    (tmp_path / "local").mkdir()
     spec = loads_spec(HEAD + (
         "datasets:\n"
         "  a: {source: 's3://bkt/a/', strategy: prewarmed-ebs, volume: v, path: /a}\n"
@@ -209,3 +211,42 @@ def test_valid_spec_with_everything(tmp_path: Path) -> None:
         "      - {volume: w, device: /dev/xvdg, path: /data}\n"
         "    datasets: [a, b, c]\n"), str(tmp_path / "t.yaml"))
     assert sorted(spec.datasets) == ["a", "b", "c"]
+
+
+def test_local_sources_must_be_existing_folders(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    spec_dir = tmp_path / "project"
+    (spec_dir / "folder").mkdir(parents=True)
+    (spec_dir / "folder" / "a.txt").write_text("a")
+    (tmp_path / "shared").mkdir()
+    monkeypatch.chdir(tmp_path)           # relative sources resolve against the spec's folder
+    (tmp_path / "nosuch").mkdir()         # ...not against the working directory
+    text = HEAD + (
+        "datasets:\n"
+        "  a: {source: ./nosuch, stage: 's3://bkt/a/', strategy: local-cache}\n"
+        "  b: {source: ./folder/a.txt, stage: 's3://bkt/b/', strategy: local-cache}\n"
+        "  c: {source: ./folder, stage: 's3://bkt/c/', strategy: local-cache}\n"
+        "  d: {source: ../shared, stage: 's3://bkt/d/', strategy: local-cache}\n"
+        f"  e: {{source: '{tmp_path / 'gone'}', stage: 's3://bkt/e/', strategy: local-cache}}\n"
+        "  f: {source: 's3://bkt/f/', strategy: direct-s3}\n")
+    f = spec_dir / "t.yaml"
+    f.write_text(text)
+    with pytest.raises(SpecError) as exc:
+        load_spec(str(f))
+    prefix = f"{f}:"
+    assert [str(i)[len(prefix):] for i in exc.value.issues] == [
+        f"7:15: datasets.a.source: local source ./nosuch does not exist "
+        f"(looked for {spec_dir / 'nosuch'})",
+        f"8:15: datasets.b.source: local source ./folder/a.txt is not a directory "
+        f"({spec_dir / 'folder' / 'a.txt'}); a dataset source is a folder",
+        f"11:15: datasets.e.source: local source {tmp_path / 'gone'} does not exist "
+        f"(looked for {tmp_path / 'gone'})",
+    ]
+
+
+def test_existing_local_folders_are_accepted(tmp_path: Path) -> None:
+    (tmp_path / "project" / "data").mkdir(parents=True)
+    text = HEAD + ("datasets:\n"
+                   "  a: {source: data, stage: 's3://bkt/a/', strategy: local-cache}\n")
+    spec = loads_spec(text, str(tmp_path / "project" / "t.yaml"))
+    assert spec.datasets["a"].source == str(tmp_path / "project" / "data")

@@ -6,6 +6,12 @@ of each for the ids named by `import:`, `describe_volumes_modifications` by chun
 500 volume ids, one `describe_snapshots`, one `describe_spot_price_history`, and one
 ListObjectsV2 page per 1,000 objects of each dataset.
 
+The spec's references to AWS are checked on the way, so a typo fails the plan instead of
+half an apply: one `describe_availability_zones` (the region's zones), one
+`describe_snapshots` for the `snapshot_id`s still to restore, and one IAM
+`get_instance_profile` per distinct profile name. Every problem is reported at once; a
+check the caller is not allowed to make is skipped (apply would report it).
+
 `LiveState.spot_prices` is keyed `"INSTANCE_TYPE/AZ"` (e.g. `"g5.xlarge/us-east-1a"`),
 the latest Linux/UNIX price per type and availability zone.
 """
@@ -20,7 +26,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from planner.aws.session import AwsContext, aws_errors
+from planner.aws.session import ACCESS_DENIED_CODES, AwsContext, aws_errors
 from planner.errors import TrainctlError
 from planner.live import (
     TAG_PROJECT,
@@ -230,8 +236,8 @@ def _read_instances(spec: Spec, ec2: Any) -> list[dict[str, Any]]:
     )))
 
 
-def _read_imports(spec: Spec, ec2: Any, region: str) -> tuple[Raw, Raw]:
-    """The volumes and instances named by `import:`; a missing id is a clear error.
+def _read_imports(spec: Spec, ec2: Any, region: str) -> tuple[Raw, Raw, list[str]]:
+    """The volumes and instances named by `import:`, and a problem line per missing id.
 
     Filters (not VolumeIds/InstanceIds) so that one call answers for all ids and the
     missing ones can be named, instead of failing on the first.
@@ -255,9 +261,7 @@ def _read_imports(spec: Spec, ec2: Any, region: str) -> tuple[Raw, Raw]:
             problems.append(f"{addr}: import: {rid} does not exist in {region}")
         elif states[rid] not in live_states:
             problems.append(f"{addr}: import: {rid} is {states[rid]}")
-    if problems:
-        raise TrainctlError("; ".join(problems))
-    return volumes, instances
+    return volumes, instances, problems
 
 
 def _read_modifications(ec2: Any, volume_ids: list[str]) -> list[dict[str, Any]]:
@@ -319,6 +323,94 @@ def read_spot_prices(ec2: Any, instance_types: Iterable[str], now: datetime) -> 
     return {k: v[1] for k, v in sorted(latest.items())}
 
 
+# --- the spec's references to AWS ---------------------------------------------------------
+
+
+def _error_code(e: Any) -> str:
+    return str(e.response.get("Error", {}).get("Code", ""))
+
+
+def check_availability_zones(spec: Spec, ec2: Any, region: str) -> list[str]:
+    """One call: every volume and instance AZ of the spec must be one of the region's."""
+    from botocore.exceptions import ClientError
+
+    used = [(f"volumes.{n}.availability_zone", v.availability_zone)
+            for n, v in spec.volumes.items()]
+    used += [(f"instances.{n}.availability_zone", i.availability_zone)
+             for n, i in spec.instances.items()]
+    if not used:
+        return []
+    try:
+        resp = ec2.describe_availability_zones()
+    except ClientError as e:
+        if _error_code(e) in ACCESS_DENIED_CODES:
+            return []
+        raise
+    zones = sorted(str(z["ZoneName"]) for z in resp.get("AvailabilityZones", ()))
+    known = set(zones)
+    return [f"{path}: {az} is not an availability zone of {region} "
+            f"(it has: {', '.join(zones)})"
+            for path, az in used if az not in known]
+
+
+def check_snapshots(spec: Spec, ec2: Any, region: str,
+                    live_volumes: Iterable[LiveVolume]) -> list[str]:
+    """The `snapshot_id`s still to restore exist and are usable.
+
+    A volume already restored from its snapshot needs it no more (snapshots are often
+    deleted after a restore), so it is not checked. Filters, not SnapshotIds: one call
+    answers for every id and names the missing ones instead of failing on the first.
+    """
+    restored = {(v.address, v.snapshot_id) for v in live_volumes}
+    wanted = {n: v.snapshot_id for n, v in spec.volumes.items()
+              if v.snapshot_id and (f"volume.{n}", v.snapshot_id) not in restored}
+    if not wanted:
+        return []
+    states: dict[str, str] = {}
+    for chunk in _chunks(sorted(set(wanted.values())), FILTER_VALUES):
+        for snap in _pages(ec2, "describe_snapshots", "Snapshots",
+                           Filters=[{"Name": "snapshot-id", "Values": chunk}]):
+            states[snap["SnapshotId"]] = str(snap.get("State", "completed"))
+    problems = []
+    for name, sid in wanted.items():
+        if sid not in states:
+            problems.append(f"volumes.{name}.snapshot_id: no snapshot {sid!r} in {region} "
+                            "visible to this account")
+        elif states[sid] == "error":
+            problems.append(f"volumes.{name}.snapshot_id: snapshot {sid!r} is in state error")
+    return problems
+
+
+def _profile_name(profile: str) -> str:
+    """`NAME`, or the last part of an instance profile ARN (`...:instance-profile/p/NAME`)."""
+    return profile.rsplit("/", 1)[-1] if profile.startswith("arn:") else profile
+
+
+def check_instance_profiles(spec: Spec, aws: AwsContext) -> list[str]:
+    """One `get_instance_profile` per distinct profile name the spec's instances use."""
+    from botocore.exceptions import ClientError
+
+    users = [(n, i.iam_instance_profile) for n, i in spec.instances.items()
+             if i.iam_instance_profile]
+    if not users:
+        return []           # no IAM client at all
+    iam = aws.iam
+    missing: set[str] = set()
+    for name in sorted({_profile_name(p) for _, p in users}):
+        try:
+            iam.get_instance_profile(InstanceProfileName=name)
+        except ClientError as e:
+            code = _error_code(e)
+            if code == "NoSuchEntity":
+                missing.add(name)
+            elif code in ACCESS_DENIED_CODES:
+                return []
+            else:
+                raise
+    return [f"instances.{n}.iam_instance_profile: no instance profile {p!r} in this account"
+            for n, p in users if _profile_name(p) in missing]
+
+
 def _dedupe(items: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     return list({i[key]: i for i in items}.values())
 
@@ -328,7 +420,9 @@ def read_live(spec: Spec, aws: AwsContext, *, now: datetime,
     """A snapshot of everything the spec owns (by tag) or imports, read in batches.
 
     Independent reads run concurrently (wall time is the slowest chain, not the sum);
-    the calls made are the same as in sequence.
+    the calls made are the same as in sequence. A spec that names what does not exist
+    (availability zone, snapshot, instance profile, imported id) raises one TrainctlError
+    listing every such problem.
     """
     start_calls = aws.total_calls()
     with aws_errors(), ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
@@ -337,14 +431,17 @@ def read_live(spec: Spec, aws: AwsContext, *, now: datetime,
         f_instances = pool.submit(_read_instances, spec, ec2)
         f_imports = pool.submit(_read_imports, spec, ec2, aws.region)
         f_snapshots = pool.submit(_read_snapshots, spec, ec2)
+        f_zones = pool.submit(check_availability_zones, spec, ec2, aws.region)
+        f_profiles = pool.submit(check_instance_profiles, spec, aws)
         f_datasets = [(key, pool.submit(task))
                       for key, task in (_dataset_tasks(spec, aws) if with_datasets else ())]
-        imp_volumes, imp_instances = f_imports.result()
+        imp_volumes, imp_instances, import_problems = f_imports.result()
         volumes = sorted(
             (volume_from_aws(v)
              for v in _dedupe(f_volumes.result() + imp_volumes, "VolumeId")),
             key=lambda v: v.id,
         )
+        f_spec_snapshots = pool.submit(check_snapshots, spec, ec2, aws.region, volumes)
         f_modifications = (pool.submit(_read_modifications, ec2, [v.id for v in volumes])
                            if volumes else None)
         instances = sorted(
@@ -361,6 +458,10 @@ def read_live(spec: Spec, aws: AwsContext, *, now: datetime,
         ) if f_modifications else []
         snapshots = sorted((snapshot_from_aws(s) for s in f_snapshots.result()),
                            key=lambda s: s.id)
+        problems = (f_zones.result() + f_spec_snapshots.result() + f_profiles.result()
+                    + import_problems)
+        if problems:
+            raise TrainctlError("\n".join(problems))
         datasets = {key: f.result() for key, f in f_datasets}
     return LiveState(
         project=spec.project,

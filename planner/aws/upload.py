@@ -2,7 +2,9 @@
 
 Only files whose (key, size, ETag) differ from the stage are sent; the transfer settings
 are exactly those the manifest digest assumes (planner.manifest: multipart above 8 MiB in
-8 MiB parts), so the stage's digest equals the local folder's. Nothing is deleted.
+8 MiB parts), so the stage's digest equals the local folder's. The stage prefix belongs
+to trainctl: stage objects that are no longer in the folder are deleted (folder markers,
+keys ending in `/`, are left alone), so removing a local file converges too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from planner.live import DatasetManifest
 from planner.manifest import CHUNK, Entry, local_entries, manifest_from_entries, split_s3_uri
 
 MAX_CONCURRENCY = 10
+DELETE_BATCH = 1000        # DeleteObjects takes at most 1,000 keys per call
 
 
 def transfer_config() -> Any:
@@ -48,7 +51,8 @@ def stage_manifest(s3: Any, stage_uri: str) -> DatasetManifest:
 
 def upload_dataset(aws: Any, local_dir: str | os.PathLike[str], stage_uri: str, *,
                    progress: bool = True) -> DatasetManifest:
-    """Upload what changed in LOCAL_DIR to STAGE_URI; return the stage's manifest.
+    """Upload what changed in LOCAL_DIR to STAGE_URI, delete stage objects the folder no
+    longer has; return the stage's manifest as listed after both.
 
     `aws` is an AwsContext (only `aws.s3` is used).
     """
@@ -64,7 +68,23 @@ def upload_dataset(aws: Any, local_dir: str | os.PathLike[str], stage_uri: str, 
         todo = [e for e in local if remote.get(e[0]) != (e[1], e[2])]
         if todo:
             _transfer(s3, root, bucket, prefix, todo, progress=progress)
+        local_keys = {key for key, _, _ in local}
+        _delete(s3, bucket, [prefix + key for key in sorted(remote) if key not in local_keys])
         return stage_manifest(s3, stage_uri)
+
+
+def _delete(s3: Any, bucket: str, keys: list[str]) -> None:
+    """DeleteObjects in batches of 1,000 keys; any key it could not delete is an error."""
+    failed: list[str] = []
+    for i in range(0, len(keys), DELETE_BATCH):
+        batch = keys[i:i + DELETE_BATCH]
+        resp = s3.delete_objects(Bucket=bucket, Delete={
+            "Objects": [{"Key": k} for k in batch], "Quiet": True})
+        failed += [f"{e.get('Key')} ({e.get('Code')})" for e in resp.get("Errors", ())]
+    if failed:
+        shown = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+        raise TrainctlError(f"could not delete {len(failed)} stale stage object(s) in "
+                            f"s3://{bucket}/: {shown}")
 
 
 def _transfer(s3: Any, root: str, bucket: str, prefix: str, todo: list[Entry], *,
