@@ -188,7 +188,21 @@ def test_iam_policy_is_scoped_and_never_imports_boto3(project: Path) -> None:
     for s in s3:
         resources = [s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"]
         assert all(r.startswith("arn:aws:s3:::emu-datasets") for r in resources), resources
-    assert "PassRole" in json.dumps(policy)
+    # PassRole only on the role the spec's profile names: no wildcard a user could use to
+    # pass an admin role named trainctl-anything to an instance
+    passes = [s for s in policy["Statement"] if s["Action"] == "iam:PassRole"]
+    assert [p["Resource"] for p in passes] == [["arn:aws:iam::*:role/trainctl-ssm"]]
+    assert "iam:PutRolePolicy" not in json.dumps(policy)   # every instance names a profile
+    assert "ec2:DescribeAvailabilityZones" in json.dumps(policy)
+
+
+def test_iam_policy_scopes_the_project_role_to_the_project() -> None:
+    from planner.commands.iam_policy import build_policy
+
+    policy = build_policy("llm", None)
+    role = next(s for s in policy["Statement"] if s["Sid"] == "ProjectInstanceRole")
+    assert role["Resource"] == ["arn:aws:iam::*:role/trainctl-llm-ssm",
+                                "arn:aws:iam::*:instance-profile/trainctl-llm-ssm"]
 
 
 def test_iam_policy_without_a_spec(tmp_path: Path) -> None:

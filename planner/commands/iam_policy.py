@@ -23,7 +23,7 @@ EC2 = "arn:aws:ec2:*:*"
 
 READ_ONLY_EC2 = [
     "ec2:DescribeVolumes", "ec2:DescribeInstances", "ec2:DescribeVolumesModifications",
-    "ec2:DescribeSnapshots", "ec2:DescribeSpotPriceHistory",
+    "ec2:DescribeSnapshots", "ec2:DescribeSpotPriceHistory", "ec2:DescribeAvailabilityZones",
 ]
 
 
@@ -52,6 +52,27 @@ def _s3_statements(sid: str, uris: list[str], object_actions: list[str]) -> list
                 "Resource": [f"arn:aws:s3:::{bucket}/{p}*" for p in prefixes],
             })
     return out
+
+
+def _project_role_statements(role: str) -> list[dict[str, Any]]:
+    """The project's SSM role and instance profile, which trainctl manages when an
+    instance names no profile. Scoped to this project's role: PutRolePolicy on it is the
+    one IAM write trainctl needs (the instance's dataset and checkpoint access)."""
+    return [
+        {"Sid": "ProjectInstanceRole", "Effect": "Allow",
+         "Action": ["iam:GetRole", "iam:CreateRole", "iam:TagRole",
+                    "iam:ListAttachedRolePolicies", "iam:PutRolePolicy",
+                    "iam:GetInstanceProfile", "iam:CreateInstanceProfile",
+                    "iam:TagInstanceProfile", "iam:AddRoleToInstanceProfile"],
+         "Resource": [f"arn:aws:iam::*:role/{role}",
+                      f"arn:aws:iam::*:instance-profile/{role}"]},
+        {"Sid": "AttachSsmCorePolicy", "Effect": "Allow", "Action": "iam:AttachRolePolicy",
+         "Resource": f"arn:aws:iam::*:role/{role}",
+         "Condition": {"ArnEquals": {"iam:PolicyARN": SSM_POLICY_ARN}}},
+        {"Sid": "PassInstanceRole", "Effect": "Allow", "Action": "iam:PassRole",
+         "Resource": f"arn:aws:iam::*:role/{role}",
+         "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
+    ]
 
 
 def build_policy(project: str | None, spec: Any | None = None) -> dict[str, Any]:
@@ -96,28 +117,32 @@ def build_policy(project: str | None, spec: Any | None = None) -> dict[str, Any]
         {"Sid": "ReadCommandResults", "Effect": "Allow",
          "Action": ["ssm:GetCommandInvocation", "ssm:DescribeInstanceInformation"],
          "Resource": "*"},
-        {"Sid": "ProjectInstanceRole", "Effect": "Allow",
-         "Action": ["iam:GetRole", "iam:CreateRole", "iam:TagRole",
-                    "iam:ListAttachedRolePolicies", "iam:PutRolePolicy",
-                    "iam:GetInstanceProfile", "iam:CreateInstanceProfile",
-                    "iam:TagInstanceProfile", "iam:AddRoleToInstanceProfile"],
-         "Resource": ["arn:aws:iam::*:role/trainctl-*",
-                      "arn:aws:iam::*:instance-profile/trainctl-*"]},
-        {"Sid": "AttachSsmCorePolicy", "Effect": "Allow", "Action": "iam:AttachRolePolicy",
-         "Resource": "arn:aws:iam::*:role/trainctl-*",
-         "Condition": {"ArnEquals": {"iam:PolicyARN": SSM_POLICY_ARN}}},
-        {"Sid": "PassInstanceRole", "Effect": "Allow", "Action": "iam:PassRole",
-         "Resource": "arn:aws:iam::*:role/trainctl-*",
-         "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
     ]
+    needs_role = spec is None or any(not i.iam_instance_profile
+                                     for i in spec.instances.values())
+    if needs_role:
+        statements += _project_role_statements(f"trainctl-{project}-ssm" if project
+                                               else "trainctl-*")
     if spec is not None:
+        profiles = sorted({i.iam_instance_profile.rsplit("/", 1)[-1]
+                           for i in spec.instances.values() if i.iam_instance_profile})
+        if profiles:   # roles are usually named like their profile (see notes())
+            statements += [
+                {"Sid": "CheckNamedInstanceProfiles", "Effect": "Allow",
+                 "Action": "iam:GetInstanceProfile",
+                 "Resource": [f"arn:aws:iam::*:instance-profile/{p}" for p in profiles]},
+                {"Sid": "PassNamedInstanceRoles", "Effect": "Allow", "Action": "iam:PassRole",
+                 "Resource": [f"arn:aws:iam::*:role/{p}" for p in profiles],
+                 "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
+            ]
         reads = sorted({d.s3_uri for d in spec.datasets.values()
                         if d.s3_uri.startswith("s3://") and not d.is_local})
         stages = sorted({str(d.stage) for d in spec.datasets.values()
                          if d.is_local and d.stage})
         statements += _s3_statements("ListDatasets", reads, [])
         statements += _s3_statements("UploadStages", stages,
-                                     ["s3:PutObject", "s3:AbortMultipartUpload"])
+                                     ["s3:PutObject", "s3:AbortMultipartUpload",
+                                      "s3:DeleteObject"])
         if spec.state and spec.state.startswith("s3://"):
             statements += _s3_statements("StateLockAndPlans", [spec.state],
                                          ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"])
@@ -130,13 +155,13 @@ def notes(spec: Any | None) -> list[str]:
         out.append("no spec found: S3 statements are left out and the tag condition "
                    "accepts any project; run with -f FILE for a project's policy")
     else:
-        custom = sorted({i.iam_instance_profile for i in spec.instances.values()
-                         if i.iam_instance_profile
-                         and not i.iam_instance_profile.startswith("trainctl-")})
-        if custom:
+        named = sorted({i.iam_instance_profile for i in spec.instances.values()
+                        if i.iam_instance_profile})
+        if named:
             out.append("instances name their own instance profiles "
-                       f"({', '.join(custom)}): add iam:PassRole on the roles in them "
-                       "(roles named trainctl-* are covered)")
+                       f"({', '.join(named)}): iam:PassRole is granted on roles of the "
+                       "same names; if a profile holds a role of another name, grant "
+                       "PassRole on that role instead")
     return out
 
 
