@@ -155,3 +155,26 @@ def test_checkpoint_sync(tool: str, s3, moto_endpoint: str,  # type: ignore[no-u
     assert keys == {"ckpt/run-7/step-100/model.pt", "ckpt/run-7/latest"}
     r = steps.sync_checkpoints(t, IID, path="/scratch/checkpoints", sync_to=uri)
     assert r.ok and r.data["copied"] == 0
+
+
+@pytest.mark.parametrize("what", ["file", "dangling link"])
+def test_checkpoint_sync_calls_a_non_directory_an_error_not_absent(
+        what: str, moto_endpoint: str, tmp_path: Path) -> None:
+    """`present: false` means nothing at all is at the path (the engine then journals
+    "nothing to sync"); anything else there is a failed sync, never "nothing to sync"."""
+    t = BashTransport(tmp_path / "sandbox", s3_env(moto_endpoint))
+    ck = t.sandbox(IID) / "scratch" / "checkpoints"
+    ck.parent.mkdir(parents=True)
+    if what == "file":
+        ck.write_bytes(b"not a folder")
+    else:
+        ck.symlink_to(tmp_path / "gone")
+    r = steps.sync_checkpoints(t, IID, path="/scratch/checkpoints",
+                               sync_to=f"s3://{BUCKET}/ckpt/")
+    assert r.state == "failed" and "not a directory" in r.data["error"], r.output
+    assert steps.checkpoint_outcome(r) == "unknown"
+    ck.unlink()
+    r = steps.sync_checkpoints(t, IID, path="/scratch/checkpoints",
+                               sync_to=f"s3://{BUCKET}/ckpt/")
+    assert r.ok and r.data["present"] is False
+    assert steps.checkpoint_outcome(r) == "absent"

@@ -51,6 +51,8 @@ class FakeSsm:
     def __init__(self, answers: Mapping[str, ScriptResult] | None = None):
         self.answers = {k: ScriptResult("ok") for k in KINDS}
         self.answers["training_check"] = ScriptResult("ok", {"running": False})
+        self.answers["checkpoint_sync"] = ScriptResult(
+            "ok", {"present": True, "objects": 2, "bytes": 10, "copied": 2})
         self.answers.update(answers or {})
         self.calls: list[tuple[str, str]] = []       # (kind, instance id)
         self.hook: Callable[[str, str], None] | None = None
@@ -429,7 +431,8 @@ def test_terminate_syncs_checkpoints_before_terminating(moto_endpoint: str) -> N
     facts = _terminate(engine, iid)
     assert ssm.calls == [("training_check", iid), ("checkpoint_sync", iid)]
     assert seen_state == ["running", "running"]
-    assert facts["checkpoints"] == "synced to s3://ckpt/run/"
+    assert facts["checkpoints"] == ("synced /scratch/ckpt to s3://ckpt/run/ (2 files, "
+                                    "2 copied now)")
     assert instances(aws, "terminated")[0]["InstanceId"] == iid
     assert _terminate(engine, iid)["result"] == "already gone"
 
@@ -480,7 +483,8 @@ def test_mount_sets_and_unmount_clears_the_mounted_tag(moto_endpoint: str) -> No
         "path": "/scratch", "instance_id": iid, "volume_id": vid}), Action.DELETE)
     v = aws.ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0]
     assert TAG_MOUNTED not in tags_of(v)
-    assert ssm.kinds() == ["mount", "unmount"]
+    # the checkpoints (/scratch/ckpt) live on this volume: checked and synced first
+    assert ssm.kinds() == ["mount", "training_check", "checkpoint_sync", "unmount"]
 
 
 def test_mount_failure_is_a_failed_step_without_the_tag(moto_endpoint: str) -> None:

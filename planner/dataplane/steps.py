@@ -7,7 +7,7 @@ the caller (for `training_running`, "cannot tell", which blocks a terminate).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 from planner.dataplane import scripts
 from planner.dataplane.status import ScriptResult
@@ -66,9 +66,29 @@ def training_running(ssm: Transport, instance_id: str, *, pid_file: str | None,
 
 def sync_checkpoints(ssm: Transport, instance_id: str, *, path: str, sync_to: str,
                      timeout: float = 2 * HOUR) -> ScriptResult:
-    """Copy the checkpoint directory to SYNC_TO. data: present, copied, objects, bytes."""
+    """Copy the checkpoint directory to SYNC_TO. data: present, copied, objects, bytes.
+
+    An ok result with `present: false` or no files synced nothing: read it with
+    `checkpoint_outcome`, never as "synced"."""
     script = scripts.checkpoint_sync_script(path=path, sync_to=sync_to)
     return ssm.run(instance_id, script, timeout=timeout)
+
+
+CheckpointOutcome = Literal["synced", "empty", "absent", "unknown"]
+
+
+def checkpoint_outcome(result: ScriptResult) -> CheckpointOutcome:
+    """What a checkpoint sync really did: "synced" (files were there and are in S3 now),
+    "empty" or "absent" (nothing to sync: never report these as synced), or "unknown"
+    (failed, or an answer that does not say; never a success)."""
+    if not result.ok:
+        return "unknown"
+    present, objects = result.data.get("present"), result.data.get("objects")
+    if present is False:
+        return "absent"
+    if present is not True or not isinstance(objects, int) or isinstance(objects, bool):
+        return "unknown"
+    return "synced" if objects > 0 else "empty"
 
 
 def install_spot_watcher(ssm: Transport, instance_id: str, *, path: str, sync_to: str,

@@ -19,7 +19,10 @@ The steps live in `direct_ec2` (volumes, instances, attachments) and `direct_dat
 project's SSM instance profile. The engine dispatches on change.type and the phase's
 action, reads change.id, change.before and change.after (data the diff decided), never
 change.reason. Every destructive call is preceded by a fresh describe and
-`rules.recheck`.
+`rules.recheck`. An unmount, a detach or a terminate on a running instance first asks
+whether a training job runs there (refused while it does or SSM cannot tell, unless
+--force; a "not running" answer is reused for TRAINING_IDLE_TTL seconds), and the
+checkpoints are synced before the volume holding them is unmounted.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ LIVE_VOLUME_STATES = ("creating", "available", "in-use")
 LIVE_INSTANCE_STATES = ("pending", "running", "stopping", "stopped")
 PROFILE_PROPAGATION_TRIES = 8                # run_instances right after a new profile
 PROFILE_PROPAGATION_DELAY = 5.0
+# A "no training job" answer is reused this long for the same instance (unmount, detach
+# and terminate of one teardown); "running" and "cannot tell" are never reused.
+TRAINING_IDLE_TTL = 60.0
 
 Handler = Callable[["DirectEngine", Change], dict[str, str]]
 
@@ -78,6 +84,10 @@ class DirectEngine:
         self._profile_new = False
         # The uploader's own progress bar; off by default (apply shows its own display).
         self.upload_progress = False
+        self.training_idle_ttl = TRAINING_IDLE_TTL
+        self._training_idle: dict[str, float] = {}     # instance id -> time.monotonic()
+        # instance id -> what the checkpoint sync before an unmount did (for the terminate)
+        self.checkpoints_at_unmount: dict[str, str] = {}
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -118,6 +128,24 @@ class DirectEngine:
             w.wait(WaiterConfig=cfg, **kwargs)
         else:
             w.wait(**kwargs)
+
+    def training_idle(self, instance_id: str) -> bool:
+        """True when a training check of this instance said "not running" moments ago."""
+        import time
+
+        with self._lock:
+            seen = self._training_idle.get(instance_id)
+        return seen is not None and time.monotonic() - seen < self.training_idle_ttl
+
+    def note_training_idle(self, instance_id: str, idle: bool) -> None:
+        """Remember a "not running" answer; anything else forgets the earlier one."""
+        import time
+
+        with self._lock:
+            if idle:
+                self._training_idle[instance_id] = time.monotonic()
+            else:
+                self._training_idle.pop(instance_id, None)
 
     def client_token(self, change: Change, purpose: str = "") -> str:
         """Stable per plan, address and kind (create vs replace): <= 64 characters."""
@@ -172,10 +200,15 @@ class DirectEngine:
             address, {"Name": "status", "Values": list(LIVE_VOLUME_STATES)}))
         return list(resp.get("Volumes", []))
 
-    def instances_at(self, address: str) -> list[dict[str, Any]]:
-        resp = self.ec2.describe_instances(Filters=self._owned_filters(
-            address, {"Name": "instance-state-name", "Values": list(LIVE_INSTANCE_STATES)}))
-        return [i for r in resp.get("Reservations", ()) for i in r.get("Instances", ())]
+    def instances_at(self, address: str, *extra: dict[str, Any]) -> list[dict[str, Any]]:
+        """Live (not terminated) instances of this project tagged with ADDRESS, narrowed
+        by EXTRA filters: one describe call."""
+        pages = self.ec2.get_paginator("describe_instances").paginate(
+            Filters=self._owned_filters(address, {"Name": "instance-state-name",
+                                                  "Values": list(LIVE_INSTANCE_STATES)},
+                                        *extra))
+        return [i for page in pages for r in page.get("Reservations", ())
+                for i in r.get("Instances", ())]
 
     def volume_id_of(self, name: str, known: str | None = None) -> str:
         """The id of volume.NAME: `known` when given, else the one live volume tagged so."""
@@ -186,6 +219,27 @@ class DirectEngine:
             what = "no live volume" if not found else f"{len(found)} live volumes"
             raise StepFailed(f"volume.{name}: {what} tagged with this address")
         return str(found[0]["VolumeId"])
+
+    def volume_at(self, name: str, known: str | None = None) -> dict[str, Any] | None:
+        """volume.NAME described: by `known` id (None when it is gone), else the one live
+        volume tagged so (StepFailed for none or several), in one call either way."""
+        if known:
+            return self.describe_volume(known)
+        found = self.volumes_at(f"volume.{name}")
+        if len(found) != 1:
+            what = "no live volume" if not found else f"{len(found)} live volumes"
+            raise StepFailed(f"volume.{name}: {what} tagged with this address")
+        return dict(found[0])
+
+    def instance_at(self, name: str, known: str | None = None) -> dict[str, Any] | None:
+        """instance.NAME described, like volume_at."""
+        if known:
+            return self.describe_instance(known)
+        found = self.instances_at(f"instance.{name}")
+        if len(found) != 1:
+            what = "no live instance" if not found else f"{len(found)} live instances"
+            raise StepFailed(f"instance.{name}: {what} tagged with this address")
+        return dict(found[0])
 
     def instance_id_of(self, name: str, known: str | None = None) -> str:
         if known:

@@ -1,6 +1,7 @@
-"""The direct engine's data plane: mount, sync, upload, prewarm, and the checks before a
-terminate. Scripts run through the engine's SsmTransport (planner.dataplane.steps);
-anything but an "ok" result is a failed step, with the output cut to a readable size.
+"""The direct engine's data plane: mount, sync, upload, prewarm, and the checks before an
+unmount, a detach or a terminate (training job, checkpoint sync). Scripts run through the
+engine's SsmTransport (planner.dataplane.steps); anything but an "ok" result is a failed
+step, with the output cut to a readable size.
 """
 
 from __future__ import annotations
@@ -55,44 +56,83 @@ def install_spot_watcher(engine: DirectEngine, change: Change, iid: str, path: s
     facts["spot_watcher"] = "installed"
 
 
-def before_terminate(engine: DirectEngine, change: Change, iid: str) -> dict[str, str]:
-    """The training-job check, then the checkpoint sync. Raises StepFailed unless --force."""
-    steps = _steps()
-    force = engine.overrides.force
-    ins = engine.spec.instances.get(change.name)
-    training = ins.training if ins is not None else None
-    r = steps.training_running(
-        engine.ssm, iid,
-        pid_file=training.pid_file if training else None,
-        patterns=tuple(training.process_patterns) if training else (),
-    )
-    running = r.data.get("running") if r.ok else None
-    facts: dict[str, str] = {}
+def check_training(engine: DirectEngine, i_name: str, iid: str, verb: str) -> str:
+    """The training-job check before a step that ends the job's access to its files (VERB:
+    "terminates", "unmounts /scratch", ...). Returns the journal fact; raises StepFailed
+    "training-running: ..." while a job runs or SSM cannot tell, unless --force.
+
+    A "not running" answer is reused for the same instance for a short while (one
+    teardown unmounts, detaches and terminates); "running" and "cannot tell" never are."""
+    address = f"instance.{i_name}"
+    with engine.resource_lock(f"training-check:{iid}"):
+        if engine.training_idle(iid):
+            return "not running"
+        ins = engine.spec.instances.get(i_name)
+        training = ins.training if ins is not None else None
+        r = _steps().training_running(
+            engine.ssm, iid,
+            pid_file=training.pid_file if training else None,
+            patterns=tuple(training.process_patterns) if training else (),
+        )
+        running = r.data.get("running") if r.ok else None
+        engine.note_training_idle(iid, running is False)
     if running is False:
-        facts["training"] = "not running"
+        return "not running"
+    if running is True:
+        seen = r.data.get("evidence") or r.data.get("pids")
+        why = f"a training job runs on {address} ({iid})" + (f": {seen}" if seen else "")
     else:
-        if running is True:
-            seen = r.data.get("evidence") or r.data.get("pids")
-            why = (f"a training job runs on {change.address} ({iid})"
-                   + (f": {seen}" if seen else ""))
-        else:
-            why = (f"cannot tell whether a training job runs on {change.address} ({iid}): "
-                   f"{_why(r)}")
-        if not force:
-            raise StepFailed(f"training-running: {why}; --force terminates anyway")
-        facts["training"] = "check overridden by --force"
+        why = (f"cannot tell whether a training job runs on {address} ({iid}): "
+               f"{_why(r) if not r.ok else 'the check gave no answer'}")
+    if not engine.overrides.force:
+        raise StepFailed(f"training-running: {why}; --force {verb} anyway")
+    return "check overridden by --force"
+
+
+def save_checkpoints(engine: DirectEngine, address: str, iid: str, path: str, sync_to: str,
+                     verb: str) -> tuple[str, str]:
+    """Sync the checkpoint folder; (outcome, journal fact), outcome as
+    steps.checkpoint_outcome, or "overridden". Raises StepFailed "checkpoint-sync: ..."
+    when the sync failed or its answer does not say what it did, unless --force."""
+    steps = _steps()
+    r = steps.sync_checkpoints(engine.ssm, iid, path=path, sync_to=sync_to)
+    outcome = steps.checkpoint_outcome(r)
+    if outcome == "synced":
+        return outcome, (f"synced {path} to {sync_to} ({r.data.get('objects')} files, "
+                         f"{r.data.get('copied', 0)} copied now)")
+    if outcome == "absent":
+        return outcome, f"path {path} absent, nothing to sync"
+    if outcome == "empty":
+        return outcome, f"path {path} empty, nothing to sync"
+    why = _why(r) if not r.ok else "the script did not say what it synced"
+    if not engine.overrides.force:
+        raise StepFailed(f"checkpoint-sync: {address} ({iid}): checkpoints in {path} were not "
+                         f"synced to {sync_to}: {why}; --force {verb} anyway")
+    return "overridden", f"sync to {sync_to} failed, overridden by --force"
+
+
+def before_terminate(engine: DirectEngine, change: Change, iid: str) -> dict[str, str]:
+    """The training-job check, then the checkpoint sync. Raises StepFailed unless --force.
+
+    The journal says what really happened: "synced" only when files were synced, here or
+    before the unmount of the volume that held them (mount_delete), in this apply."""
+    facts = {"training": check_training(engine, change.name, iid, "terminates")}
+    ins = engine.spec.instances.get(change.name)
     ckpt = ins.checkpoints if ins is not None else None
     if ckpt is not None and ckpt.sync_to:
-        r = steps.sync_checkpoints(engine.ssm, iid, path=ckpt.path, sync_to=ckpt.sync_to)
-        if r.ok:
-            facts["checkpoints"] = f"synced to {ckpt.sync_to}"
-        elif not force:
-            raise StepFailed(f"checkpoint-sync: {change.address} ({iid}): checkpoints were "
-                             f"not synced to {ckpt.sync_to}: {_why(r)}; --force terminates "
-                             f"anyway")
-        else:
-            facts["checkpoints"] = "sync failed, overridden by --force"
+        outcome, fact = save_checkpoints(engine, change.address, iid, ckpt.path,
+                                         ckpt.sync_to, "terminates")
+        earlier = engine.checkpoints_at_unmount.get(iid)
+        if outcome in ("absent", "empty") and earlier:
+            fact = earlier
+        facts["checkpoints"] = fact
     return facts
+
+
+def _on_mount(path: str, mount_path: str) -> bool:
+    """PATH is MOUNT_PATH or below it."""
+    p, m = posixpath.normpath(path), posixpath.normpath(mount_path)
+    return p == m or p.startswith(m.rstrip("/") + "/")
 
 
 # --- mounts ---------------------------------------------------------------------------
@@ -137,6 +177,17 @@ def mount_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
     raw_i = engine.describe_instance(iid)
     state = (raw_i or {}).get("State", {}).get("Name")
     if state in ("pending", "running") and path:
+        # The job's files go away with the mount: ask first, and save the checkpoints
+        # that live on this volume while they can still be read.
+        facts["training"] = check_training(engine, i_name, iid, f"unmounts {path}")
+        ins = engine.spec.instances.get(i_name)
+        ckpt = ins.checkpoints if ins is not None else None
+        if ckpt is not None and ckpt.sync_to and _on_mount(ckpt.path, str(path)):
+            outcome, fact = save_checkpoints(engine, change.address, iid, ckpt.path,
+                                             ckpt.sync_to, f"unmounts {path}")
+            facts["checkpoints"] = fact
+            if outcome == "synced":
+                engine.checkpoints_at_unmount[iid] = f"synced at unmount of {path}: {fact}"
         r = _steps().unmount(engine.ssm, iid, path=path, volume_id=vid)
         if not r.ok:
             raise StepFailed(f"{change.address}: unmount of {path} on {iid} failed: "
@@ -333,8 +384,19 @@ def _prewarm_on_temporary(engine: DirectEngine, change: Change, v_name: str, vid
     raw_v = engine.describe_volume(vid)
     if raw_v is None:
         raise StepFailed(f"{change.address}: volume {vid} is not there")
-    busy = [a["InstanceId"] for a in raw_v.get("Attachments", ())
-            if a.get("State") in ("attaching", "attached")]
+    token = engine.client_token(change, "temporary-instance")
+    temporaries = engine.instances_at(change.address,
+                                      {"Name": f"tag:{TAG_TEMPORARY}", "Values": ["true"]})
+    existing = next((i for i in temporaries if i.get("ClientToken") == token), None)
+    orphans = [i for i in temporaries if i is not existing]
+    cleared: dict[str, str] = {}
+    if orphans:
+        raw_v = _clear_orphans(engine, change, vid, raw_v, orphans)
+        cleared["orphans_terminated"] = ",".join(str(i["InstanceId"]) for i in orphans)
+    own = str(existing["InstanceId"]) if existing is not None else None
+    holders = [a["InstanceId"] for a in raw_v.get("Attachments", ())
+               if a.get("State") in ("attaching", "attached")]
+    busy = [h for h in holders if h != own]
     if busy:
         raise StepFailed(f"{change.address}: volume {vid} is attached to {busy[0]}; a "
                          f"temporary instance can only fill a detached volume")
@@ -342,12 +404,10 @@ def _prewarm_on_temporary(engine: DirectEngine, change: Change, v_name: str, vid
     ami, itype = _prewarm_image(engine, az, after)
     subnet = next((i.subnet_id for i in engine.spec.instances.values()
                    if i.availability_zone == az and i.subnet_id), None)
-    token = engine.client_token(change, "temporary-instance")
     vs = engine.spec.volumes.get(v_name)
     filesystem = after.get("filesystem") or (vs.filesystem if vs else "ext4")
-    existing = engine.instance_by_token(change.address, token)
-    if existing is not None:
-        iid = str(existing["InstanceId"])
+    if own is not None:         # this very step ran before (a retry of the same plan)
+        iid = own
     else:
         tags = engine.owner_tags(change.address)
         tags["Name"] = f"{engine.spec.project}/{change.address} (temporary)"
@@ -370,7 +430,8 @@ def _prewarm_on_temporary(engine: DirectEngine, change: Change, v_name: str, vid
     failure: StepFailed | None = None
     try:
         engine.wait(engine.ec2, "instance_running", InstanceIds=[iid])
-        engine.ec2.attach_volume(Device=PREWARM_DEVICE, InstanceId=iid, VolumeId=vid)
+        if iid not in holders:
+            engine.ec2.attach_volume(Device=PREWARM_DEVICE, InstanceId=iid, VolumeId=vid)
         engine.wait(engine.ec2, "volume_in_use", VolumeIds=[vid])
         _mount(engine, change, iid, vid, PREWARM_DEVICE, PREWARM_MOUNT, False, filesystem)
         _sync(engine, change, iid, uri, target, expected)
@@ -387,7 +448,44 @@ def _prewarm_on_temporary(engine: DirectEngine, change: Change, v_name: str, vid
         raise failure from e
     finally:
         _terminate_temporary(engine, iid, failure)
-    return {"via": "temporary-instance", "temporary_instance": iid, "path": target}
+    return {"via": "temporary-instance", "temporary_instance": iid, "path": target, **cleared}
+
+
+def _clear_orphans(engine: DirectEngine, change: Change, vid: str, raw_v: dict[str, Any],
+                   orphans: list[dict[str, Any]]) -> dict[str, Any]:
+    """Temporary instances an interrupted prewarm of this address left behind (another
+    plan's ClientToken, e.g. after kill -9): the volume is unmounted (best effort) and
+    detached from them, then they are terminated. Returns the volume described again.
+
+    When the unmount cannot be done, the instance is terminated with the volume still
+    attached: its shutdown unmounts cleanly, which a detach of a mounted volume would not."""
+    ids = [str(i["InstanceId"]) for i in orphans]
+    states = {str(i["InstanceId"]): i.get("State", {}).get("Name") for i in orphans}
+    holding = [a["InstanceId"] for a in raw_v.get("Attachments", ())
+               if a.get("InstanceId") in ids and a.get("State") in ("attaching", "attached")]
+    try:
+        left_attached = []
+        for oid in holding:
+            if states.get(oid) == "running":
+                r = _steps().unmount(engine.ssm, oid, path=PREWARM_MOUNT, volume_id=vid)
+                if not r.ok:
+                    left_attached.append(oid)
+                    continue
+            engine.ec2.detach_volume(VolumeId=vid, InstanceId=oid)
+            engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
+        engine.ec2.terminate_instances(InstanceIds=ids)
+        engine.wait(engine.ec2, "instance_terminated", InstanceIds=ids)
+        if left_attached:
+            engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
+    except StepFailed:
+        raise
+    except Exception as e:
+        raise StepFailed(f"{change.address}: the temporary instance(s) {', '.join(ids)} left "
+                         f"by an interrupted prewarm could not be cleared: {e}") from e
+    fresh = engine.describe_volume(vid)
+    if fresh is None:
+        raise StepFailed(f"{change.address}: volume {vid} is not there")
+    return fresh
 
 
 def _terminate_temporary(engine: DirectEngine, iid: str, failure: StepFailed | None) -> None:

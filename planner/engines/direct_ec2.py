@@ -247,14 +247,16 @@ def instance_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
 def attachment_create(engine: DirectEngine, change: Change) -> dict[str, str]:
     i_name, v_name = _names(change)
     after = dict(change.after or {})
-    iid = engine.instance_id_of(i_name, after.get("instance_id"))
-    vid = engine.volume_id_of(v_name, after.get("volume_id"))
+    # One describe each, by id when the plan knew it, else by address tag.
+    raw_i = engine.instance_at(i_name, after.get("instance_id"))
+    raw_v = engine.volume_at(v_name, after.get("volume_id"))
+    iid = str(raw_i["InstanceId"]) if raw_i else str(after.get("instance_id"))
+    vid = str(raw_v["VolumeId"]) if raw_v else str(after.get("volume_id"))
     ins = engine.spec.instances.get(i_name)
     device = after.get("device") or next(
         (m.device for m in (ins.mounts if ins else ()) if m.volume == v_name), None)
     if not device:
         raise StepFailed(f"{change.address}: no device name for the attachment")
-    raw_i, raw_v = engine.describe_instance(iid), engine.describe_volume(vid)
     if raw_i is None or raw_i.get("State", {}).get("Name") in GONE_INSTANCE_STATES:
         raise StepFailed(f"{change.address}: instance {iid} is not there")
     if raw_v is None:
@@ -290,6 +292,11 @@ def attachment_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
                 if a.get("InstanceId") == iid and a.get("State") != "detached"]
     if not attached:
         return {**facts, "result": "already detached"}
+    raw_i = engine.describe_instance(iid)
+    if (raw_i or {}).get("State", {}).get("Name") in ("pending", "running"):
+        # The volume may hold the job's files even where trainctl did not mount it.
+        facts["training"] = direct_data.check_training(engine, i_name, iid,
+                                                       f"detaches {vid}")
     engine.ec2.detach_volume(VolumeId=vid, InstanceId=iid)
     engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
     return facts

@@ -16,7 +16,12 @@ host_path DIR "$CKPT_PATH"
 
 field_s path "$CKPT_PATH"
 field_s sync_to "$SYNC_TO"
+# "present": false only when nothing is there at all: a file, a dangling link or anything
+# else at the path is an error, never "nothing to sync".
 if [ ! -d "$DIR/" ]; then
+  if [ -e "$DIR" ] || [ -L "$DIR" ]; then
+    fail "the checkpoint path is not a directory" "$CKPT_PATH"
+  fi
   field_b present false
   field_n copied 0
   field_n objects 0
