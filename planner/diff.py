@@ -50,7 +50,7 @@ from planner.plan import (
 )
 from planner.rules import ATTACHED_STATES, GONE_INSTANCE_STATES, Overrides
 from planner.spec import Instance, Mount, Spec, Volume
-from planner.tags import owner_tags
+from planner.tags import instance_safety_tags, owner_tags
 
 VOLUME, INSTANCE = ResourceType.VOLUME, ResourceType.INSTANCE
 ATTACHMENT, MOUNT = ResourceType.ATTACHMENT, ResourceType.MOUNT
@@ -304,8 +304,9 @@ class _Diff:
     def instance_change(self, ins: Instance) -> Change:
         addr = f"instance.{ins.name}"
         li = self.instances.get(addr)
-        tags = self.desired_tags(addr, ins.tags, protect=ins.protect,
-                                 live_tags=li.tags if li else None)
+        tags = {**self.desired_tags(addr, ins.tags, protect=ins.protect,
+                                    live_tags=li.tags if li else None),
+                **instance_safety_tags(ins)}
         create = {
             "name": ins.name, "instance_type": ins.instance_type, "ami": ins.ami,
             "market": ins.market, "availability_zone": ins.availability_zone,

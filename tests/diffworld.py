@@ -88,6 +88,8 @@ def linst(iid: str, addr: str | None, *, launched: datetime = OLD,
           extra_tags: Mapping[str, str] = frozen(), project: str = PROJECT,
           **kw: Any) -> LiveInstance:
     base = dict(tags(addr, project=project)) if addr else {}
+    if addr:    # as launched from a spec instance with no training or checkpoints section
+        base.update({"trainctl:training": "{}", "trainctl:checkpoints": "{}"})
     base.update(extra_tags)
     return LiveInstance(
         id=iid, instance_type=kw.pop("instance_type", "g5.2xlarge"),

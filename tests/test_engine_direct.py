@@ -634,3 +634,46 @@ def test_local_dataset_is_uploaded_to_its_stage(moto_endpoint: str, tmp_path: Pa
     assert keys == ["local/a.bin", "local/sub/b.bin"]
     assert (facts["objects"], facts["bytes"]) == ("2", "110")
     assert facts["digest"] == local_manifest(src).digest
+
+
+# --- an instance dropped from the spec keeps its safety settings -----------------------
+
+
+class ScriptRecorder(FakeSsm):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[str] = []
+
+    def run(self, instance_id: str, script: str, *, timeout: float) -> ScriptResult:
+        self.scripts.append(script)
+        return super().run(instance_id, script, timeout=timeout)
+
+
+def test_an_instance_dropped_from_the_spec_is_still_checked_and_saved(
+        moto_endpoint: str) -> None:
+    """Training and checkpoint settings are tags from launch on, so removing the instance
+    from the YAML still checks for the job (with its patterns) and syncs its checkpoints."""
+    engine, aws = make_engine(make_spec(instances=(TRAINER,)), moto_endpoint)
+    iid = create_instance(engine)
+    raw = aws.ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    assert "python.*train" in tags_of(raw)["trainctl:training"]
+    ssm = ScriptRecorder()
+    orphan, _ = make_engine(make_spec(), moto_endpoint, ssm)      # the spec dropped it
+    facts = _terminate(orphan, iid)
+    assert [k for k, _ in ssm.calls] == ["training_check", "checkpoint_sync"]
+    assert "python.*train" in ssm.scripts[0] and "/run/train.pid" in ssm.scripts[0]
+    assert "s3://ckpt/run/" in ssm.scripts[1]
+    assert facts["checkpoints"].startswith("synced /scratch/ckpt to s3://ckpt/run/")
+
+
+def test_an_unrecorded_instance_dropped_from_the_spec_cannot_be_told(
+        moto_endpoint: str) -> None:
+    engine, aws = make_engine(make_spec(instances=(TRAINER,)), moto_endpoint)
+    iid = create_instance(engine)
+    aws.ec2.delete_tags(Resources=[iid], Tags=[{"Key": "trainctl:training"}])  # older launch
+    orphan, _ = make_engine(make_spec(), moto_endpoint)
+    with pytest.raises(StepFailed, match="training settings were not recorded at launch"):
+        _terminate(orphan, iid)
+    assert instances(aws, "running")[0]["InstanceId"] == iid
+    forced, _ = make_engine(make_spec(), moto_endpoint, overrides=Overrides(force=True))
+    assert _terminate(forced, iid)["training"] == "check overridden by --force"

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from planner.engines.base import OUTPUT_LIMIT, StepFailed
 from planner.live import TAG_DATASET_DIGEST, TAG_MOUNTED
 from planner.plan import Change
+from planner.spec import Checkpoints, Training
+from planner.tags import safety_from_tags
 
 if TYPE_CHECKING:
     from planner.engines.direct import DirectEngine
@@ -56,6 +58,19 @@ def install_spot_watcher(engine: DirectEngine, change: Change, iid: str, path: s
     facts["spot_watcher"] = "installed"
 
 
+def instance_settings(engine: DirectEngine, i_name: str, iid: str
+                      ) -> tuple[Training | None, Checkpoints | None] | None:
+    """The training and checkpoint settings: from the spec, else from the tags recorded
+    at launch (an instance dropped from the spec); None when neither knows."""
+    ins = engine.spec.instances.get(i_name)
+    if ins is not None:
+        return ins.training, ins.checkpoints
+    from planner.engines.direct_ec2 import tags_of  # direct_ec2 imports this module
+
+    raw = engine.describe_instance(iid)
+    return safety_from_tags(tags_of(raw)) if raw else None
+
+
 def check_training(engine: DirectEngine, i_name: str, iid: str, verb: str) -> str:
     """The training-job check before a step that ends the job's access to its files (VERB:
     "terminates", "unmounts /scratch", ...). Returns the journal fact; raises StepFailed
@@ -67,14 +82,14 @@ def check_training(engine: DirectEngine, i_name: str, iid: str, verb: str) -> st
     with engine.resource_lock(f"training-check:{iid}"):
         if engine.training_idle(iid):
             return "not running"
-        ins = engine.spec.instances.get(i_name)
-        training = ins.training if ins is not None else None
+        settings = instance_settings(engine, i_name, iid)
+        training = settings[0] if settings else None
         r = _steps().training_running(
             engine.ssm, iid,
             pid_file=training.pid_file if training else None,
             patterns=tuple(training.process_patterns) if training else (),
         )
-        running = r.data.get("running") if r.ok else None
+        running = r.data.get("running") if r.ok and settings is not None else None
         engine.note_training_idle(iid, running is False)
     if running is False:
         return "not running"
@@ -82,8 +97,9 @@ def check_training(engine: DirectEngine, i_name: str, iid: str, verb: str) -> st
         seen = r.data.get("evidence") or r.data.get("pids")
         why = f"a training job runs on {address} ({iid})" + (f": {seen}" if seen else "")
     else:
-        why = (f"cannot tell whether a training job runs on {address} ({iid}): "
-               f"{_why(r) if not r.ok else 'the check gave no answer'}")
+        why = (f"cannot tell whether a training job runs on {address} ({iid}): " + (
+            "it is not in the spec and its training settings were not recorded at launch"
+            if settings is None else _why(r) if not r.ok else "the check gave no answer"))
     if not engine.overrides.force:
         raise StepFailed(f"training-running: {why}; --force {verb} anyway")
     return "check overridden by --force"
@@ -117,8 +133,8 @@ def before_terminate(engine: DirectEngine, change: Change, iid: str) -> dict[str
     The journal says what really happened: "synced" only when files were synced, here or
     before the unmount of the volume that held them (mount_delete), in this apply."""
     facts = {"training": check_training(engine, change.name, iid, "terminates")}
-    ins = engine.spec.instances.get(change.name)
-    ckpt = ins.checkpoints if ins is not None else None
+    settings = instance_settings(engine, change.name, iid)
+    ckpt = settings[1] if settings else None
     if ckpt is not None and ckpt.sync_to:
         outcome, fact = save_checkpoints(engine, change.address, iid, ckpt.path,
                                          ckpt.sync_to, "terminates")
@@ -180,8 +196,8 @@ def mount_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
         # The job's files go away with the mount: ask first, and save the checkpoints
         # that live on this volume while they can still be read.
         facts["training"] = check_training(engine, i_name, iid, f"unmounts {path}")
-        ins = engine.spec.instances.get(i_name)
-        ckpt = ins.checkpoints if ins is not None else None
+        settings = instance_settings(engine, i_name, iid)
+        ckpt = settings[1] if settings else None
         if ckpt is not None and ckpt.sync_to and _on_mount(ckpt.path, str(path)):
             outcome, fact = save_checkpoints(engine, change.address, iid, ckpt.path,
                                              ckpt.sync_to, f"unmounts {path}")

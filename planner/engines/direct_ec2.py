@@ -13,6 +13,7 @@ from planner.engines import direct_data
 from planner.engines.base import StepFailed
 from planner.live import TAG_ON_DELETE, TAG_PROJECT
 from planner.plan import Action, Change
+from planner.tags import instance_safety_tags
 
 if TYPE_CHECKING:
     from planner.engines.direct import DirectEngine
@@ -173,7 +174,8 @@ def instance_create(engine: DirectEngine, change: Change) -> dict[str, str]:
         iid = str(existing["InstanceId"])
         reused = True
     else:
-        tags = engine.owner_tags(change.address, ins.tags, protect=ins.protect)
+        tags = {**engine.owner_tags(change.address, ins.tags, protect=ins.protect),
+                **instance_safety_tags(ins)}
         root_tags = {**engine.spec.defaults.tags, **ins.tags,
                      "Name": f"{engine.spec.project}/{change.address}/root",
                      TAG_PROJECT: engine.spec.project}
