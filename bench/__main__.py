@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import os
 import platform
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -24,16 +27,39 @@ BENCHES = {
 }
 
 
-def _summary(bid: str, result: object) -> str:
+def _summary(bid: str, r: Any) -> str:
     if bid == "B1":
-        return "; ".join(f"N={r['n']}: {r['trainctl_calls']} calls vs {r['baseline_calls']} "
-                         f"({r['ratio']}x)" for r in result)  # type: ignore[attr-defined]
+        return "; ".join(f"N={x['n']}: {x['trainctl_calls']} calls (AWS: {x['aws_calls']}) vs "
+                         f"{x['baseline_calls']} one-per-resource ({x['ratio']}x)" for x in r)
     if bid == "B2":
-        rows = "; ".join(f"{r['n']}: {r['seconds']} s, {r['peak_rss_mb']} MB"
-                         for r in result["rows"])  # type: ignore[index]
-        return f"{rows}; 10k->100k x{result['growth_10k_to_100k']}"  # type: ignore[index]
-    return ", ".join(f"{k}={v}" for k, v in result.items()  # type: ignore[attr-defined]
-                     if k not in ("target_met", "rows"))
+        rows = "; ".join(f"{x['n']:,}: {x['seconds']} s, {x['peak_rss_mb']} MB"
+                         for x in r["rows"])
+        return f"{rows}; 10k->100k x{r['growth_10k_to_100k']}"
+    if bid == "B3":
+        line = (f"{r['steps']} steps: p=1 {r['serial_s']} s, p={r['parallelism']} "
+                f"{r['parallel_s']} s (x{r['speedup']}); bound {r['lower_bound_s']} s "
+                f"(x{r['parallel_over_bound']}); emulator-bound max x{r['emulator_bound_speedup']}")
+        every = r.get("every_call_delayed")
+        if every:
+            line += (f"; every call delayed: {every['serial_s']} s -> {every['parallel_s']} s "
+                     f"(x{every['speedup']})")
+        return line
+    if bid == "B4":
+        return f"--help {r['help_median_s']} s, validate {r['validate_median_s']} s (median)"
+    if bid == "B5":
+        return (f"{r['objects']:,} objects: all no-op {r['all_noop']}, SSM calls "
+                f"{r['ssm_calls']}, ListObjectsV2 pages {r['list_pages']}, listing "
+                f"{r['list_s']} s, plan {r['plan_s']} s, {r['api_calls']} API calls")
+    return json.dumps(r)[:200]
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        model = next((line.split(":", 1)[1].strip() for line in f
+                      if line.startswith("model name")), "")
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count(), "cpu_model": model}
 
 
 def _met(result: object) -> object:
@@ -42,21 +68,33 @@ def _met(result: object) -> object:
     return result.get("target_met")  # type: ignore[attr-defined]
 
 
+def _tag(met: object) -> str:
+    if met is None:
+        return "-"
+    return "met" if met else "MISSED"
+
+
 def main(argv: list[str]) -> int:
     chosen = [a.upper() for a in argv] or list(BENCHES)
+    unknown = [b for b in chosen if b not in BENCHES]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHES)}",
+              file=sys.stderr)
+        return 2
     out_path = Path(__file__).with_name("results.json")
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
-    results["machine"] = {"python": platform.python_version(), "platform": platform.platform(),
-                          "cpus": __import__("os").cpu_count()}
+    results["machine"] = machine()
     results["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
     table = Table(title="trainctl benchmarks")
     for col in ("id", "what", "result", "target met"):
         table.add_column(col)
     for bid in chosen:
         module, what = BENCHES[bid]
+        print(f"running {bid}: {what} ...", file=sys.stderr, flush=True)
         result = importlib.import_module(module).run()
         results[bid] = result
-        table.add_row(bid, what, _summary(bid, result), str(_met(result)))
+        table.add_row(bid, what, _summary(bid, result), _tag(_met(result)))
+        out_path.write_text(json.dumps(results, indent=2) + "\n")    # after each benchmark
     out_path.write_text(json.dumps(results, indent=2) + "\n")
     Console().print(table)
     print(f"wrote {out_path}")

@@ -1,4 +1,8 @@
-"""Synthetic specs and live snapshots of any size, built in memory (no YAML, no AWS)."""
+"""Synthetic specs and live snapshots of any size, built in memory (no YAML, no AWS).
+
+Live resources in sync carry exactly the tags trainctl would have put on them
+(`planner.tags`), so "in sync" stays in sync when the tag scheme grows.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,14 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType as Frozen
 
 from planner.live import (
-    TAG_ADDRESS,
     TAG_MOUNTED,
-    TAG_PROJECT,
     LiveAttachment,
     LiveInstance,
     LiveState,
     LiveVolume,
 )
 from planner.spec import Instance, Mount, Spec, Volume
+from planner.tags import instance_safety_tags, owner_tags
 
 PROJECT = "bench"
 AZ = "us-east-1a"
@@ -36,8 +39,9 @@ def spec_of(groups: int) -> Spec:
                 volumes=Frozen(volumes), instances=Frozen(instances))
 
 
-def live_of(groups: int) -> LiveState:
+def live_of(groups: int, spec: Spec | None = None) -> LiveState:
     """Half the groups in sync, a quarter drifted (size), a quarter missing, 1% orphans."""
+    spec = spec or spec_of(groups)
     old = NOW - timedelta(days=2)
     vols: list[LiveVolume] = []
     insts: list[LiveInstance] = []
@@ -48,20 +52,20 @@ def live_of(groups: int) -> LiveState:
         insts.append(LiveInstance(
             id=iid, instance_type="g5.xlarge", availability_zone=AZ, state="running",
             launch_time=old, ami="ami-0123456789abcdef0",
-            tags=Frozen({TAG_PROJECT: PROJECT, TAG_ADDRESS: f"instance.i{i}"}),
+            tags=Frozen({**owner_tags(spec, f"instance.i{i}"),
+                         **instance_safety_tags(spec.instances[f"i{i}"])}),
         ))
         vols.append(LiveVolume(
             id=vid, availability_zone=AZ, size_gib=100 if i % 4 != 2 else 50, type="gp3",
             state="in-use", create_time=old,
-            tags=Frozen({TAG_PROJECT: PROJECT, TAG_ADDRESS: f"volume.v{i}",
-                         TAG_MOUNTED: f"{iid}:/data"}),
+            tags=Frozen({**owner_tags(spec, f"volume.v{i}"), TAG_MOUNTED: f"{iid}:/data"}),
             attachments=(LiveAttachment(iid, "/dev/sdf", "attached"),),
         ))
     for j in range(max(1, groups // 100)):
         vols.append(LiveVolume(
             id=f"vol-orphan{j:012x}", availability_zone=AZ, size_gib=10, type="gp3",
             state="available", create_time=old,
-            tags=Frozen({TAG_PROJECT: PROJECT, TAG_ADDRESS: f"volume.orphan-{j}"}),
+            tags=Frozen(owner_tags(spec, f"volume.orphan-{j}")),
         ))
     return LiveState(project=PROJECT, region="us-east-1", read_at=NOW,
                      volumes=tuple(vols), instances=tuple(insts))

@@ -11,6 +11,7 @@ Figures stay floats; round only for display.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -142,34 +143,72 @@ def _spec_attrs(spec: Spec, change: Change) -> dict[str, Any]:
     return {}
 
 
+class _Slots:
+    """`before` as a list whose positions never move (a deleted item leaves a hole), with
+    indexes by (kind, id) and (kind, label): finding an item is O(1), not a scan."""
+
+    def __init__(self, items: list[_Item]):
+        self.items: list[_Item | None] = list(items)
+        self._by: dict[tuple[Any, ...], list[int]] = {}
+        for n, it in enumerate(items):
+            self._index(n, it)
+
+    def _index(self, n: int, it: _Item) -> None:
+        if it.id:
+            bisect.insort(self._by.setdefault((it.kind, "id", it.id), []), n)
+        bisect.insort(self._by.setdefault((it.kind, "label", it.label), []), n)
+
+    def find(self, kind: ResourceType, rid: str | None, label: str) -> int | None:
+        """The first position holding an item of `kind` with id `rid` or label `label`."""
+        best: int | None = None
+        for attr, value in (("id", rid), ("label", label)):
+            if not value:
+                continue
+            for n in self._by.get((kind, attr, value), ()):
+                it = self.items[n]      # entries of replaced or deleted items are stale
+                if it is not None and getattr(it, attr) == value:
+                    best = n if best is None else min(best, n)
+                    break
+        return best
+
+    def put(self, n: int | None, item: _Item | None) -> None:
+        """Replace (item) or delete (None) position `n`; n None appends `item`."""
+        if n is None:
+            assert item is not None
+            self.items.append(item)
+            self._index(len(self.items) - 1, item)
+            return
+        self.items[n] = item
+        if item is not None:
+            self._index(n, item)
+
+    def live(self) -> list[_Item]:
+        return [it for it in self.items if it is not None]
+
+
 def _after_items(spec: Spec, before: list[_Item], changes: Iterable[Change],
                  now: datetime) -> list[_Item]:
-    after = list(before)
+    after = _Slots(before)
     for c in changes:
         if c.type not in (ResourceType.VOLUME, ResourceType.INSTANCE):
             continue
         if c.blocked or c.is_noop:
             continue                  # stays as live
-        idx = next((n for n, it in enumerate(after)
-                    if it.kind == c.type and ((c.id and it.id == c.id) or it.label == c.address)),
-                   None)
+        idx = after.find(c.type, c.id, c.address)
         if Action.CREATE not in c.actions and Action.UPDATE not in c.actions:
             if idx is not None:       # a plain delete
-                del after[idx]
+                after.put(idx, None)
             continue
         keys = _VOLUME_KEYS if c.type == ResourceType.VOLUME else _INSTANCE_KEYS
-        attrs = dict(after[idx].attrs) if idx is not None else {}
+        current = after.items[idx] if idx is not None else None
+        attrs = dict(current.attrs) if current is not None else {}
         attrs.update(_spec_attrs(spec, c))
         attrs.update({k: v for k, v in (c.after or {}).items() if k in keys})
-        if idx is None or Action.CREATE in c.actions:   # create or replace: new, running
-            item = _Item(c.type, c.address, None, attrs, True, now)
-            if idx is None:
-                after.append(item)
-            else:
-                after[idx] = item
-        else:                                           # update in place
-            after[idx] = replace(after[idx], attrs=attrs)
-    return after
+        if current is None or Action.CREATE in c.actions:  # create or replace: new, running
+            after.put(idx, _Item(c.type, c.address, None, attrs, True, now))
+        else:                                               # update in place
+            after.put(idx, replace(current, attrs=attrs))
+    return after.live()
 
 
 def _hourly(item: _Item, live: LiveState, region: str,

@@ -278,3 +278,11 @@ def test_make_plan_with_overrides_and_min_age(tmp_path: Path, moto_endpoint: str
     assert [b.rule for b in plan.change("volume.young").blocked_by] == [Rule.MIN_AGE]
     _, _, _, forced = make_plan(opts, now=now, overrides=Overrides(force=True))
     assert not forced.change("volume.young").blocked
+
+
+def test_a_region_other_than_the_specs_is_refused(tmp_path: Path):
+    write_spec(tmp_path)
+    r = run_cli("--region", "eu-west-1", "--endpoint-url", "http://127.0.0.1:1", "plan",
+                cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "--region eu-west-1 differs from the spec's region us-east-1" in r.stderr

@@ -14,6 +14,7 @@ import click
 
 from planner.cli import Options
 from planner.errors import TrainctlError
+from planner.gcpause import gc_paused
 from planner.plan import PlanOptions, plan_to_json
 from planner.rules import Overrides
 
@@ -57,6 +58,7 @@ def _read_aws(opts: Options, spec: Spec, region: str, now: datetime) -> LiveStat
         return read_live(spec, aws, now=now)
 
 
+@gc_paused()
 def make_plan(opts: Options, *, destroy: bool = False, targets: tuple[str, ...] = (),
               live_snapshot: str | None = None, overrides: Overrides = NO_OVERRIDES,
               now: datetime | None = None) -> tuple[Spec, nx.DiGraph, LiveState, Plan]:
@@ -68,7 +70,11 @@ def make_plan(opts: Options, *, destroy: bool = False, targets: tuple[str, ...] 
     now = now or datetime.now(UTC)
     spec = load_spec(opts.file)
     graph = build_graph(spec)
-    region = opts.region or spec.region
+    if opts.region and opts.region != spec.region:
+        raise TrainctlError(
+            f"--region {opts.region} differs from the spec's region {spec.region} "
+            f"({opts.file}); the spec's availability zones and AMIs belong to {spec.region}")
+    region = spec.region
     if live_snapshot is not None:
         live = read_live_snapshot(live_snapshot)
         if live.project != spec.project:
@@ -112,6 +118,7 @@ def _say(message: str, *, to_stderr: bool) -> None:
 @click.option("--record-live", metavar="FILE", default=None, hidden=True,
               help="Write the live state read to FILE (for offline review and benchmarks).")
 @click.pass_obj
+@gc_paused()
 def command(opts: Options, out: str | None, as_json: bool, markdown_out: str | None,
             detailed_exitcode: bool, destroy: bool, targets: tuple[str, ...],
             live_snapshot: str | None, record_live: str | None) -> int:

@@ -11,10 +11,10 @@ from planner.cli import Options
 @click.pass_obj
 def command(opts: Options) -> None:
     """Check the spec: schema, references, AZs, devices and the dependency graph."""
-    from planner.graph import build_graph
+    from planner.graph import check_spec_graph
     from planner.loader import load_spec
 
     spec = load_spec(opts.file)   # SpecError: one line per issue, exit 1 (planner.cli.main)
-    build_graph(spec)             # GraphCycleError names the cycle
+    check_spec_graph(spec)        # GraphCycleError names the cycle (without networkx)
     click.echo(f"OK: {opts.file} ({len(spec.volumes)} volumes, {len(spec.instances)} "
                f"instances, {len(spec.datasets)} datasets)")
