@@ -39,6 +39,11 @@ def as_of() -> str:
     return str(price_table()["as_of"])
 
 
+# A spot price under 1% of on-demand is not a market price (moto answers 0.00001 for
+# everything): it is ignored, so cost limits still mean something on the emulator.
+SPOT_FLOOR = 0.01
+
+
 def spot_fraction() -> float:
     return float(price_table()["spot_fraction"])
 
@@ -60,16 +65,17 @@ def instance_hourly(instance_type: str, market: str, region: str,
                     az: str | None = None) -> float | None:
     """Hourly USD for one instance, or None when the table does not know the type/region
     (the caller warns). Spot prices are keyed `TYPE/AZ`."""
-    if market == "spot":
-        prices = spot_prices or {}
-        if az and f"{instance_type}/{az}" in prices:
-            return float(prices[f"{instance_type}/{az}"])
-        other_azs = [p for k, p in prices.items() if k.split("/", 1)[0] == instance_type]
-        if other_azs:
-            return float(max(other_azs))
-        od = on_demand_hourly(instance_type, region)
-        return None if od is None else od * spot_fraction()
-    return on_demand_hourly(instance_type, region)
+    if market != "spot":
+        return on_demand_hourly(instance_type, region)
+    od = on_demand_hourly(instance_type, region)
+    floor = od * SPOT_FLOOR if od is not None else 0.0
+    prices = {k: float(p) for k, p in (spot_prices or {}).items() if float(p) > floor}
+    if az and f"{instance_type}/{az}" in prices:
+        return prices[f"{instance_type}/{az}"]
+    other_azs = [p for k, p in prices.items() if k.split("/", 1)[0] == instance_type]
+    if other_azs:
+        return max(other_azs)
+    return None if od is None else od * spot_fraction()
 
 
 def _ebs_rates(volume_type: str, region: str) -> Mapping[str, float] | None:

@@ -236,3 +236,12 @@ def test_deleting_the_expensive_instance_brings_cost_under_the_limit() -> None:
     assert summary.hourly_usd_before == pytest.approx(G5_XLARGE)
     assert summary.hourly_usd_after == 0.0 and summary.exceeded == () and warnings == []
 
+
+
+def test_an_implausible_spot_price_falls_back_to_the_fraction() -> None:
+    """moto's spot price history says 0.00001 for every type: not a market price."""
+    od = cost.on_demand_hourly("g5.12xlarge", "us-east-1")
+    assert od is not None
+    got = cost.instance_hourly("g5.12xlarge", "spot", "us-east-1",
+                               {"g5.12xlarge/us-east-1a": 0.00001}, AZ)
+    assert got == pytest.approx(od * cost.spot_fraction())
