@@ -185,3 +185,14 @@ def test_watcher_stops_when_its_sandbox_is_gone(imds: FakeImds, tmp_path: Path) 
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+
+
+def test_an_emulated_instance_without_an_imds_url_starts_no_watcher(tmp_path: Path) -> None:
+    """No metadata service behind an emulated instance: the operator's own 169.254.169.254
+    (off loopback, or the operator's EC2 host) is never polled."""
+    t = BashTransport(tmp_path / "sandbox", {"PATH": tool_path(tmp_path, "aws")})
+    r = steps.install_spot_watcher(t, "i-emu", path="/ck", sync_to="s3://b/x/")
+    assert r.ok, r.output
+    assert r.data["mode"] == "none" and "no instance metadata service" in r.data["reason"]
+    assert "pid" not in r.data
+    assert not (t.sandbox("i-emu") / "var" / "run" / "trainctl" / "spot-watcher.pid").exists()

@@ -55,7 +55,9 @@ def install_spot_watcher(engine: DirectEngine, change: Change, iid: str, path: s
     if not r.ok:
         raise StepFailed(f"{change.address}: {iid} runs, but its spot watcher was not "
                          f"installed: {_why(r)}", facts=facts)
-    facts["spot_watcher"] = "installed"
+    mode = r.data.get("mode")
+    facts["spot_watcher"] = (f"installed ({mode})" if mode != "none"
+                             else f"not started: {r.data.get('reason')}")
 
 
 def instance_settings(engine: DirectEngine, i_name: str, iid: str

@@ -66,8 +66,10 @@ def volume_create(engine: DirectEngine, change: Change) -> dict[str, str]:
         kwargs["Throughput"] = vs.throughput_mibps
     if vs.snapshot_id:
         kwargs["SnapshotId"] = vs.snapshot_id
-    vid = str(engine.ec2.create_volume(**kwargs)["VolumeId"])
-    engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
+    created = engine.ec2.create_volume(**kwargs)
+    vid = str(created["VolumeId"])
+    if created.get("State") != "available":      # AWS answers "creating": wait for it
+        engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
     return {"id": vid}
 
 

@@ -64,6 +64,11 @@ UNIT
   [ "$active" = active ] || fail "$UNIT_NAME is $active after start" "$(log_tail "$log")"
   field_s mode systemd
   field_s unit "$UNIT_NAME"
+elif [ -n "${TRAINCTL_SANDBOX:-}" ] && [ -z "${TRAINCTL_IMDS_URL:-}" ]; then
+  # An emulated instance has no metadata service, and polling 169.254.169.254 from the
+  # operator's machine would watch the wrong machine (or leave loopback): not started.
+  field_s mode none
+  field_s reason "emulated instance: no instance metadata service to watch"
 else
   host_path PID_PATH /var/run/trainctl/spot-watcher.pid
   host_path LOG_PATH /var/log/trainctl-spot-watcher.log

@@ -11,6 +11,10 @@ SYNC_TO=''
 . "${BASH_SOURCE[0]%/*}/lib.sh"
 # <<< lib
 
+if [ -n "${TRAINCTL_SANDBOX:-}" ] && [ -z "${TRAINCTL_IMDS_URL:-}" ]; then
+  echo "trainctl-spot-watcher: emulated instance, no metadata service to watch" >&2
+  exit 0
+fi
 IMDS=${TRAINCTL_IMDS_URL:-http://169.254.169.254}
 IMDS=${IMDS%/}
 POLL=${TRAINCTL_POLL_SECONDS:-5}
