@@ -20,6 +20,7 @@ TAG_PROTECTED = "trainctl:protected"
 TAG_DATASET_DIGEST = "trainctl:dataset-digest"
 TAG_MOUNTED = "trainctl:mounted"
 TAG_ON_DELETE = "trainctl:on-delete"
+TAG_CLIENT_TOKEN = "trainctl:client-token"   # moto ignores ClientToken: retries find it
 TAG_TRAINING = "trainctl:training"
 TAG_CHECKPOINTS = "trainctl:checkpoints"
 

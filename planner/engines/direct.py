@@ -41,6 +41,7 @@ from planner.engines.direct_iam import data_policy, ensure_instance_profile, pro
 from planner.errors import TrainctlError
 from planner.live import (
     TAG_ADDRESS,
+    TAG_CLIENT_TOKEN,
     TAG_PROJECT,
     LiveState,
 )
@@ -88,6 +89,8 @@ class DirectEngine:
         self._training_idle: dict[str, float] = {}     # instance id -> time.monotonic()
         # instance id -> what the checkpoint sync before an unmount did (for the terminate)
         self.checkpoints_at_unmount: dict[str, str] = {}
+        # kind -> ClientToken -> (address, raw): what creates of this plan already made
+        self._tokens: dict[str, dict[str, tuple[str | None, dict[str, Any]]]] = {}
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -291,18 +294,63 @@ class DirectEngine:
         tries = PROFILE_PROPAGATION_TRIES if self._profile_new and not self.emulated else 1
         for attempt in range(tries):
             try:
-                return dict(self.ec2.run_instances(**kwargs)["Instances"][0])
+                inst = dict(self.ec2.run_instances(**kwargs)["Instances"][0])
             except ClientError as e:
                 propagating = (_error_code(e) == "InvalidParameterValue"
                                and "iam instance profile" in str(e).lower())
                 if not propagating or attempt == tries - 1:
                     raise
                 time.sleep(PROFILE_PROPAGATION_DELAY)
+                continue
+            if kwargs.get("ClientToken"):
+                specs = kwargs.get("TagSpecifications", ())
+                tags: list[dict[str, str]] = next(
+                    (t["Tags"] for t in specs if t["ResourceType"] == "instance"), [])
+                address = _tags({"Tags": tags}).get(TAG_ADDRESS)
+                if address:
+                    self.remember_created("instance", address, kwargs["ClientToken"], inst)
+            return inst
         raise AssertionError("unreachable")
 
     def instance_by_token(self, address: str, token: str) -> dict[str, Any] | None:
-        return next((i for i in self.instances_at(address) if i.get("ClientToken") == token),
-                    None)
+        return self._by_token("instance", address, token)
+
+    def volume_by_token(self, address: str, token: str) -> dict[str, Any] | None:
+        return self._by_token("volume", address, token)
+
+    def remember_created(self, kind: str, address: str, token: str,
+                         raw: Mapping[str, Any]) -> None:
+        """A create's answer, so a retry of the same step in this run finds it too."""
+        self.created_by_token(kind)[token] = (address, dict(raw))
+
+    def _by_token(self, kind: str, address: str, token: str) -> dict[str, Any] | None:
+        found = self.created_by_token(kind).get(token)
+        return found[1] if found is not None and found[0] == address else None
+
+    def created_by_token(self, kind: str) -> dict[str, tuple[str | None, dict[str, Any]]]:
+        """What an earlier attempt of a plan already created, by ClientToken (moto ignores
+        ClientToken, and a re-run after a crash must not create twice): one batched,
+        paginated describe per kind and engine, never one per resource. Each token is
+        used by one step of one run, so what this run creates need not be seen."""
+        with self.resource_lock(f"tokens:{kind}"):
+            if kind not in self._tokens:
+                project = {"Name": f"tag:{TAG_PROJECT}", "Values": [self.spec.project]}
+                if kind == "volume":
+                    pages = self.ec2.get_paginator("describe_volumes").paginate(Filters=[
+                        project, {"Name": "tag-key", "Values": [TAG_CLIENT_TOKEN]},
+                        {"Name": "status", "Values": list(LIVE_VOLUME_STATES)}])
+                    self._tokens[kind] = {
+                        _tags(v)[TAG_CLIENT_TOKEN]: (_address_of(v), dict(v))
+                        for page in pages for v in page.get("Volumes", ())}
+                else:
+                    pages = self.ec2.get_paginator("describe_instances").paginate(Filters=[
+                        project, {"Name": "instance-state-name",
+                                  "Values": list(LIVE_INSTANCE_STATES)}])
+                    self._tokens[kind] = {
+                        str(i["ClientToken"]): (_address_of(i), dict(i))
+                        for page in pages for r in page.get("Reservations", ())
+                        for i in r.get("Instances", ()) if i.get("ClientToken")}
+            return self._tokens[kind]
 
     def delete_nothing(self, change: Change) -> dict[str, str]:
         """Data lives on: sync/prewarm/dataset deletes leave the bytes where they are."""
@@ -332,3 +380,11 @@ HANDLERS: dict[tuple[ResourceType, Action], Handler] = {
     (R.PREWARM, Action.UPDATE): direct_data.prewarm_create,
     (R.PREWARM, Action.DELETE): DirectEngine.delete_nothing,
 }
+
+
+def _tags(raw: Mapping[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in raw.get("Tags", ())}
+
+
+def _address_of(raw: Mapping[str, Any]) -> str | None:
+    return _tags(raw).get(TAG_ADDRESS)

@@ -11,15 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from planner.engines import direct_data
 from planner.engines.base import StepFailed
-from planner.live import TAG_ON_DELETE, TAG_PROJECT
+from planner.live import TAG_CLIENT_TOKEN, TAG_ON_DELETE, TAG_PROJECT
 from planner.plan import Action, Change
 from planner.tags import instance_safety_tags
 
 if TYPE_CHECKING:
     from planner.engines.direct import DirectEngine
 
-# On volumes: a retried step finds what it created (moto ignores ClientToken).
-TAG_CLIENT_TOKEN = "trainctl:client-token"
 GONE_INSTANCE_STATES = ("shutting-down", "terminated")
 EMULATOR_WAIT = {"Delay": 1, "MaxAttempts": 120}
 SNAPSHOT_WAIT = {"Delay": 15, "MaxAttempts": 480}   # final snapshots of big volumes: 2 h
@@ -46,10 +44,9 @@ def volume_create(engine: DirectEngine, change: Change) -> dict[str, str]:
     if vs is None:
         raise StepFailed(f"{change.address}: not in the spec")
     token = engine.client_token(change)
-    existing = [v for v in engine.volumes_at(change.address)
-                if tags_of(v).get(TAG_CLIENT_TOKEN) == token]
-    if existing:        # this very step ran before (a retry): no second volume
-        vid = str(existing[0]["VolumeId"])
+    existing = engine.volume_by_token(change.address, token)
+    if existing is not None:    # this very step ran before (a retry): no second volume
+        vid = str(existing["VolumeId"])
         engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
         return {"id": vid, "reused": "true"}
     tags = engine.owner_tags(change.address, vs.tags, persistent=vs.persistent,
@@ -67,6 +64,7 @@ def volume_create(engine: DirectEngine, change: Change) -> dict[str, str]:
     if vs.snapshot_id:
         kwargs["SnapshotId"] = vs.snapshot_id
     created = engine.ec2.create_volume(**kwargs)
+    engine.remember_created("volume", change.address, token, created)
     vid = str(created["VolumeId"])
     if created.get("State") != "available":      # AWS answers "creating": wait for it
         engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
