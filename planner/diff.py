@@ -272,12 +272,7 @@ class _Diff:
         if vs.encrypted and not lv.encrypted:
             paths.append("encrypted")
         if paths:
-            if addr in self.adopting:
-                raise TrainctlError(
-                    f"{addr}: import: {lv.id} differs in {', '.join(paths)}; an imported "
-                    f"volume is adopted as it is, so make the spec match it")
-            return _change(addr, REPLACE, Reason.REPLACE_BECAUSE_CANNOT_UPDATE, id=lv.id,
-                           before=self.volume_before(lv), after=create, replace_paths=paths)
+            return self.replace_change(addr, lv.id, paths, self.volume_before(lv), create)
         before: dict[str, Any] = {"id": lv.id}
         after: dict[str, Any] = {"id": lv.id}
         wanted = {"size_gib": vs.size_gib if vs.size_gib > lv.size_gib else None,
@@ -326,12 +321,7 @@ class _Diff:
         ]
         paths = [k for k, differs in checks if differs]
         if paths:
-            if addr in self.adopting:
-                raise TrainctlError(
-                    f"{addr}: import: {li.id} differs in {', '.join(paths)}; an imported "
-                    f"instance is adopted as it is, so make the spec match it")
-            return _change(addr, REPLACE, Reason.REPLACE_BECAUSE_CANNOT_UPDATE, id=li.id,
-                           before=self.instance_before(li), after=create, replace_paths=paths)
+            return self.replace_change(addr, li.id, paths, self.instance_before(li), create)
         before: dict[str, Any] = {"id": li.id}
         after: dict[str, Any] = {"id": li.id}
         self._tag_diff(tags, li.tags, before, after)
@@ -340,6 +330,18 @@ class _Diff:
         reason = Reason.ADOPT_BECAUSE_IMPORT if addr in self.adopting else (
             Reason.UPDATE_BECAUSE_DRIFT)
         return _change(addr, (UPDATE,), reason, id=li.id, before=before, after=after)
+
+    def replace_change(self, addr: str, live_id: str, paths: list[str],
+                       before: dict[str, Any], after: dict[str, Any]) -> Change:
+        """A replace forced by PATHS; an imported resource is adopted as it is, never
+        replaced, so there it is an error."""
+        if addr in self.adopting:
+            kind = addr.split(".", 1)[0]
+            raise TrainctlError(
+                f"{addr}: import: {live_id} differs in {', '.join(paths)}; an imported "
+                f"{kind} is adopted as it is, so make the spec match it")
+        return _change(addr, REPLACE, Reason.REPLACE_BECAUSE_CANNOT_UPDATE, id=live_id,
+                       before=before, after=after, replace_paths=paths)
 
     def check_shrink(self) -> None:
         shrinks = [
