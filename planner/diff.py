@@ -281,12 +281,7 @@ class _Diff:
             have = getattr(lv, key)
             if want is not None and want != have:
                 before[key], after[key] = have, want
-        self._tag_diff(tags, lv.tags, before, after)
-        if len(after) == 1:
-            return _noop(addr, lv.id)
-        reason = Reason.ADOPT_BECAUSE_IMPORT if addr in self.adopting else (
-            Reason.UPDATE_BECAUSE_DRIFT)
-        return _change(addr, (UPDATE,), reason, id=lv.id, before=before, after=after)
+        return self.update_change(addr, lv.id, before, after, tags, lv.tags)
 
     @staticmethod
     def instance_before(li: LiveInstance) -> dict[str, Any]:
@@ -324,12 +319,18 @@ class _Diff:
             return self.replace_change(addr, li.id, paths, self.instance_before(li), create)
         before: dict[str, Any] = {"id": li.id}
         after: dict[str, Any] = {"id": li.id}
-        self._tag_diff(tags, li.tags, before, after)
+        return self.update_change(addr, li.id, before, after, tags, li.tags)
+
+    def update_change(self, addr: str, live_id: str, before: dict[str, Any],
+                      after: dict[str, Any], tags: Mapping[str, str],
+                      live_tags: Mapping[str, str]) -> Change:
+        """An in-place update with the tag drift added, or a no-op when nothing differs."""
+        self._tag_diff(tags, live_tags, before, after)
         if len(after) == 1:
-            return _noop(addr, li.id)
+            return _noop(addr, live_id)
         reason = Reason.ADOPT_BECAUSE_IMPORT if addr in self.adopting else (
             Reason.UPDATE_BECAUSE_DRIFT)
-        return _change(addr, (UPDATE,), reason, id=li.id, before=before, after=after)
+        return _change(addr, (UPDATE,), reason, id=live_id, before=before, after=after)
 
     def replace_change(self, addr: str, live_id: str, paths: list[str],
                        before: dict[str, Any], after: dict[str, Any]) -> Change:

@@ -36,7 +36,7 @@ from typing import Any
 from planner import rules
 from planner.engines import direct_data, direct_ec2
 from planner.engines.base import StepBlocked, StepFailed
-from planner.engines.direct_ec2 import EMULATOR_WAIT, tag_list
+from planner.engines.direct_ec2 import EMULATOR_WAIT, tag_list, tags_of
 from planner.engines.direct_iam import data_policy, ensure_instance_profile, project_role_name
 from planner.errors import TrainctlError
 from planner.live import (
@@ -218,40 +218,26 @@ class DirectEngine:
         if known:
             return known
         found = self.volumes_at(f"volume.{name}")
-        if len(found) != 1:
-            what = "no live volume" if not found else f"{len(found)} live volumes"
-            raise StepFailed(f"volume.{name}: {what} tagged with this address")
-        return str(found[0]["VolumeId"])
+        return str(_the_one("volume", name, found)["VolumeId"])
 
     def volume_at(self, name: str, known: str | None = None) -> dict[str, Any] | None:
         """volume.NAME described: by `known` id (None when it is gone), else the one live
         volume tagged so (StepFailed for none or several), in one call either way."""
         if known:
             return self.describe_volume(known)
-        found = self.volumes_at(f"volume.{name}")
-        if len(found) != 1:
-            what = "no live volume" if not found else f"{len(found)} live volumes"
-            raise StepFailed(f"volume.{name}: {what} tagged with this address")
-        return dict(found[0])
+        return _the_one("volume", name, self.volumes_at(f"volume.{name}"))
 
     def instance_at(self, name: str, known: str | None = None) -> dict[str, Any] | None:
         """instance.NAME described, like volume_at."""
         if known:
             return self.describe_instance(known)
-        found = self.instances_at(f"instance.{name}")
-        if len(found) != 1:
-            what = "no live instance" if not found else f"{len(found)} live instances"
-            raise StepFailed(f"instance.{name}: {what} tagged with this address")
-        return dict(found[0])
+        return _the_one("instance", name, self.instances_at(f"instance.{name}"))
 
     def instance_id_of(self, name: str, known: str | None = None) -> str:
         if known:
             return known
         found = self.instances_at(f"instance.{name}")
-        if len(found) != 1:
-            what = "no live instance" if not found else f"{len(found)} live instances"
-            raise StepFailed(f"instance.{name}: {what} tagged with this address")
-        return str(found[0]["InstanceId"])
+        return str(_the_one("instance", name, found)["InstanceId"])
 
     def fresh_live(self, volumes: Iterable[Mapping[str, Any]] = (),
                    instances: Iterable[Mapping[str, Any]] = (),
@@ -306,7 +292,7 @@ class DirectEngine:
                 specs = kwargs.get("TagSpecifications", ())
                 tags: list[dict[str, str]] = next(
                     (t["Tags"] for t in specs if t["ResourceType"] == "instance"), [])
-                address = _tags({"Tags": tags}).get(TAG_ADDRESS)
+                address = tags_of({"Tags": tags}).get(TAG_ADDRESS)
                 if address:
                     self.remember_created("instance", address, kwargs["ClientToken"], inst)
             return inst
@@ -340,7 +326,7 @@ class DirectEngine:
                         project, {"Name": "tag-key", "Values": [TAG_CLIENT_TOKEN]},
                         {"Name": "status", "Values": list(LIVE_VOLUME_STATES)}])
                     self._tokens[kind] = {
-                        _tags(v)[TAG_CLIENT_TOKEN]: (_address_of(v), dict(v))
+                        tags_of(v)[TAG_CLIENT_TOKEN]: (_address_of(v), dict(v))
                         for page in pages for v in page.get("Volumes", ())}
                 else:
                     pages = self.ec2.get_paginator("describe_instances").paginate(Filters=[
@@ -382,9 +368,13 @@ HANDLERS: dict[tuple[ResourceType, Action], Handler] = {
 }
 
 
-def _tags(raw: Mapping[str, Any]) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in raw.get("Tags", ())}
-
-
 def _address_of(raw: Mapping[str, Any]) -> str | None:
-    return _tags(raw).get(TAG_ADDRESS)
+    return tags_of(raw).get(TAG_ADDRESS)
+
+
+def _the_one(rtype: str, name: str, found: list[dict[str, Any]]) -> dict[str, Any]:
+    """The single live resource tagged RTYPE.NAME; StepFailed for none or several."""
+    if len(found) != 1:
+        what = f"no live {rtype}" if not found else f"{len(found)} live {rtype}s"
+        raise StepFailed(f"{rtype}.{name}: {what} tagged with this address")
+    return dict(found[0])
