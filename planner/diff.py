@@ -435,15 +435,13 @@ class _Diff:
         return out
 
     def detaching(self, volume_addr: str, change: Change,
-                  detached: dict[str, set[str]] | None = None) -> set[str]:
+                  detached: dict[str, set[str]]) -> set[str]:
         """Instance ids this plan detaches a deleted volume from: apply detaches first, so
         removing a mounted volume from the spec converges in one apply. Replaces keep the
         conservative rule (their dependents were planned with the volume blocked).
         `detached`: detached_by_volume(), computed once for many volumes."""
         if change.actions != (DELETE,):
             return set()
-        if detached is None:
-            detached = self.detached_by_volume()
         return set(detached.get(self.volumes[volume_addr].id, ()))
 
     def fresh(self, addr: str) -> bool:
