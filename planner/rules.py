@@ -53,22 +53,13 @@ def _verb(actions: tuple[Action, ...]) -> str:
     return "replace" if len(actions) == 2 else "delete"
 
 
-def persistent_block(address: str, persistent: bool, actions: tuple[Action, ...],
+def protection_block(rule: Rule, address: str, flagged: bool, actions: tuple[Action, ...],
                      overrides: Overrides) -> Block | None:
-    if not persistent or address in overrides.allow_delete:
+    """`persistent` or `protected`: only --allow-delete ADDR lifts it (never --force)."""
+    if not flagged or address in overrides.allow_delete:
         return None
-    return Block(Rule.PERSISTENT,
-                 f"{address} is persistent; name it with --allow-delete {address} "
-                 f"to {_verb(actions)} it")
-
-
-def protected_block(address: str, protected: bool, actions: tuple[Action, ...],
-                    overrides: Overrides) -> Block | None:
-    if not protected or address in overrides.allow_delete:
-        return None
-    return Block(Rule.PROTECTED,
-                 f"{address} is protected; name it with --allow-delete {address} "
-                 f"to {_verb(actions)} it")
+    return Block(rule, f"{address} is {rule.value}; name it with --allow-delete {address} "
+                       f"to {_verb(actions)} it")
 
 
 def min_age_block(address: str, created: datetime, now: datetime, min_age_minutes: int,
@@ -165,13 +156,15 @@ def volume_blocks(address: str, actions: tuple[Action, ...], after_keys: Collect
                   overrides: Overrides,
                   deleting_instances: Collection[str] | None,
                   detaching: Collection[str] = ()) -> tuple[Block, ...]:
+    spec_persistent = _spec_volume_persistent(spec, address)
+    spec_protected = _spec_protected(spec, ResourceType.VOLUME, address)
     found: list[Block | None] = []
     if Action.DELETE in actions:
         found += [
-            persistent_block(address, volume.persistent or _spec_volume_persistent(spec, address),
+            protection_block(Rule.PERSISTENT, address, volume.persistent or spec_persistent,
                              actions, overrides),
-            protected_block(address, volume.protected or _spec_protected(
-                spec, ResourceType.VOLUME, address), actions, overrides),
+            protection_block(Rule.PROTECTED, address, volume.protected or spec_protected,
+                             actions, overrides),
             min_age_block(address, volume.create_time, now, spec.defaults.min_age_minutes,
                           actions, overrides),
             attached_block(address, volume, live, deleting_instances, detaching),
@@ -180,10 +173,10 @@ def volume_blocks(address: str, actions: tuple[Action, ...], after_keys: Collect
         if any(k in MODIFIABLE for k in after_keys):
             found.append(modify_block(address, volume, live, now))
         found += [
-            lowering_block(address, Rule.PERSISTENT, volume.persistent,
-                           _spec_volume_persistent(spec, address), overrides),
-            lowering_block(address, Rule.PROTECTED, volume.protected,
-                           _spec_protected(spec, ResourceType.VOLUME, address), overrides),
+            lowering_block(address, Rule.PERSISTENT, volume.persistent, spec_persistent,
+                           overrides),
+            lowering_block(address, Rule.PROTECTED, volume.protected, spec_protected,
+                           overrides),
         ]
     return tuple(b for b in found if b is not None)
 
@@ -197,7 +190,7 @@ def instance_blocks(address: str, actions: tuple[Action, ...], instance: LiveIns
     if Action.DELETE not in actions:
         return ()
     found = [
-        protected_block(address, instance.protected or _spec_protected(
+        protection_block(Rule.PROTECTED, address, instance.protected or _spec_protected(
             spec, ResourceType.INSTANCE, address), actions, overrides),
         min_age_block(address, instance.launch_time, now, spec.defaults.min_age_minutes,
                       actions, overrides),
