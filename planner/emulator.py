@@ -92,7 +92,8 @@ def _is_moto(pid: int) -> bool:
             cmdline = f.read()
     except OSError:
         return True      # no /proc here: trust the pid
-    return b"moto.server" in cmdline or b"moto_server" in cmdline
+    return any(name in cmdline for name in (b"planner.emulator_server", b"moto.server",
+                                            b"moto_server"))
 
 
 def answers(endpoint: str, timeout: float = 1.0) -> bool:
@@ -149,7 +150,7 @@ def start(state_dir: str, *, port: int | None = None, region: str = "us-east-1",
         endpoint = f"http://{HOST}:{p}"
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(p)],
+                [sys.executable, "-m", "planner.emulator_server", "-H", HOST, "-p", str(p)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=_server_env(), start_new_session=True, close_fds=True,
             )

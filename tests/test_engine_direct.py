@@ -333,6 +333,33 @@ def test_attach_then_detach(moto_endpoint: str) -> None:
     assert v["State"] == "available"
 
 
+def test_steps_after_a_create_describe_what_it_made_by_id(moto_endpoint: str) -> None:
+    """The plan cannot know the ids of what the same apply creates; the engine does, so
+    the attachment describes both by id (no tag-filtered search, which AWS may answer
+    before a new resource's tags are visible)."""
+    engine, aws = make_engine(make_spec(volumes=(SCRATCH,), instances=(TRAINER,)),
+                              moto_endpoint)
+    vid = create_volume(engine, "scratch")
+    iid = create_instance(engine)
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def record(model: Any = None, params: Any = None, **_: Any) -> None:
+        if model is not None and model.name.startswith("Describe"):
+            seen.append((model.name, dict(params or {})))
+
+    aws.on("before-parameter-build.ec2", record)      # the call's own parameters
+    facts = engine.apply(change("attachment.trainer.scratch", Action.CREATE), Action.CREATE)
+    assert facts == {"instance_id": iid, "volume_id": vid, "device": "/dev/sdg"}
+    assert not [p for _, p in seen if "Filters" in p]
+    assert ("DescribeInstances", {"InstanceIds": [iid]}) in seen
+    assert ("DescribeVolumes", {"VolumeIds": [vid]}) in seen
+    # A fresh engine (a later apply) knows nothing of them: it finds them by tag.
+    later, aws2 = make_engine(make_spec(volumes=(SCRATCH,), instances=(TRAINER,)),
+                              moto_endpoint)
+    assert later.volume_id_of("scratch") == vid and later.instance_id_of("trainer") == iid
+    assert aws2.calls["DescribeVolumes"] == aws2.calls["DescribeInstances"] == 1
+
+
 # --- instances -----------------------------------------------------------------------------
 
 

@@ -91,6 +91,7 @@ class DirectEngine:
         self.checkpoints_at_unmount: dict[str, str] = {}
         # kind -> ClientToken -> (address, raw): what creates of this plan already made
         self._tokens: dict[str, dict[str, tuple[str | None, dict[str, Any]]]] = {}
+        self._created_ids: dict[str, str] = {}      # address -> id made by this run
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -213,29 +214,47 @@ class DirectEngine:
         return [i for page in pages for r in page.get("Reservations", ())
                 for i in r.get("Instances", ())]
 
-    def volume_id_of(self, name: str, known: str | None = None) -> str:
-        """The id of volume.NAME: `known` when given, else the one live volume tagged so."""
+    def note_created(self, address: str, resource_id: str) -> None:
+        """What a create step of this run made at ADDRESS: later steps (attachments,
+        mounts) describe it by id, as if the plan had known it."""
+        with self._lock:
+            self._created_ids[address] = resource_id
+
+    def _id_for(self, address: str, known: str | None) -> str | None:
         if known:
             return known
+        with self._lock:
+            return self._created_ids.get(address)
+
+    def volume_id_of(self, name: str, known: str | None = None) -> str:
+        """The id of volume.NAME: `known` when given or created by this run, else the one
+        live volume tagged so."""
+        vid = self._id_for(f"volume.{name}", known)
+        if vid:
+            return vid
         found = self.volumes_at(f"volume.{name}")
         return str(_the_one("volume", name, found)["VolumeId"])
 
     def volume_at(self, name: str, known: str | None = None) -> dict[str, Any] | None:
-        """volume.NAME described: by `known` id (None when it is gone), else the one live
-        volume tagged so (StepFailed for none or several), in one call either way."""
-        if known:
-            return self.describe_volume(known)
+        """volume.NAME described: by id when known or created by this run (None when it
+        is gone), else the one live volume tagged so (StepFailed for none or several),
+        in one call either way."""
+        vid = self._id_for(f"volume.{name}", known)
+        if vid:
+            return self.describe_volume(vid)
         return _the_one("volume", name, self.volumes_at(f"volume.{name}"))
 
     def instance_at(self, name: str, known: str | None = None) -> dict[str, Any] | None:
         """instance.NAME described, like volume_at."""
-        if known:
-            return self.describe_instance(known)
+        iid = self._id_for(f"instance.{name}", known)
+        if iid:
+            return self.describe_instance(iid)
         return _the_one("instance", name, self.instances_at(f"instance.{name}"))
 
     def instance_id_of(self, name: str, known: str | None = None) -> str:
-        if known:
-            return known
+        iid = self._id_for(f"instance.{name}", known)
+        if iid:
+            return iid
         found = self.instances_at(f"instance.{name}")
         return str(_the_one("instance", name, found)["InstanceId"])
 

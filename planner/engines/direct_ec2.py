@@ -48,6 +48,7 @@ def volume_create(engine: DirectEngine, change: Change) -> dict[str, str]:
     if existing is not None:    # this very step ran before (a retry): no second volume
         vid = str(existing["VolumeId"])
         engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
+        engine.note_created(change.address, vid)
         return {"id": vid, "reused": "true"}
     tags = engine.owner_tags(change.address, vs.tags, persistent=vs.persistent,
                              protect=vs.protect, on_delete=vs.on_delete)
@@ -68,6 +69,7 @@ def volume_create(engine: DirectEngine, change: Change) -> dict[str, str]:
     vid = str(created["VolumeId"])
     if created.get("State") != "available":      # AWS answers "creating": wait for it
         engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
+    engine.note_created(change.address, vid)
     return {"id": vid}
 
 
@@ -208,6 +210,7 @@ def instance_create(engine: DirectEngine, change: Change) -> dict[str, str]:
     except Exception as e:
         raise StepFailed(f"{change.address}: {iid} did not reach running: {e}",
                          facts=facts) from e
+    engine.note_created(change.address, iid)
     ckpt = ins.checkpoints
     if ins.market == "spot" and ckpt is not None and ckpt.sync_to:
         direct_data.install_spot_watcher(engine, change, iid, ckpt.path, ckpt.sync_to, facts)
