@@ -99,6 +99,10 @@ def test_local_up_status_env_down(project: Path) -> None:
                                 MinCount=1, MaxCount=1,
                                 IamInstanceProfile={"Name": "trainctl-ssm"})
     assert run["Instances"][0]["ImageId"] == "ami-0123456789abcdef0"
+    # trainctl's launcher of moto's server; request lines are not logged, errors would be.
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert cmdline[1:3] == [b"-m", b"planner.emulator_server"]
+    assert "POST / HTTP" not in Path(state["log"]).read_text(errors="replace")
 
     # Other commands find it through local.json.
     from planner.aws.session import resolve_endpoint
@@ -226,3 +230,32 @@ def test_commands_reach_the_emulator_without_any_aws_credentials(project: Path,
     assert plan.returncode == 2, plan.stderr
     assert "Using AWS endpoint http://127.0.0.1:" in plan.stderr
     assert "volume.scratch" in plan.stdout
+
+
+def test_emulator_server_computes_per_request_lookups_once() -> None:
+    """moto's server lists its packages on disk and inspects the response class on every
+    request; the launcher does both once (in a subprocess: moto is patched there)."""
+    code = textwrap.dedent("""
+        import logging, os
+        from moto import backends
+        from moto.core import responses
+        from moto.ec2.responses import EC2Response
+        from planner import emulator_server
+
+        listed = list(backends.list_of_moto_modules())
+        names = responses.method_names_from_class(EC2Response)
+        emulator_server._once_per_process()
+        def no_disk(*a, **k):
+            raise AssertionError("listed the disk again")
+        os.listdir = no_disk
+        assert list(backends.list_of_moto_modules()) == listed and "ec2" in listed
+        once = responses.method_names_from_class(EC2Response)
+        assert once == names and "describe_volumes" in once
+        assert responses.method_names_from_class(EC2Response) is once
+        assert logging.getLogger("werkzeug").getEffectiveLevel() == logging.WARNING
+        print("ok")
+        """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
