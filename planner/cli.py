@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.ClickException as e:
         e.show()
-        sys.exit(e.exit_code)
+        # click exits 2 on a usage error; 2 is `--detailed-exitcode`'s "changes to apply"
+        sys.exit(1 if e.exit_code == 2 else e.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)

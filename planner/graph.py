@@ -110,6 +110,9 @@ def _construction(spec: Spec) -> list[Op]:
         for ds_name in inst.datasets:
             path = sync_path(spec, inst, ds_name)
             if path is None:
+                ds = spec.datasets[ds_name]
+                if ds.strategy == "direct-s3" and ds.is_local:    # it reads the stage
+                    edge(address(ResourceType.DATASET, ds_name), i_addr)
                 continue
             s = node(ResourceType.SYNC, inst.name, ds_name, instance=inst.name, dataset=ds_name)
             landing = _landing_mount(inst, path)

@@ -23,6 +23,7 @@ TAG_ON_DELETE = "trainctl:on-delete"
 TAG_CLIENT_TOKEN = "trainctl:client-token"   # moto ignores ClientToken: retries find it
 TAG_TRAINING = "trainctl:training"
 TAG_CHECKPOINTS = "trainctl:checkpoints"
+TAG_MODIFIED = "trainctl:modified"     # start times of trainctl's modifications (24 h)
 
 
 def iso(t: datetime) -> str:

@@ -10,15 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from planner.errors import TrainctlError
 from planner.live import TAG_ADDRESS, TAG_PROJECT, LiveInstance, LiveState, LiveVolume, iso
 from planner.plan import Action, Block, Change, ResourceType, Rule
 from planner.spec import Spec
+from planner.tags import MODIFY_LIMIT, MODIFY_WINDOW
 
-MODIFY_WINDOW = timedelta(hours=24)
-MODIFY_LIMIT = 4                      # volume modifications AWS allows per 24 h
 PENDING_MODIFICATION = ("modifying", "optimizing")
 ATTACHED_STATES = ("attaching", "attached", "busy")
 GONE_INSTANCE_STATES = ("shutting-down", "terminated")

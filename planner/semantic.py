@@ -147,8 +147,6 @@ class _Checker:
         if local and "stage" not in ds:
             self.add((*path, "source"),
                      "a local source needs stage: the s3:// prefix it is uploaded to")
-        if strategy == "direct-s3" and local:
-            self.add((*path, "source"), "strategy direct-s3 needs an s3:// source")
         if strategy == "direct-s3" and "path" in ds:
             self.add((*path, "path"), "path does not apply to strategy direct-s3", key=True)
 

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 
 from planner.live import (
     TAG_ADDRESS,
     TAG_CHECKPOINTS,
+    TAG_MODIFIED,
     TAG_ON_DELETE,
     TAG_PERSISTENT,
     TAG_PROJECT,
     TAG_PROTECTED,
     TAG_TRAINING,
+    LiveModification,
+    LiveVolume,
+    iso,
+    parse_iso,
 )
 from planner.spec import Checkpoints, Instance, Spec, Training
 
 TAG_VALUE_MAX = 256          # EC2's limit on a tag value
+MODIFY_WINDOW = timedelta(hours=24)
+MODIFY_LIMIT = 4             # volume modifications AWS allows per 24 h
 UNRECORDED = "unrecorded"    # the settings did not fit in a tag
 
 
@@ -74,3 +82,41 @@ def safety_from_tags(tags: Mapping[str, str]
         )
     except (KeyError, ValueError, TypeError, AttributeError):
         return None
+
+
+def _times(value: str | None) -> list[datetime]:
+    out = []
+    for part in (value or "").split(","):
+        try:
+            out.append(parse_iso(part.strip()))
+        except ValueError:
+            continue
+    return out
+
+
+def modified_tag(previous: str | None, started: datetime, now: datetime) -> str:
+    """TAG_MODIFIED after a modification that started at STARTED: the start times of the
+    modifications trainctl made in the last 24 h. AWS reports only a volume's latest
+    modification, while its limit counts every one of them."""
+    times = [t for t in _times(previous) if now - t < MODIFY_WINDOW]
+    times.append(parse_iso(iso(started)))
+    return ",".join(iso(t) for t in sorted(times)[-MODIFY_LIMIT:])
+
+
+def with_recorded_modifications(volumes: Iterable[LiveVolume],
+                                reported: Iterable[LiveModification]
+                                ) -> list[LiveModification]:
+    """The modifications AWS reports, plus the earlier ones recorded in each volume's
+    TAG_MODIFIED (completed: only the latest can still run, and AWS reports that one)."""
+    out = list(reported)
+    by_volume: dict[str, list[str]] = {}
+    for m in out:
+        by_volume.setdefault(m.volume_id, []).append(iso(m.start_time))
+    for v in volumes:
+        recorded = [iso(t) for t in _times(v.tags.get(TAG_MODIFIED))]
+        for t in by_volume.get(v.id, ()):
+            if t in recorded:
+                recorded.remove(t)       # the one AWS reports
+        out += [LiveModification(volume_id=v.id, state="completed", start_time=parse_iso(t))
+                for t in recorded]
+    return sorted(out, key=lambda m: (m.volume_id, m.start_time))

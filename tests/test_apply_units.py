@@ -90,6 +90,32 @@ def test_an_edited_before_or_after_is_refused() -> None:
     check_saved_plan(fresh, fresh)
 
 
+def test_a_replace_unblocked_since_the_plan_says_what_else_it_changes() -> None:
+    """--force, --allow-delete or time can unblock a replace after the plan was saved;
+    its dependents then change too, which the reviewer never saw: refused, and said so
+    (not "edited")."""
+    young = Block(Rule.MIN_AGE, "instance.t is 3 minutes old (min_age_minutes 60)")
+
+    def replace_t(*blocks: Block) -> Change:
+        return Change(address="instance.t", type=ResourceType.INSTANCE,
+                      actions=(Action.DELETE, Action.CREATE),
+                      reason=Reason.REPLACE_BECAUSE_CANNOT_UPDATE, id="i-1",
+                      blocked_by=blocks)
+
+    def attachment(*actions: Action) -> Change:
+        return Change(address="attachment.t.v", type=ResourceType.ATTACHMENT,
+                      actions=actions, reason=Reason.REPLACE_BECAUSE_DEPENDENCY_REPLACED)
+
+    saved = _plan(replace_t(young), attachment(Action.NOOP))
+    fresh = _plan(replace_t(), attachment(Action.DELETE, Action.CREATE))
+    with pytest.raises(StalePlanError) as e:
+        check_saved_plan(saved, fresh)
+    msg = str(e.value)
+    assert msg.startswith("the plan file was made while instance.t was blocked")
+    assert "attachment.t.v too" in msg and "edited" not in msg
+    check_saved_plan(saved, _plan(replace_t(young), attachment(Action.NOOP)))
+
+
 def test_blocked_by_comes_from_the_fresh_plan() -> None:
     saved = _plan(_delete("volume.data"), _delete("volume.scratch", PERSISTENT))
     fresh = _plan(_delete("volume.data", PERSISTENT), _delete("volume.scratch"))

@@ -27,3 +27,18 @@ def test_validate_with_file_after_the_subcommand() -> None:
     r = run_cli("validate", "-f", str(spec), "--no-color")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("OK: ")
+
+
+@pytest.mark.parametrize("args", [
+    ["plan", "--detailed-exitcode", "--bogus"],
+    ["plan", "--target"],
+    ["show"],
+    ["no-such-command"],
+])
+def test_usage_errors_exit_1_never_2(args: list[str]) -> None:
+    """2 is `plan --detailed-exitcode`'s "changes to apply": a CI job must not read a
+    typo as pending changes (click's own code for usage errors is 2)."""
+    r = run_cli(*args)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "Usage:" in r.stderr or "Error:" in r.stderr
+    assert "Traceback" not in r.stderr

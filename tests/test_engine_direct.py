@@ -201,6 +201,27 @@ def test_volume_update_uses_modify_volume_and_tags(moto_endpoint: str) -> None:
     assert aws.calls["ModifyVolume"] == 1
 
 
+def test_modifications_are_recorded_for_the_24_hour_limit(moto_endpoint: str) -> None:
+    """AWS reports only a volume's latest modification: trainctl records the start of
+    each one it makes, so the fifth within 24 h is blocked before AWS refuses it."""
+    engine, aws = make_engine(make_spec(volumes=(SCRATCH,)), moto_endpoint)
+    vid = create_volume(engine, "scratch")
+    for size in (20, 30, 40, 50):
+        engine.apply(change("volume.scratch", Action.UPDATE, id=vid,
+                            after={"id": vid, "size_gib": size}), Action.UPDATE)
+    raw = aws.ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0]
+    recorded = tags_of(raw)["trainctl:modified"].split(",")
+    assert len(recorded) == 4 and recorded == sorted(recorded)
+    latest = aws.ec2.describe_volumes_modifications(VolumeIds=[vid])["VolumesModifications"]
+    with pytest.raises(StepBlocked) as err:     # as AWS reports it: only the latest
+        engine.apply(change("volume.scratch", Action.UPDATE, id=vid,
+                            after={"id": vid, "size_gib": 60}), Action.UPDATE)
+    assert [b.rule for b in err.value.blocks] == [Rule.MODIFY_PENDING]
+    assert "4 modifications" in err.value.blocks[0].message
+    assert aws.ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0]["Size"] == 50
+    assert latest
+
+
 def test_volume_update_refuses_a_shrink(moto_endpoint: str) -> None:
     engine, _ = make_engine(make_spec(volumes=(SCRATCH,)), moto_endpoint)
     vid = create_volume(engine, "scratch")
@@ -600,11 +621,36 @@ def test_prewarm_via_the_attached_instance(moto_endpoint: str) -> None:
         **PREWARM_AFTER, "volume": "scratch", "path": "/imgs", "via": "instance.trainer",
         "instance_id": iid, "mount_path": "/scratch", "read_only": True,
         "objects": 1, "bytes": 1, "digest": "sha256:" + "e" * 64}), Action.CREATE)
-    assert facts["path"] == "/scratch/imgs"
-    assert ssm.kinds() == ["mount", "sync", "mount"]     # read-write for the sync, then ro
+    assert facts["path"] == "/scratch/imgs" and facts["training"] == "not running"
+    # read-write for the sync, then ro; first, no training job may be reading the files
+    assert ssm.kinds() == ["training_check", "mount", "sync", "mount"]
     assert len(instances(aws)) == 1
     tag = tags_of(aws.ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0])[TAG_DATASET_DIGEST]
     assert tag == f"imgs=sha256:{'e' * 32}"
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_prewarm_via_the_attached_instance_waits_for_training(moto_endpoint: str,
+                                                              force: bool) -> None:
+    """The files would change under a running job: refused unless --force."""
+    ssm = FakeSsm({"training_check": ScriptResult("ok", {"running": True, "pids": [42]})})
+    spec = make_spec(volumes=(SCRATCH,), instances=(TRAINER,), datasets=(
+        replace(PREWARM_DS, volume="scratch", path="/imgs"),))
+    engine, _aws = make_engine(spec, moto_endpoint, ssm, overrides=Overrides(force=force))
+    _vid, iid = _attached(engine)
+    step = change("prewarm.imgs", Action.CREATE, after={
+        **PREWARM_AFTER, "volume": "scratch", "path": "/imgs", "via": "instance.trainer",
+        "instance_id": iid, "mount_path": "/scratch", "read_only": True,
+        "objects": 1, "bytes": 1, "digest": "sha256:" + "e" * 64})
+    if not force:
+        with pytest.raises(StepFailed, match=r"^training-running: a training job runs on "
+                                             r"instance\.trainer .*--force rewrites"):
+            engine.apply(step, Action.CREATE)
+        assert ssm.kinds() == ["training_check"]
+        return
+    facts = engine.apply(step, Action.CREATE)
+    assert facts["training"] == "check overridden by --force"
+    assert ssm.kinds() == ["training_check", "mount", "sync", "mount"]
 
 
 @pytest.mark.slow

@@ -130,8 +130,6 @@ def test_volume_mounted_read_only_by_two_instances(tmp_path: Path) -> None:
      "7:51: datasets.d.volume: strategy direct-s3 takes no volume"),
     ("{source: ./data, strategy: local-cache}",
      "7:15: datasets.d.source: a local source needs stage: the s3:// prefix it is uploaded to"),
-    ("{source: ./data, stage: 's3://bkt/s/', strategy: direct-s3}",
-     "7:15: datasets.d.source: strategy direct-s3 needs an s3:// source"),
     ("{source: 's3://bkt/d/', strategy: direct-s3, path: /x}",
      "7:51: datasets.d.path: path does not apply to strategy direct-s3"),
 ])

@@ -45,6 +45,7 @@ from planner.manifest import (  # noqa: F401  (re-exported for callers of this m
     split_s3_uri,
 )
 from planner.spec import Dataset, Spec
+from planner.tags import with_recorded_modifications
 
 VOLUME_PAGE = 500          # DescribeVolumes MaxResults cap
 INSTANCE_PAGE = 1000       # DescribeInstances MaxResults cap
@@ -452,10 +453,9 @@ def read_live(spec: Spec, aws: AwsContext, *, now: datetime,
         spot_types = [i.instance_type for i in spec.instances.values() if i.market == "spot"]
         spot_types += [i.instance_type for i in instances if i.market == "spot"]
         spot_prices = read_spot_prices(ec2, spot_types, now)
-        modifications = sorted(
-            (modification_from_aws(m) for m in f_modifications.result()),
-            key=lambda m: (m.volume_id, m.start_time),
-        ) if f_modifications else []
+        modifications = with_recorded_modifications(
+            volumes, (modification_from_aws(m) for m in f_modifications.result())
+            if f_modifications else ())
         snapshots = sorted((snapshot_from_aws(s) for s in f_snapshots.result()),
                            key=lambda s: s.id)
         problems = (f_zones.result() + f_spec_snapshots.result() + f_profiles.result()

@@ -58,11 +58,28 @@ def check_saved_plan(saved: Plan, fresh: Plan) -> None:
     want = {c.address: _comparable(c) for c in saved.changes}
     have = {c.address: _comparable(c) for c in fresh.changes}
     differ = sorted(a for a in want.keys() | have.keys() if want.get(a) != have.get(a))
+    fresh_blocked = {c.address for c in fresh.changes if c.blocked}
+    unblocked = sorted(c.address for c in saved.changes
+                       if c.blocked and c.address not in fresh_blocked)
+    also = [a for a in differ if a not in unblocked]
+    if unblocked and also:
+        raise StalePlanError(
+            f"the plan file was made while {_some(unblocked)} "
+            f"{'was' if len(unblocked) == 1 else 'were'} blocked; unblocked now (by --force "
+            "or --allow-delete, or because min-age has passed), "
+            f"{'it changes' if len(unblocked) == 1 else 'they change'} {_some(also)} too, "
+            "which the plan file does not show. Review the whole plan: `trainctl apply` "
+            "with the same flags and no plan file shows it and asks before acting, or make "
+            "a new plan file with `trainctl plan -o FILE`")
     if differ:
         raise StalePlanError(
             "the plan file's changes differ from a fresh plan of the same spec and live "
-            f"state (was it edited?): {', '.join(differ[:5])}"
-            + (f" and {len(differ) - 5} more" if len(differ) > 5 else ""))
+            f"state (was it edited?): {_some(differ)}")
+
+
+def _some(addresses: list[str], most: int = 5) -> str:
+    more = len(addresses) - most
+    return ", ".join(addresses[:most]) + (f" and {more} more" if more > 0 else "")
 
 
 def _comparable(c: Change) -> bytes:

@@ -262,12 +262,15 @@ class DirectEngine:
                    instances: Iterable[Mapping[str, Any]] = (),
                    modifications: Iterable[Mapping[str, Any]] = ()) -> LiveState:
         from planner.aws.read import instance_from_aws, modification_from_aws, volume_from_aws
+        from planner.tags import with_recorded_modifications
 
+        live_volumes = tuple(volume_from_aws(v) for v in volumes)
         return LiveState(
             project=self.spec.project, region=self.aws.region, read_at=self.now(),
-            volumes=tuple(volume_from_aws(v) for v in volumes),
+            volumes=live_volumes,
             instances=tuple(instance_from_aws(i) for i in instances),
-            modifications=tuple(modification_from_aws(m) for m in modifications),
+            modifications=tuple(with_recorded_modifications(
+                live_volumes, (modification_from_aws(m) for m in modifications))),
         )
 
     def recheck(self, change: Change, live: LiveState) -> None:

@@ -357,7 +357,8 @@ def _prewarm_on_instance(engine: DirectEngine, change: Change, i_name: str, v_na
                          vid: str, uri: str, rel: str, expected: tuple[int, int, str],
                          after: dict[str, Any]) -> dict[str, str]:
     """The volume stays attached and mounted on a managed instance: sync there. A
-    read-only mount is remounted read-write for the sync and read-only again after."""
+    read-only mount is remounted read-write for the sync and read-only again after.
+    Files change under the mount, so not while a training job runs there (--force)."""
     iid = engine.instance_id_of(i_name, after.get("instance_id"))
     m = _spec_mount(engine, i_name, v_name)
     mount_path = after.get("mount_path") or (m.path if m else None)
@@ -365,9 +366,11 @@ def _prewarm_on_instance(engine: DirectEngine, change: Change, i_name: str, v_na
         raise StepFailed(f"{change.address}: no mount path of volume.{v_name} on {iid}")
     read_only = bool(after.get("read_only", m.read_only if m else False))
     target = _join(str(mount_path), rel)
+    facts = {"via": f"instance.{i_name}", "instance_id": iid, "path": target,
+             "training": check_training(engine, i_name, iid, f"rewrites {target}")}
     if not read_only:
         _sync(engine, change, iid, uri, target, expected)
-        return {"via": f"instance.{i_name}", "instance_id": iid, "path": target}
+        return facts
     vs = engine.spec.volumes.get(v_name)
     device = m.device if m else PREWARM_DEVICE
     filesystem = after.get("filesystem") or (vs.filesystem if vs else "ext4")
@@ -376,7 +379,7 @@ def _prewarm_on_instance(engine: DirectEngine, change: Change, i_name: str, v_na
         _sync(engine, change, iid, uri, target, expected)
     finally:
         _mount(engine, change, iid, vid, device, str(mount_path), True, filesystem)
-    return {"via": f"instance.{i_name}", "instance_id": iid, "path": target}
+    return facts
 
 
 def _prewarm_image(engine: DirectEngine, az: str, after: dict[str, Any]) -> tuple[str, str]:

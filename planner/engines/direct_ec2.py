@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from planner.engines import direct_data
 from planner.engines.base import StepFailed
-from planner.live import TAG_CLIENT_TOKEN, TAG_ON_DELETE, TAG_PROJECT
+from planner.live import TAG_CLIENT_TOKEN, TAG_MODIFIED, TAG_ON_DELETE, TAG_PROJECT
 from planner.plan import Action, Change
-from planner.tags import instance_safety_tags
+from planner.tags import instance_safety_tags, modified_tag
 
 if TYPE_CHECKING:
     from planner.engines.direct import DirectEngine
@@ -98,7 +98,10 @@ def volume_update(engine: DirectEngine, change: Change) -> dict[str, str]:
                        actions=(Action.UPDATE,), reason=change.reason, id=vid,
                        after={keys[k]: v for k, v in mods.items()})
         engine.recheck(probe, live)
-        engine.ec2.modify_volume(VolumeId=vid, **mods)
+        resp = engine.ec2.modify_volume(VolumeId=vid, **mods)
+        started = resp.get("VolumeModification", {}).get("StartTime") or engine.now()
+        engine.set_tags(vid, {TAG_MODIFIED: modified_tag(
+            tags_of(raw).get(TAG_MODIFIED), started, engine.now())})
         wait_modified(engine, vid)
     tags = after.get("tags")
     if isinstance(tags, Mapping) and tags:
