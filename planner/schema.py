@@ -38,7 +38,14 @@ def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> A
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-_Validator = validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
+def _is_integer(_checker: object, value: object) -> bool:
+    """JSON Schema counts 100.0 as an integer; boto3 and EC2 do not (a partial apply)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_Validator = validators.extend(
+    Draft202012Validator, {"pattern": _ecma_pattern},
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
 
 
 @cache

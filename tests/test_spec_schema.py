@@ -260,3 +260,12 @@ def test_all_schema_errors_are_listed_at_once(tmp_path: Path) -> None:
         "10:5: volumes.a.colour: unknown key 'colour' (expected one of: availability_zone, "
         "encrypted, filesystem, import, iops, on_delete, persistent, protect, size_gib, "
         "snapshot_id, tags, throughput_mibps, type)"]
+
+
+def test_a_float_is_not_an_integer(tmp_path: Path) -> None:
+    """100.0 passes JSON Schema's integer but boto3 refuses it mid-apply: caught here."""
+    errors = errors_of(tmp_path, HEAD + "volumes:\n  a: {size_gib: 100.0, iops: 3000.0}\n")
+    assert len(errors) == 2
+    assert all(e.startswith("7:") and "integer" in e for e in errors), errors
+    (tmp_path / "ok.yaml").write_text(HEAD + "volumes:\n  a: {size_gib: 100}\n")
+    assert load_spec(str(tmp_path / "ok.yaml")).volumes["a"].size_gib == 100
