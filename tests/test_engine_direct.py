@@ -212,14 +212,22 @@ def test_modifications_are_recorded_for_the_24_hour_limit(moto_endpoint: str) ->
     raw = aws.ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0]
     recorded = tags_of(raw)["trainctl:modified"].split(",")
     assert len(recorded) == 4 and recorded == sorted(recorded)
-    latest = aws.ec2.describe_volumes_modifications(VolumeIds=[vid])["VolumesModifications"]
-    with pytest.raises(StepBlocked) as err:     # as AWS reports it: only the latest
+    seen: list[int] = []
+
+    def latest_only(parsed: Any = None, **_: Any) -> None:
+        """Answer as AWS does (moto lists every modification): only the latest."""
+        mods = parsed["VolumesModifications"]
+        parsed["VolumesModifications"] = [max(mods, key=lambda m: m["StartTime"])]
+        seen.append(len(parsed["VolumesModifications"]))
+
+    aws.on("after-call.ec2.DescribeVolumesModifications", latest_only)
+    with pytest.raises(StepBlocked) as err:
         engine.apply(change("volume.scratch", Action.UPDATE, id=vid,
                             after={"id": vid, "size_gib": 60}), Action.UPDATE)
+    assert seen == [1]
     assert [b.rule for b in err.value.blocks] == [Rule.MODIFY_PENDING]
     assert "4 modifications" in err.value.blocks[0].message
     assert aws.ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0]["Size"] == 50
-    assert latest
 
 
 def test_volume_update_refuses_a_shrink(moto_endpoint: str) -> None:
