@@ -20,6 +20,12 @@ class SpecIssue:
         return f"{self.file}:{self.line}:{self.col}: {path}: {self.message}"
 
 
+def first_few(items: list[str], most: int = 5) -> str:
+    """`a, b, c, d, e and 3 more`: a long list in one line of a message."""
+    more = len(items) - most
+    return ", ".join(items[:most]) + (f" and {more} more" if more > 0 else "")
+
+
 class TrainctlError(Exception):
     """An expected failure: printed as one message, exit code 1."""
 

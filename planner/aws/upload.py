@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from planner.errors import TrainctlError
+from planner.errors import TrainctlError, first_few
 from planner.live import DatasetManifest
 from planner.manifest import CHUNK, Entry, local_entries, manifest_from_entries, split_s3_uri
 
@@ -82,9 +82,8 @@ def _delete(s3: Any, bucket: str, keys: list[str]) -> None:
             "Objects": [{"Key": k} for k in batch], "Quiet": True})
         failed += [f"{e.get('Key')} ({e.get('Code')})" for e in resp.get("Errors", ())]
     if failed:
-        shown = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
         raise TrainctlError(f"could not delete {len(failed)} stale stage object(s) in "
-                            f"s3://{bucket}/: {shown}")
+                            f"s3://{bucket}/: {first_few(failed)}")
 
 
 def _transfer(s3: Any, root: str, bucket: str, prefix: str, todo: list[Entry], *,

@@ -25,7 +25,7 @@ import click
 
 from planner.cli import Options
 from planner.digest import canonical_json
-from planner.errors import StalePlanError, TrainctlError
+from planner.errors import StalePlanError, TrainctlError, first_few
 from planner.plan import Change, Plan, change_to_json, plan_to_json
 
 EXIT_INTERRUPTED = 130
@@ -64,22 +64,17 @@ def check_saved_plan(saved: Plan, fresh: Plan) -> None:
     also = [a for a in differ if a not in unblocked]
     if unblocked and also:
         raise StalePlanError(
-            f"the plan file was made while {_some(unblocked)} "
+            f"the plan file was made while {first_few(unblocked)} "
             f"{'was' if len(unblocked) == 1 else 'were'} blocked; unblocked now (by --force "
             "or --allow-delete, or because min-age has passed), "
-            f"{'it changes' if len(unblocked) == 1 else 'they change'} {_some(also)} too, "
+            f"{'it changes' if len(unblocked) == 1 else 'they change'} {first_few(also)} too, "
             "which the plan file does not show. Review the whole plan: `trainctl apply` "
             "with the same flags and no plan file shows it and asks before acting, or make "
             "a new plan file with `trainctl plan -o FILE`")
     if differ:
         raise StalePlanError(
             "the plan file's changes differ from a fresh plan of the same spec and live "
-            f"state (was it edited?): {_some(differ)}")
-
-
-def _some(addresses: list[str], most: int = 5) -> str:
-    more = len(addresses) - most
-    return ", ".join(addresses[:most]) + (f" and {more} more" if more > 0 else "")
+            f"state (was it edited?): {first_few(differ)}")
 
 
 def _comparable(c: Change) -> bytes:
