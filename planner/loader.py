@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from planner import semantic
+from planner import semantic, speclimits
 from planner.errors import SpecError
 from planner.schema import validate_document
 from planner.spec import (
@@ -37,7 +37,9 @@ def loads_spec(text: str, file: str = "trainctl.yaml") -> Spec:
 
 def spec_from_doc(doc: YamlDoc) -> Spec:
     issues = validate_document(doc)
-    issues += semantic.check(doc, {i.path for i in issues})
+    rejected = {i.path for i in issues}
+    issues += semantic.check(doc, rejected)
+    issues += speclimits.check(doc, rejected)
     if issues:
         raise SpecError(issues)
     return _build(doc.data, doc.file)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import posixpath
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -164,7 +163,6 @@ class _Checker:
                        users: dict[str, list[tuple[str, int, bool]]]) -> None:
         path: Path = ("instances", name)
         devices: dict[str, int] = {}
-        paths: dict[str, int] = {}
         mounted: dict[str, int] = {}
         for k, mount in enumerate(_list(inst.get("mounts"))):
             mount = _map(mount)
@@ -191,13 +189,7 @@ class _Checker:
                     self.add((*mpath, "device"),
                              f"device {device} is already used by mounts[{devices[dkey]}]")
                 devices.setdefault(dkey, k)
-            mp = self.get_str(mount, "path", mpath)
-            if mp is not None:
-                norm = posixpath.normpath(mp)
-                if norm in paths:
-                    self.add((*mpath, "path"),
-                             f"mount path {mp} is already used by mounts[{paths[norm]}]")
-                paths.setdefault(norm, k)
+            # mount paths: planner.speclimits
         for k, ds_name in enumerate(_list(inst.get("datasets"))):
             dpath: Path = (*path, "datasets", k)
             if not isinstance(ds_name, str) or not self.ok(dpath):

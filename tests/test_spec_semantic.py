@@ -88,7 +88,8 @@ def test_duplicate_device_and_mount_path(tmp_path: Path) -> None:
     assert errors_of(tmp_path, text) == [
         "16:29: instances.t.mounts[1].device: device /dev/sdf is already used by mounts[0]",
         "17:29: instances.t.mounts[2].device: device /dev/xvdf is already used by mounts[0]",
-        "17:46: instances.t.mounts[2].path: mount path /a/ is already used by mounts[0]"]
+        "17:46: instances.t.mounts[2].path: mount path /a/ is already used by mounts[0] "
+        "(both are /a)"]
 
 
 def test_volume_mounted_twice_on_one_instance(tmp_path: Path) -> None:
