@@ -117,7 +117,8 @@ def _build(d: dict[str, Any], file: str) -> Spec:
             datasets=tuple(i.get("datasets", [])),
             checkpoints=Checkpoints(path=ck["path"], sync_to=ck.get("sync_to")) if ck else None,
             training=Training(pid_file=tr.get("pid_file"),
-                              process_patterns=tuple(tr.get("process_patterns", [])))
+                              process_patterns=tuple(tr.get("process_patterns", [])),
+                              log=tr.get("log"))
             if tr is not None else None,
             tags=_frozen({**default_tags, **i.get("tags", {})}),
         )

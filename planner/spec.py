@@ -33,6 +33,7 @@ class Checkpoints:
 class Training:
     pid_file: str | None = None
     process_patterns: tuple[str, ...] = ()
+    log: str | None = None          # what `trainctl logs` shows
 
 
 @dataclass(frozen=True)

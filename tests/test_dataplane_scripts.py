@@ -35,6 +35,10 @@ def _rendered() -> dict[str, str]:
                                                     sync_to="s3://acme-ckpt/run-7/"),
         "install_spot_watcher": scripts.install_spot_watcher_script(
             path="/scratch/checkpoints", sync_to="s3://acme-ckpt/run-7/"),
+        "exec": scripts.exec_script(run_id="0123456789abcdef", argv=["nvidia-smi", "-L"],
+                                    workdir="/scratch"),
+        "read_output": scripts.read_output_script(path="/scratch/train.log", offset=0,
+                                                  length=12000),
     }
 
 

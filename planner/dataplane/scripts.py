@@ -159,3 +159,13 @@ def _count(n: int | None) -> int | None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"expected a count, not {n!r}")
     return n
+
+
+def exec_script(*, run_id: str, argv: Sequence[str], workdir: str | None) -> str:
+    return render("exec", {"RUN_ID": run_id, "WORK_DIR": workdir or "", "CMD": list(argv)})
+
+
+def read_output_script(*, path: str, offset: int, length: int,
+                       remove_dir: str | None = None) -> str:
+    return render("read_output", {"FILE": path, "OFFSET": _count(offset),
+                                  "LENGTH": _count(length), "REMOVE_DIR": remove_dir or ""})
