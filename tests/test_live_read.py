@@ -204,7 +204,8 @@ def _describe_calls(aws: AwsContext) -> Counter[str]:
 @pytest.mark.slow
 def test_describe_calls_are_constant_in_the_number_of_resources(
         ec2: Any, moto_endpoint: str) -> None:
-    """Reading and checking the spec's references (AZs, snapshots, profiles) alike."""
+    """Reading and checking the spec's references (AZs, snapshots, profiles, instance
+    type offerings) alike."""
     iam = boto3.client("iam", region_name="us-east-1", endpoint_url=moto_endpoint)
     iam.create_instance_profile(InstanceProfileName="trainctl-ssm")
     snap = ec2.create_snapshot(
@@ -231,7 +232,8 @@ def test_describe_calls_are_constant_in_the_number_of_resources(
             GetInstanceProfile=aws.calls["GetInstanceProfile"]))
         assert live.api_calls == aws.total_calls()
     assert counts[0] == counts[1]
-    assert sum(counts[1].values()) <= 7
+    assert sum(counts[1].values()) <= 8
+    assert counts[1]["DescribeInstanceTypeOfferings"] == 1   # every type, every AZ
     assert counts[1]["DescribeVolumes"] == 1 and counts[1]["DescribeInstances"] == 1
     assert counts[1]["DescribeAvailabilityZones"] == 1
     assert counts[1]["DescribeSnapshots"] == 2          # the project's, and the spec's ids

@@ -9,7 +9,8 @@ ListObjectsV2 page per 1,000 objects of each dataset.
 The spec's references to AWS are checked on the way, so a typo fails the plan instead of
 half an apply: one `describe_availability_zones` (the region's zones), one
 `describe_snapshots` for the `snapshot_id`s still to restore, and one IAM
-`get_instance_profile` per distinct profile name. Every problem is reported at once; a
+`get_instance_profile` per distinct profile name, and the subnets and instance type
+offerings (planner.aws.checks: one call each). Every problem is reported at once; a
 check the caller is not allowed to make is skipped (apply would report it).
 
 `LiveState.spot_prices` is keyed `"INSTANCE_TYPE/AZ"` (e.g. `"g5.xlarge/us-east-1a"`),
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from planner.aws.checks import check_references
 from planner.aws.session import ACCESS_DENIED_CODES, AwsContext, aws_errors
 from planner.errors import TrainctlError
 from planner.live import (
@@ -434,6 +436,7 @@ def read_live(spec: Spec, aws: AwsContext, *, now: datetime,
         f_snapshots = pool.submit(_read_snapshots, spec, ec2)
         f_zones = pool.submit(check_availability_zones, spec, ec2, aws.region)
         f_profiles = pool.submit(check_instance_profiles, spec, aws)
+        f_references = pool.submit(check_references, spec, ec2, aws.region)
         f_datasets = [(key, pool.submit(task))
                       for key, task in (_dataset_tasks(spec, aws) if with_datasets else ())]
         imp_volumes, imp_instances, import_problems = f_imports.result()
@@ -458,8 +461,8 @@ def read_live(spec: Spec, aws: AwsContext, *, now: datetime,
             if f_modifications else ())
         snapshots = sorted((snapshot_from_aws(s) for s in f_snapshots.result()),
                            key=lambda s: s.id)
-        problems = (f_zones.result() + f_spec_snapshots.result() + f_profiles.result()
-                    + import_problems)
+        problems = (f_references.result() + f_zones.result() + f_spec_snapshots.result()
+                    + f_profiles.result() + import_problems)
         if problems:
             raise TrainctlError("\n".join(problems))
         datasets = {key: f.result() for key, f in f_datasets}

@@ -24,6 +24,7 @@ EC2 = "arn:aws:ec2:*:*"
 READ_ONLY_EC2 = [
     "ec2:DescribeVolumes", "ec2:DescribeInstances", "ec2:DescribeVolumesModifications",
     "ec2:DescribeSnapshots", "ec2:DescribeSpotPriceHistory", "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeSubnets", "ec2:DescribeInstanceTypeOfferings",
 ]
 
 
