@@ -69,3 +69,15 @@ def live_of(groups: int, spec: Spec | None = None) -> LiveState:
         ))
     return LiveState(project=PROJECT, region="us-east-1", read_at=NOW,
                      volumes=tuple(vols), instances=tuple(insts))
+
+
+def spec_yaml(groups: int) -> str:
+    """The YAML a user would write for `spec_of(groups)` (block style, one resource per
+    entry): loading it gives the same Spec, so `live_of` snapshots match it."""
+    out = [f"version: 1\nproject: {PROJECT}\nregion: us-east-1\nvolumes:\n"]
+    out += [f"  v{i}:\n    size_gib: 100\n    availability_zone: {AZ}\n" for i in range(groups)]
+    out.append("instances:\n")
+    out += [f"  i{i}:\n    instance_type: g5.xlarge\n    ami: ami-0123456789abcdef0\n"
+            f"    availability_zone: {AZ}\n    mounts:\n"
+            f"      - {{volume: v{i}, device: /dev/sdf, path: /data}}\n" for i in range(groups)]
+    return "".join(out)

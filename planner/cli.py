@@ -14,6 +14,7 @@ from planner.errors import TrainctlError
 
 COMMANDS = {
     "validate": "Check the spec: exit 0 valid, 1 invalid.",
+    "schema": "Print the spec's JSON Schema (for editors).",
     "graph": "Export the dependency graph (dot, mermaid, json, svg, png).",
     "plan": "Compare the spec with live AWS state and show what apply would do.",
     "apply": "Carry out a plan (saved, or made now and confirmed).",

@@ -8,9 +8,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from planner import semantic, speclimits
+from planner import schema, semantic, speclimits
 from planner.errors import SpecError
-from planner.schema import validate_document
 from planner.spec import (
     Checkpoints,
     CostLimits,
@@ -36,8 +35,7 @@ def loads_spec(text: str, file: str = "trainctl.yaml") -> Spec:
 
 
 def spec_from_doc(doc: YamlDoc) -> Spec:
-    issues = validate_document(doc)
-    rejected = {i.path for i in issues}
+    issues, rejected = schema.check(doc)
     issues += semantic.check(doc, rejected)
     issues += speclimits.check(doc, rejected)
     if issues:

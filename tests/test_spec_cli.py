@@ -77,12 +77,12 @@ def test_all_errors_at_once_on_the_command_line(tmp_path: Path) -> None:
         "instances, project, region, state, version, volumes)"]
 
 
-def test_ten_megabyte_file_on_the_command_line(tmp_path: Path) -> None:
+def test_oversized_file_on_the_command_line(tmp_path: Path) -> None:
     f = tmp_path / "big.yaml"
-    f.write_bytes(b"version: 1\n" + b"#" * (10 * 1024 * 1024) + b"\n")
+    f.write_bytes(b"version: 1\n" + b"#" * (40 * 1024 * 1024) + b"\n")
     r = run_cli("-f", str(f), "validate")
     assert (r.returncode, r.stderr) == (
-        1, f"{f}:1:1: (document): file is too large (10.0 MiB; the limit is 1 MiB)\n")
+        1, f"{f}:1:1: (document): file is too large (40.0 MiB; the limit is 32 MiB)\n")
 
 
 @pytest.mark.parametrize("target", ["missing.yaml", "."])

@@ -65,7 +65,8 @@ def test_every_object_schema_is_closed_and_every_key_described() -> None:
             assert "additionalProperties" in node, where
             if "properties" in node:
                 assert node["additionalProperties"] is False, where
-        if where.endswith("/properties") and "/allOf/" not in where and "/if" not in where:
+        if where.endswith("/properties") and "/allOf/" not in where and "/if" not in where \
+                and "/dependentSchemas/" not in where:
             for key, sub in node.items():
                 assert "description" in sub, f"{where}/{key}"
     assert objects >= 10
@@ -164,8 +165,17 @@ def test_version_must_be_one(tmp_path: Path) -> None:
     ("{size_gib: 10, type: io1}", "7:3: volumes.a: io1 and io2 volumes need iops"),
     ("{size_gib: 10, type: st1}",
      "7:17: volumes.a.size_gib: st1 and sc1 volumes need at least 125 GiB; got 10"),
-    ("{size_gib: 20000}",
-     "7:17: volumes.a.size_gib: only io2 volumes may exceed 16384 GiB; got 20000"),
+    ("{size_gib: 20000, type: gp2}",
+     "7:17: volumes.a.size_gib: only gp3 and io2 volumes may exceed 16384 GiB; got 20000"),
+    ("{size_gib: 20000, type: io1, iops: 1000}",
+     "7:17: volumes.a.size_gib: only gp3 and io2 volumes may exceed 16384 GiB; got 20000"),
+    ("{size_gib: 70000}", "7:17: volumes.a.size_gib: must be at most 65536; got 70000"),
+    ("{size_gib: 100, iops: 90000}",
+     "7:28: volumes.a.iops: gp3 iops must be 3000-80000; got 90000"),
+    ("{size_gib: 100, throughput_mibps: 2500}",
+     "7:40: volumes.a.throughput_mibps: must be at most 2000; got 2500"),
+    ("{size_gib: 300, type: io2, iops: 300000}",
+     "7:39: volumes.a.iops: must be at most 256000; got 300000"),
     ("{size_gib: 10, iops: 1000}", "7:27: volumes.a.iops: gp3 iops must be 3000-80000; got 1000"),
 ])
 def test_volume_type_rules(tmp_path: Path, volume: str, expected: str) -> None:
@@ -176,8 +186,12 @@ def test_type_rules_accept_what_the_type_allows(tmp_path: Path) -> None:
     f = tmp_path / "t.yaml"
     f.write_text(HEAD + "volumes:\n  a: {size_gib: 100, type: io2, iops: 20000}\n"
                         "  b: {size_gib: 100, iops: 6000, throughput_mibps: 500}\n"
-                        "  c: {size_gib: 20000, type: io2, iops: 64000}\n")
+                        "  c: {size_gib: 20000, type: io2, iops: 64000}\n"
+                        # gp3 as AWS raised it (2025): 64 TiB, 80,000 IOPS, 2,000 MiB/s
+                        "  d: {size_gib: 65536, iops: 80000, throughput_mibps: 2000}\n"
+                        "  e: {size_gib: 65536, type: io2, iops: 256000}\n")
     spec = load_spec(str(f))
+    assert spec.volumes["d"].size_gib == 65536
     assert (spec.volumes["a"].iops, spec.volumes["b"].throughput_mibps) == (20000, 500)
 
 

@@ -37,7 +37,7 @@ def test_positions_of_values_and_keys() -> None:
 def test_syntax_error_is_located(tmp_path: Path) -> None:
     lines = errors_of(tmp_path, "version: 1\nproject: x\n  region: [\n")
     assert lines == [f"{tmp_path}/t.yaml:3:9: (document): "
-                     "YAML syntax: mapping values are not allowed here"]
+                     "YAML syntax: mapping values are not allowed in this context"]
 
 
 def test_unclosed_flow_sequence(tmp_path: Path) -> None:
@@ -87,8 +87,9 @@ def test_yaml_bomb_fails_on_the_expansion_bound(tmp_path: Path) -> None:
     text = _billion_laughs()
     assert text.count("*") < yamlsafe.MAX_ALIASES   # only the expansion bound can stop it
     (line,) = errors_of(tmp_path, text)
-    assert line == (f"{tmp_path}/t.yaml:1:8: (document): document too large after alias "
-                    f"expansion (more than {yamlsafe.MAX_NODES} nodes)")
+    assert line.startswith(f"{tmp_path}/t.yaml:1:")
+    assert line.endswith(": (document): document too large after alias "
+                         f"expansion (more than {yamlsafe.MAX_NODES} nodes)")
 
 
 def test_alias_uses_are_bounded(tmp_path: Path) -> None:
@@ -115,15 +116,15 @@ def test_deep_nesting_is_bounded(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(20)
-def test_ten_megabyte_file_is_refused_before_reading(tmp_path: Path) -> None:
+def test_oversized_file_is_refused_before_reading(tmp_path: Path) -> None:
     f = tmp_path / "big.yaml"
     with f.open("w") as out:
         out.write("version: 1\n")
-        out.write("# " + "x" * (10 * 1024 * 1024) + "\n")
+        out.write("# " + "x" * (yamlsafe.MAX_BYTES + 1024 * 1024) + "\n")
     with pytest.raises(SpecError) as exc:
         load_yaml(str(f))
     assert [str(i) for i in exc.value.issues] == [
-        f"{f}:1:1: (document): file is too large (10.0 MiB; the limit is 1 MiB)"]
+        f"{f}:1:1: (document): file is too large (33.0 MiB; the limit is 32 MiB)"]
 
 
 def test_size_limit_holds_for_unsized_files() -> None:
