@@ -15,7 +15,7 @@ from typing import Any
 
 import networkx as nx
 
-from planner import rules
+from planner import leftovers, rules
 from planner.cost import plan_cost
 from planner.digest import digest
 from planner.errors import TrainctlError
@@ -47,6 +47,8 @@ from planner.plan import (
     Reason,
     ResourceType,
     Rule,
+    base_address,
+    duplicate_address,
 )
 from planner.rules import ATTACHED_STATES, GONE_INSTANCE_STATES, Overrides
 from planner.spec import Instance, Mount, Spec, Volume
@@ -163,6 +165,9 @@ class _Diff:
         self.volumes: dict[str, LiveVolume] = {}       # address -> live volume
         self.instances: dict[str, LiveInstance] = {}   # address -> live instance
         self.adopting: set[str] = set()                # imported, not yet tagged as ours
+        self.groups: dict[str, list[Any]] = {}         # address -> all its live resources
+        self.dups: dict[str, leftovers.Duplicate] = {}  # `volume.V@ID` -> the duplicate
+        self.temporaries: list[LiveInstance] = []
         self._index()
 
     # live resources by address ---------------------------------------------------------
@@ -171,14 +176,16 @@ class _Diff:
         return tags.get(TAG_PROJECT) == self.project
 
     def _index(self) -> None:
-        for v in sorted(self.live.volumes, key=lambda v: (v.create_time, v.id)):
-            if (self._ours(v.tags) and _valid_address(v.address, VOLUME)
-                    and v.state not in ("deleting", "deleted")):
-                self.volumes.setdefault(str(v.address), v)
-        for i in sorted(self.live.instances, key=lambda i: (i.launch_time, i.id)):
-            if (self._ours(i.tags) and _valid_address(i.address, INSTANCE)
-                    and i.state not in GONE_INSTANCE_STATES):
-                self.instances.setdefault(str(i.address), i)
+        named = self.overrides.allow_delete
+        vol_groups = leftovers.group_by_address(
+            self.live.volumes, self.project, lambda a: _valid_address(a, VOLUME))
+        inst_groups = leftovers.group_by_address(
+            self.live.instances, self.project, lambda a: _valid_address(a, INSTANCE))
+        for addr, group in vol_groups.items():
+            self.volumes[addr] = leftovers.pick_primary(group, named)  # type: ignore[assignment]
+        for addr, group in inst_groups.items():
+            self.instances[addr] = leftovers.pick_primary(  # type: ignore[assignment]
+                group, named)
         for name, vs in self.spec.volumes.items():
             if vs.import_id:
                 self._adopt(f"volume.{name}", vs.import_id, self.live.volume_by_id(vs.import_id),
@@ -189,6 +196,28 @@ class _Diff:
                 if found is not None and found.state in GONE_INSTANCE_STATES:
                     found = None
                 self._adopt(f"instance.{name}", ins.import_id, found, self.instances)
+        self._duplicates(vol_groups, self.volumes)
+        self._duplicates(inst_groups, self.instances)
+        self.temporaries = leftovers.temporary_instances(self.live)
+
+    def _duplicates(self, groups: Mapping[str, list[Any]], index: dict[str, Any]) -> None:
+        """Every live resource carrying an address besides the one kept there."""
+        kept = {r.id for r in index.values()}
+        imported = {f"volume.{n}": v.import_id for n, v in self.spec.volumes.items()}
+        imported |= {f"instance.{n}": i.import_id for n, i in self.spec.instances.items()}
+        for addr, group in groups.items():
+            rest = [r for r in group if r.id not in kept]
+            if addr not in index and rest:          # its oldest was imported elsewhere
+                index[addr] = rest.pop(0)
+                kept.add(index[addr].id)
+            if not rest:
+                continue
+            primary = index[addr]
+            is_import = imported.get(addr) == primary.id
+            self.groups[addr] = [primary, *rest]
+            for r in rest:
+                dup = leftovers.Duplicate(addr, r, primary, is_import)
+                self.dups[dup.change_address] = dup
 
     def _adopt(self, addr: str, rid: str, found: LiveVolume | LiveInstance | None,
                index: dict[str, Any]) -> None:
@@ -370,34 +399,83 @@ class _Diff:
             if addr not in self.changes and addr not in self.adopting:
                 self.add(_change(addr, (DELETE,), reason, id=li.id,
                                  before=self.instance_before(li)))
+        for addr, dup in self.dups.items():
+            r = dup.resource
+            before = (self.volume_before(r) if isinstance(r, LiveVolume)
+                      else self.instance_before(r))
+            self.add(_change(addr, (DELETE,), Reason.DELETE_BECAUSE_DUPLICATE, id=r.id,
+                             before={**before, "duplicate_of": dup.primary.id}))
 
     def add(self, change: Change) -> None:
         self.changes[change.address] = change
 
     # rules for volumes and instances ---------------------------------------------------
 
+    def live_resource(self, addr: str) -> LiveVolume | LiveInstance | None:
+        """The live resource a volume/instance change acts on (a duplicate's own)."""
+        dup = self.dups.get(addr)
+        if dup is not None:
+            return dup.resource
+        return (self.volumes if addr.startswith("volume.") else self.instances).get(addr)
+
     def block_resources(self, keep: set[str] | None = None) -> None:
-        """Rules for volume/instance changes; `keep` restricts what counts as deleted."""
-        for addr, c in list(self.changes.items()):
-            if c.type is INSTANCE and addr in self.instances:
-                blocks = rules.instance_blocks(addr, c.actions, self.instances[addr], self.spec,
+        """Rules for volume/instance changes; `keep` restricts what counts as deleted.
+        Duplicates first: an address stays blocked while one of its duplicates does."""
+        order = sorted(self.changes, key=lambda a: a not in self.dups)
+        for addr in order:
+            c = self.changes[addr]
+            li = self.live_resource(addr) if c.type is INSTANCE else None
+            if isinstance(li, LiveInstance):
+                blocks = rules.instance_blocks(base_address(addr), c.actions, li, self.spec,
                                                self.now, self.overrides)
-                if blocks != c.blocked_by:
-                    self.changes[addr] = replace(c, blocked_by=blocks)
+                self._set_blocks(addr, c, blocks + self.duplicate_blocks(addr))
         deleting = {
-            self.instances[a].id for a, c in self.changes.items()
-            if c.type is INSTANCE and c.deletes and not c.blocked and a in self.instances
-            and (keep is None or a in keep)
+            res.id for a, c in self.changes.items()
+            if c.type is INSTANCE and c.deletes and not c.blocked
+            and (res := self.live_resource(a)) is not None and (keep is None or a in keep)
         }
         detached = self.detached_by_volume()
-        for addr, c in list(self.changes.items()):
-            if c.type is VOLUME and addr in self.volumes:
-                blocks = rules.volume_blocks(addr, c.actions, tuple(c.after or ()),
-                                             self.volumes[addr], self.live, self.spec, self.now,
-                                             self.overrides, deleting,
-                                             self.detaching(addr, c, detached))
-                if blocks != c.blocked_by:
-                    self.changes[addr] = replace(c, blocked_by=blocks)
+        for addr in order:
+            c = self.changes[addr]
+            lv = self.live_resource(addr) if c.type is VOLUME else None
+            if isinstance(lv, LiveVolume):
+                blocks = rules.volume_blocks(base_address(addr), c.actions,
+                                             tuple(c.after or ()), lv, self.live, self.spec,
+                                             self.now, self.overrides, deleting,
+                                             self.detaching(lv, c, detached))
+                self._set_blocks(addr, c, blocks + self.duplicate_blocks(addr))
+
+    def _set_blocks(self, addr: str, c: Change, blocks: tuple[Block, ...]) -> None:
+        if blocks != c.blocked_by:
+            self.changes[addr] = replace(c, blocked_by=blocks)
+
+    def duplicate_blocks(self, addr: str) -> tuple[Block, ...]:
+        """`duplicate`: a duplicate's delete needs `--allow-delete ID`; the address it
+        duplicates is blocked until every duplicate is resolved (imported, or deleted by
+        this apply)."""
+        dup = self.dups.get(addr)
+        if dup is not None:
+            if dup.resource.id in self.overrides.allow_delete:
+                return ()
+            return (leftovers.duplicate_block(dup),)
+        group = self.groups.get(addr)
+        if not group:
+            return ()
+        primary = group[0]
+        if any(d.imported for d in self.dups.values() if d.address == addr):
+            return ()
+        unresolved = [r for r in group[1:]
+                      if (c := self.changes.get(duplicate_address(addr, r.id))) is None
+                      or c.blocked]
+        return (leftovers.primary_block(addr, group, primary),) if unresolved else ()
+
+    def duplicate_warnings(self) -> list[PlanWarning]:
+        out = []
+        for addr, group in sorted(self.groups.items()):
+            imported = any(d.imported for d in self.dups.values() if d.address == addr)
+            out.append(PlanWarning(addr, Rule.DUPLICATE,
+                                   leftovers.warning_message(addr, group, group[0], imported)))
+        return out
 
     def empty_datasets(self) -> list[PlanWarning]:
         """A dataset whose listing holds nothing is most often a typo in its prefix."""
@@ -434,7 +512,7 @@ class _Diff:
                     out.setdefault(str(vid), set()).add(str(iid))
         return out
 
-    def detaching(self, volume_addr: str, change: Change,
+    def detaching(self, volume: LiveVolume, change: Change,
                   detached: dict[str, set[str]]) -> set[str]:
         """Instance ids this plan detaches a deleted volume from: apply detaches first, so
         removing a mounted volume from the spec converges in one apply. Replaces keep the
@@ -442,7 +520,7 @@ class _Diff:
         `detached`: detached_by_volume(), computed once for many volumes."""
         if change.actions != (DELETE,):
             return set()
-        return set(detached.get(self.volumes[volume_addr].id, ()))
+        return set(detached.get(volume.id, ()))
 
     def fresh(self, addr: str) -> bool:
         """Created, or replaced (not blocked), in this plan: nothing live carries over."""
@@ -678,7 +756,36 @@ class _Diff:
                 g.add_node(addr)
                 for dep in _inferred_dependencies(addr):
                     g.add_edge(dep, addr)
+        self.leftover_edges(g)
         return g
+
+    def leftover_edges(self, g: nx.DiGraph) -> None:
+        """A duplicate volume is deleted after the instance it is attached to (when that
+        instance goes too): its delete "depends" on the volume, as attachments do."""
+        going = {c.id: a for a, c in self.changes.items()
+                 if c.type is INSTANCE and c.deletes and c.id}
+        for addr, dup in self.dups.items():
+            if isinstance(dup.resource, LiveVolume):
+                for a in dup.resource.attachments:
+                    if a.instance_id in going and a.state in ATTACHED_STATES:
+                        g.add_edge(addr, going[a.instance_id])
+
+    def block_on_duplicates(self, g: nx.DiGraph) -> None:
+        """Nothing that needs an address with unresolved duplicates runs: attachments,
+        mounts, prewarms and syncs of it are blocked too (naming the address)."""
+        stuck = {a for a in self.groups
+                 if a in self.changes
+                 and any(b.rule is Rule.DUPLICATE for b in self.changes[a].blocked_by)}
+        if not stuck:
+            return
+        for addr, c in list(self.changes.items()):
+            if c.is_noop or addr in stuck or addr in self.dups or addr not in g:
+                continue
+            hit = sorted(nx.ancestors(g, addr) & stuck)
+            if hit:
+                extra = tuple(Block(Rule.DUPLICATE, f"{addr} needs {a}, which more than one "
+                                                    f"live resource carries") for a in hit)
+                self.changes[addr] = replace(c, blocked_by=c.blocked_by + extra)
 
     def targeted(self, g: nx.DiGraph) -> set[str] | None:
         if not self.options.targets:
@@ -716,8 +823,8 @@ class _Diff:
         datasets: set[str] = set()
         for c in changes:
             rtype, names = parse_address(c.address)
-            res = (self.volumes if rtype is VOLUME else self.instances).get(c.address)
-            if rtype in (VOLUME, INSTANCE) and res is not None:
+            res = self.live_resource(c.address) if rtype in (VOLUME, INSTANCE) else None
+            if res is not None:
                 (vol_ids if rtype is VOLUME else inst_ids).add(res.id)
             for side in (c.before or {}, c.after or {}):
                 if side.get("volume_id"):
@@ -761,9 +868,10 @@ class _Diff:
         keep = self.targeted(g)
         if keep is not None:
             self.block_resources(keep)
+        self.block_on_duplicates(g)
         changes = self.ordered(g, keep)
         cost, warnings = plan_cost(self.spec, self.live, changes, self.now)
-        warnings += self.empty_datasets()
+        warnings += self.empty_datasets() + self.duplicate_warnings()
         return Plan(
             project=self.project,
             region=self.live.region,

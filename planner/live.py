@@ -24,6 +24,7 @@ TAG_CLIENT_TOKEN = "trainctl:client-token"   # moto ignores ClientToken: retries
 TAG_TRAINING = "trainctl:training"
 TAG_CHECKPOINTS = "trainctl:checkpoints"
 TAG_MODIFIED = "trainctl:modified"     # start times of trainctl's modifications (24 h)
+TAG_TEMPORARY = "trainctl:temporary"   # prewarm's temporary instances
 
 
 def iso(t: datetime) -> str:

@@ -49,6 +49,8 @@ class Reason(StrEnum):
     MOUNT_BECAUSE_VOLUME_GREW = "mount_because_volume_grew"
     SYNC_BECAUSE_DATASET_CHANGED = "sync_because_dataset_changed"
     VERIFY_BECAUSE_EXISTING_EBS = "verify_because_existing_ebs"
+    DELETE_BECAUSE_DUPLICATE = "delete_because_duplicate"
+    DELETE_BECAUSE_TEMPORARY = "delete_because_temporary"
 
 
 class Rule(StrEnum):
@@ -62,6 +64,20 @@ class Rule(StrEnum):
     MODIFY_PENDING = "modify-pending"
     COST = "cost"
     EMPTY_DATASET = "empty-dataset"     # a warning only: the listing found no object
+    DUPLICATE = "duplicate"             # two live resources carry one address
+
+
+DUPLICATE_MARK = "@"     # `volume.V@vol-...`: a second live resource carrying volume.V
+
+
+def duplicate_address(address: str, resource_id: str) -> str:
+    """The address of the change that deletes a duplicate: `volume.V@vol-0123...`."""
+    return f"{address}{DUPLICATE_MARK}{resource_id}"
+
+
+def base_address(address: str) -> str:
+    """`volume.V@vol-...` -> `volume.V`; any other address unchanged."""
+    return address.split(DUPLICATE_MARK, 1)[0]
 
 
 SUMMARY_KEYS = ("create", "update", "replace", "delete", "no-op", "blocked")

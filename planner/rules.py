@@ -13,9 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from planner.errors import TrainctlError
-from planner.live import TAG_ADDRESS, TAG_PROJECT, LiveInstance, LiveState, LiveVolume, iso
-from planner.plan import Action, Block, Change, ResourceType, Rule
-from planner.spec import Spec
+from planner.live import (
+    TAG_ADDRESS,
+    TAG_PROJECT,
+    TAG_TEMPORARY,
+    LiveInstance,
+    LiveState,
+    LiveVolume,
+    iso,
+)
+from planner.plan import Action, Block, Change, ResourceType, Rule, base_address
+from planner.spec import Instance, Spec, Volume
 from planner.tags import MODIFY_LIMIT, MODIFY_WINDOW
 
 PENDING_MODIFICATION = ("modifying", "optimizing")
@@ -222,11 +230,53 @@ def recheck(change: Change, live: LiveState, spec: Spec, now: datetime,
         vol = _find_volume(change, live)
         if vol is None:
             return ()
-        return volume_blocks(change.address, change.actions, tuple(change.after or ()), vol,
-                             live, spec, now, overrides, deleting_instances=None)
+        return volume_blocks(base_address(change.address), change.actions,
+                             tuple(change.after or ()), vol, live, spec, now, overrides,
+                             deleting_instances=None)
     if change.type is ResourceType.INSTANCE:
         inst = _find_instance(change, live)
         if inst is None:
             return ()
-        return instance_blocks(change.address, change.actions, inst, spec, now, overrides)
+        return instance_blocks(base_address(change.address), change.actions, inst, spec,
+                               now, overrides)
     return ()
+
+
+def duplicate_recheck(change: Change, live: LiveState, spec: Spec,
+                      overrides: Overrides) -> tuple[Block, ...]:
+    """`duplicate` at apply time, on live state described by address just before acting:
+    a duplicate is deleted only when named by `--allow-delete ID`; any other step at an
+    address is refused while another live resource carries it (unless the spec imports
+    the one acted on, or the other is named for deletion). A create is refused when
+    anything carries the address already (another apply made it since the plan)."""
+    address = base_address(change.address)
+    if address != change.address:
+        if change.id in overrides.allow_delete:
+            return ()
+        return (Block(Rule.DUPLICATE, f"{change.id} carries {address}; delete it only with "
+                                      f"--allow-delete {change.id}"),)
+    rtype, _, name = address.partition(".")
+    pool: tuple[LiveVolume | LiveInstance, ...]
+    spec_res: Volume | Instance | None
+    if change.type is ResourceType.VOLUME:
+        pool, spec_res = live.volumes, spec.volumes.get(name)
+    else:
+        pool = tuple(i for i in live.instances if i.state not in GONE_INSTANCE_STATES)
+        spec_res = spec.instances.get(name)
+    if spec_res is not None and change.id and spec_res.import_id == change.id:
+        return ()
+    others = sorted(r.id for r in pool
+                    if r.tags.get(TAG_ADDRESS) == address
+                    and r.tags.get(TAG_PROJECT) == live.project
+                    and r.tags.get(TAG_TEMPORARY) != "true"
+                    and r.id != change.id and r.id not in overrides.allow_delete)
+    if not others:
+        return ()
+    if not change.id:
+        return (Block(Rule.DUPLICATE, f"{address} exists already ({', '.join(others)}), made "
+                                      f"since the plan (another apply?); creating it again "
+                                      f"would make a duplicate; run `trainctl plan` again"),)
+    return (Block(Rule.DUPLICATE, f"{len(others) + 1} live {rtype}s carry {address} "
+                                  f"({', '.join([change.id, *others])}); adopt one with "
+                                  f"`import:` or delete the other with "
+                                  f"--allow-delete {others[0]}"),)

@@ -161,8 +161,9 @@ def make_engine(opts: Options, spec: Any, plan: Plan, overrides: Any, region: st
               default="direct", show_default=True)
 @click.option("--force", is_flag=True,
               help="Override min-age and training-running (never persistent/protected).")
-@click.option("--allow-delete", multiple=True, metavar="ADDR",
-              help="Allow deleting or replacing this persistent/protected resource.")
+@click.option("--allow-delete", multiple=True, metavar="ADDR|ID",
+              help="Allow deleting or replacing this persistent/protected resource (ADDR), "
+                   "or delete this duplicate (ID: vol-..., i-...).")
 @click.option("--allow-cost", is_flag=True, help="Apply although cost limits are exceeded.")
 @click.pass_obj
 def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism: int,

@@ -279,6 +279,21 @@ class DirectEngine:
         if blocks:
             raise StepBlocked(change.address, blocks)
 
+    def check_unique(self, change: Change) -> None:
+        """The `duplicate` rule just before a volume or instance step: what carries the
+        change's address is described again (one call); StepBlocked when another live
+        resource does (a create: when anything does)."""
+        from planner.plan import base_address
+
+        address = base_address(change.address)
+        if change.type is ResourceType.VOLUME:
+            live = self.fresh_live(volumes=self.volumes_at(address))
+        else:
+            live = self.fresh_live(instances=self.instances_at(address))
+        blocks = rules.duplicate_recheck(change, live, self.spec, self.overrides)
+        if blocks:
+            raise StepBlocked(change.address, blocks)
+
     def project_profile(self) -> str:
         """The project's SSM instance profile, created once when missing."""
         with self._lock:

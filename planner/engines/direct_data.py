@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from planner.engines.base import OUTPUT_LIMIT, StepFailed
-from planner.live import TAG_DATASET_DIGEST, TAG_MOUNTED
+from planner.live import TAG_DATASET_DIGEST, TAG_MOUNTED, TAG_TEMPORARY
 from planner.plan import Change
 from planner.spec import Checkpoints, Training
 from planner.tags import safety_from_tags
@@ -25,7 +25,6 @@ PREWARM_INSTANCE_TYPE = "t3.small"
 PREWARM_INSTANCE_TYPE_ARM = "t4g.small"
 PREWARM_DEVICE = "/dev/sdf"
 PREWARM_MOUNT = "/mnt/trainctl-prewarm"
-TAG_TEMPORARY = "trainctl:temporary"
 TAG_VALUE_LIMIT = 256
 GONE = ("shutting-down", "terminated")
 ARM_FAMILY = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.")   # c7g, m6gd, g5g: Graviton

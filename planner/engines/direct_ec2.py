@@ -7,6 +7,7 @@ rechecks) and the change; it returns facts for the journal or raises StepFailed.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from planner.engines import direct_data
@@ -50,6 +51,7 @@ def volume_create(engine: DirectEngine, change: Change) -> dict[str, str]:
         engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
         engine.note_created(change.address, vid)
         return {"id": vid, "reused": "true"}
+    engine.check_unique(change)
     tags = engine.owner_tags(change.address, vs.tags, persistent=vs.persistent,
                              protect=vs.protect, on_delete=vs.on_delete)
     tags[TAG_CLIENT_TOKEN] = token
@@ -79,6 +81,7 @@ def volume_update(engine: DirectEngine, change: Change) -> dict[str, str]:
     raw = engine.describe_volume(vid)
     if raw is None:
         raise StepFailed(f"{change.address}: {vid} no longer exists")
+    engine.check_unique(replace(change, id=vid))
     mods: dict[str, Any] = {}
     fields = (("size_gib", "Size"), ("type", "VolumeType"), ("iops", "Iops"),
               ("throughput_mibps", "Throughput"))
@@ -141,6 +144,7 @@ def volume_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
     instance_ids = sorted({a["InstanceId"] for a in raw.get("Attachments", ())})
     instances = [i for iid in instance_ids if (i := engine.describe_instance(iid))]
     engine.recheck(change, engine.fresh_live(volumes=[raw], instances=instances))
+    engine.check_unique(replace(change, id=vid))
     facts = {"id": vid}
     if raw.get("State") == "in-use":      # attached to an instance that is going away
         engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
@@ -179,6 +183,7 @@ def instance_create(engine: DirectEngine, change: Change) -> dict[str, str]:
         iid = str(existing["InstanceId"])
         reused = True
     else:
+        engine.check_unique(change)
         tags = {**engine.owner_tags(change.address, ins.tags, protect=ins.protect),
                 **instance_safety_tags(ins)}
         root_tags = {**engine.spec.defaults.tags, **ins.tags,
@@ -223,6 +228,7 @@ def instance_create(engine: DirectEngine, change: Change) -> dict[str, str]:
 def instance_update(engine: DirectEngine, change: Change) -> dict[str, str]:
     after = dict(change.after or {})
     iid = str(change.id or after.get("id") or engine.instance_id_of(change.name))
+    engine.check_unique(replace(change, id=iid))
     tags = after.get("tags")
     if isinstance(tags, Mapping) and tags:
         engine.set_tags(iid, tags)
@@ -241,6 +247,7 @@ def instance_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
             engine.wait(engine.ec2, "instance_terminated", InstanceIds=[iid])
         return {"id": iid, "result": "already gone"}
     engine.recheck(change, engine.fresh_live(instances=[raw]))
+    engine.check_unique(replace(change, id=iid))
     facts = {"id": iid}
     if state in ("pending", "running"):
         facts.update(direct_data.before_terminate(engine, change, iid))

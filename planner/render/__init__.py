@@ -25,6 +25,9 @@ REASON_WORDS: dict[Reason, str] = {
     Reason.MOUNT_BECAUSE_VOLUME_GREW: "the volume grew, so its filesystem must grow",
     Reason.SYNC_BECAUSE_DATASET_CHANGED: "the dataset changed since the last sync",
     Reason.VERIFY_BECAUSE_EXISTING_EBS: "the dataset on the existing volume is verified",
+    Reason.DELETE_BECAUSE_DUPLICATE: "another live resource carries the same address",
+    Reason.DELETE_BECAUSE_TEMPORARY: "a temporary prewarm instance left by an interrupted "
+                                     "apply (its volumes are detached, never deleted)",
 }
 
 VERBS = {

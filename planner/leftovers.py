@@ -1,0 +1,120 @@
+"""What live state holds beyond one resource per address: duplicates (two live volumes or
+instances carrying one `trainctl:address`) and prewarm's temporary instances left by an
+interrupted apply. Pure: the diff asks, this module answers with data and messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from planner.live import TAG_PROJECT, TAG_TEMPORARY, LiveInstance, LiveState, LiveVolume, iso
+from planner.plan import Block, Rule, duplicate_address
+
+GONE_INSTANCE_STATES = ("shutting-down", "terminated")
+GONE_VOLUME_STATES = ("deleting", "deleted")
+Resource = LiveVolume | LiveInstance
+
+
+def _born(r: Resource) -> Any:
+    return r.create_time if isinstance(r, LiveVolume) else r.launch_time
+
+
+def _kind(r: Resource) -> str:
+    return "volume" if isinstance(r, LiveVolume) else "instance"
+
+
+def group_by_address(resources: Iterable[Resource], project: str,
+                     valid: Any) -> dict[str, list[Resource]]:
+    """Live resources of PROJECT by address tag, oldest first (`valid(addr)` filters)."""
+    groups: dict[str, list[Resource]] = {}
+    for r in sorted(resources, key=lambda r: (_born(r), r.id)):
+        if r.tags.get(TAG_PROJECT) != project or not valid(r.address):
+            continue
+        gone = GONE_VOLUME_STATES if isinstance(r, LiveVolume) else GONE_INSTANCE_STATES
+        if r.state in gone or r.tags.get(TAG_TEMPORARY) == "true":
+            continue
+        groups.setdefault(str(r.address), []).append(r)
+    return groups
+
+
+def pick_primary(group: Sequence[Resource], allow_delete: Iterable[str]) -> Resource:
+    """The resource kept at the address: the oldest not named by `--allow-delete ID`."""
+    named = set(allow_delete)
+    return next((r for r in group if r.id not in named), group[0])
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A live resource carrying `address` besides `primary` (the one the plan acts on)."""
+
+    address: str
+    resource: Resource
+    primary: Resource
+    imported: bool            # the spec imports the primary: the address is resolved
+
+    @property
+    def change_address(self) -> str:
+        return duplicate_address(self.address, self.resource.id)
+
+
+def _listing(rs: Iterable[Resource]) -> str:
+    return ", ".join(f"{r.id} (created {iso(_born(r))})" for r in rs)
+
+
+def spec_path(address: str) -> str:
+    kind, _, name = address.partition(".")
+    return f"{kind}s.{name}"
+
+
+def warning_message(address: str, group: Sequence[Resource], primary: Resource,
+                    imported: bool) -> str:
+    kind = _kind(primary)
+    others = [r for r in group if r.id != primary.id]
+    if imported:
+        return (f"{len(group)} live {kind}s carry this address: {_listing(group)}; the spec "
+                f"imports {primary.id}; delete the other with "
+                f"{' '.join(f'--allow-delete {r.id}' for r in others)}")
+    return (f"{len(group)} live {kind}s carry this address: {_listing(group)}; nothing "
+            f"changes at {address} until one is resolved: adopt one with `import: ID` "
+            f"under {spec_path(address)} in the spec, or delete the other with "
+            f"`--allow-delete {others[0].id}`")
+
+
+def primary_block(address: str, group: Sequence[Resource], primary: Resource) -> Block:
+    kind = _kind(primary)
+    others = [r.id for r in group if r.id != primary.id]
+    return Block(Rule.DUPLICATE,
+                 f"{len(group)} live {kind}s carry {address} ({', '.join(r.id for r in group)}); "
+                 f"adopt one with `import: {primary.id}` under {spec_path(address)}, or "
+                 f"delete the other with `--allow-delete {others[0]}`")
+
+
+def duplicate_block(dup: Duplicate) -> Block:
+    rid, keep = dup.resource.id, dup.primary.id
+    if dup.imported:
+        why = f"{rid} also carries {dup.address}, which the spec imports as {keep}"
+    else:
+        why = (f"{rid} is a second live {_kind(dup.resource)} carrying {dup.address} "
+               f"(besides {keep}, the older)")
+    return Block(Rule.DUPLICATE, f"{why}; delete it with `--allow-delete {rid}`, or adopt "
+                                 f"it with `import: {rid}` under {spec_path(dup.address)}")
+
+
+# --- prewarm's temporary instances --------------------------------------------------------
+
+
+def temporary_instances(live: LiveState) -> list[LiveInstance]:
+    """The project's live instances tagged `trainctl:temporary=true` (prewarm's)."""
+    return [i for i in live.instances
+            if i.tags.get(TAG_PROJECT) == live.project and i.tags.get(TAG_TEMPORARY) == "true"
+            and i.state not in GONE_INSTANCE_STATES]
+
+
+def held_volumes(live: LiveState, instance_id: str,
+                 managed: Mapping[str, LiveVolume]) -> list[LiveVolume]:
+    """The managed volumes (by address) attached to `instance_id`."""
+    return [v for v in managed.values()
+            if any(a.instance_id == instance_id and a.state != "detached"
+                   for a in v.attachments)]
