@@ -168,6 +168,7 @@ class _Diff:
         self.groups: dict[str, list[Any]] = {}         # address -> all its live resources
         self.dups: dict[str, leftovers.Duplicate] = {}  # `volume.V@ID` -> the duplicate
         self.temporaries: list[LiveInstance] = []
+        self.cleanups: dict[str, list[str]] = {}       # `prewarm.D@i-...` -> volumes it holds
         self._index()
 
     # live resources by address ---------------------------------------------------------
@@ -399,12 +400,27 @@ class _Diff:
             if addr not in self.changes and addr not in self.adopting:
                 self.add(_change(addr, (DELETE,), reason, id=li.id,
                                  before=self.instance_before(li)))
+        self.temporary_cleanups()
         for addr, dup in self.dups.items():
             r = dup.resource
             before = (self.volume_before(r) if isinstance(r, LiveVolume)
                       else self.instance_before(r))
             self.add(_change(addr, (DELETE,), Reason.DELETE_BECAUSE_DUPLICATE, id=r.id,
                              before={**before, "duplicate_of": dup.primary.id}))
+
+    def temporary_cleanups(self) -> None:
+        """A temporary prewarm instance still live was left by an interrupted apply: apply
+        unmounts and detaches what it holds (the volumes stay), then terminates it."""
+        for t in self.temporaries:
+            tag = t.address if _valid_address(t.address, PREWARM) else "prewarm.unknown"
+            held = leftovers.held_volumes(self.live, t.id, self.volumes)
+            addr = duplicate_address(str(tag), t.id)
+            self.cleanups[addr] = [a for a, v in self.volumes.items() if v in held]
+            self.add(_change(addr, (DELETE,), Reason.DELETE_BECAUSE_TEMPORARY, id=t.id, before={
+                "temporary_instance": t.id, "instance_type": t.instance_type,
+                "availability_zone": t.availability_zone, "state": t.state,
+                "launched": iso(t.launch_time), "holds": self.cleanups[addr],
+                "volume_ids": [v.id for v in held]}))
 
     def add(self, change: Change) -> None:
         self.changes[change.address] = change
@@ -510,6 +526,9 @@ class _Diff:
                 vid, iid = c.before.get("volume_id"), c.before.get("instance_id")
                 if vid and iid:
                     out.setdefault(str(vid), set()).add(str(iid))
+            elif c.address in self.cleanups and not c.blocked and c.before:
+                for vid in c.before.get("volume_ids", ()):
+                    out.setdefault(str(vid), set()).add(str(c.id))
         return out
 
     def detaching(self, volume: LiveVolume, change: Change,
@@ -760,8 +779,15 @@ class _Diff:
         return g
 
     def leftover_edges(self, g: nx.DiGraph) -> None:
-        """A duplicate volume is deleted after the instance it is attached to (when that
-        instance goes too): its delete "depends" on the volume, as attachments do."""
+        """A temporary instance's cleanup runs before its volumes are deleted or attached
+        elsewhere; a duplicate volume is deleted after the instance it is attached to
+        (when that instance goes too): its delete "depends" on the volume, as attachments
+        do."""
+        for addr, held in self.cleanups.items():   # detach before the volume goes, and
+            for v_addr in held:                      # before anything else attaches it
+                g.add_edge(v_addr, addr)
+                for after in list(self.graph.successors(v_addr)) if v_addr in self.graph else ():
+                    g.add_edge(addr, after)
         going = {c.id: a for a, c in self.changes.items()
                  if c.type is INSTANCE and c.deletes and c.id}
         for addr, dup in self.dups.items():

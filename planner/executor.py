@@ -152,6 +152,10 @@ def phase_graph(changes: Iterable[Change]) -> nx.DiGraph:
                 g.add_edge((u.address, fu), (v.address, fv))
             if u.deletes and v.deletes:
                 g.add_edge((v.address, Action.DELETE), (u.address, Action.DELETE))
+            if fu is None and u.deletes and fv is not None:
+                # a pure delete that v needs gone first (a temporary instance's cleanup
+                # frees the volume v attaches): delete(u) before forward(v)
+                g.add_edge((u.address, Action.DELETE), (v.address, fv))
     try:
         cycle = nx.find_cycle(g)
     except nx.NetworkXNoCycle:

@@ -413,7 +413,8 @@ def test_prewarm_clears_the_temporary_instance_an_interrupted_prewarm_left(
     assert tags_of(inst)["trainctl:temporary"] == "true"
     assert tags_of(inst)[TAG_PROJECT] == "proj"
 
-    # a later apply (another plan id, so another ClientToken) clears it and prewarms
+    # a later apply (another plan id, so another ClientToken): its plan lists the
+    # cleanup, which runs first; the prewarm itself never terminates what it did not plan
     ssm = FakeSsm()
     if orphan_unmount != "ok":       # SSM cannot reach the orphan: terminate it attached
         def answer(kind: str, instance_id: str) -> None:
@@ -421,10 +422,22 @@ def test_prewarm_clears_the_temporary_instance_an_interrupted_prewarm_left(
                                       if instance_id == orphan else ScriptResult("ok"))
         ssm.hook = answer
     engine, aws2 = make_engine(spec, moto_endpoint, ssm, plan_id="plan-new")
+    with pytest.raises(StepFailed, match=rf"{orphan} left by an interrupted prewarm appeared"):
+        _prewarm(engine)
+    assert _temporaries(aws) == {orphan: "running"} and aws2.calls["RunInstances"] == 0
+    cleanup = change(f"prewarm.imgs@{orphan}", Action.DELETE, id=orphan,
+                     before={"temporary_instance": orphan, "volume_ids": [vid]})
+    done = engine.apply(cleanup, Action.DELETE)
+    if orphan_unmount == "ok":
+        assert done["detached"] == vid and done["left_attached"] == ""
+    else:
+        assert done["detached"] == "" and done["left_attached"] == vid
+        assert aws2.calls["ModifyInstanceAttribute"] == 1
+    assert _temporaries(aws) == {orphan: "terminated"}
+    vol = aws.ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0]
+    assert vol["State"] == "available" and vol["Attachments"] == []
     facts = _prewarm(engine)
     temp = facts["temporary_instance"]
-    assert temp != orphan
-    assert facts["orphans_terminated"] == orphan
     assert _temporaries(aws) == {orphan: "terminated", temp: "terminated"}
     assert ssm.calls == [("unmount", orphan), ("mount", temp), ("sync", temp),
                          ("unmount", temp)]
@@ -432,6 +445,17 @@ def test_prewarm_clears_the_temporary_instance_an_interrupted_prewarm_left(
     vol = aws.ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0]
     assert vol["State"] == "available" and vol["Attachments"] == []
     assert tags_of(vol)[TAG_DATASET_DIGEST] == f"imgs=sha256:{'d' * 32}"
+
+
+def test_cleanup_never_terminates_an_instance_that_is_not_temporary(
+        moto_endpoint: str) -> None:
+    spec = make_spec(volumes=(CACHE,), instances=(TRAINER,), datasets=(PREWARM_DS,))
+    engine, aws = make_engine(spec, moto_endpoint)
+    iid = create_instance(engine)
+    edited = change(f"prewarm.imgs@{iid}", Action.DELETE, id=iid)
+    with pytest.raises(StepFailed, match="is not a temporary instance"):
+        engine.apply(edited, Action.DELETE)
+    assert aws.calls["TerminateInstances"] == 0
 
 
 def test_prewarm_retried_by_the_same_plan_reuses_its_own_instance(

@@ -401,7 +401,7 @@ HANDLERS: dict[tuple[ResourceType, Action], Handler] = {
     (R.DATASET, Action.DELETE): DirectEngine.delete_nothing,
     (R.PREWARM, Action.CREATE): direct_data.prewarm_create,
     (R.PREWARM, Action.UPDATE): direct_data.prewarm_create,
-    (R.PREWARM, Action.DELETE): DirectEngine.delete_nothing,
+    (R.PREWARM, Action.DELETE): direct_data.prewarm_delete,
 }
 
 

@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from planner.engines.base import OUTPUT_LIMIT, StepFailed
-from planner.live import TAG_DATASET_DIGEST, TAG_MOUNTED, TAG_TEMPORARY
+from planner.live import TAG_DATASET_DIGEST, TAG_MOUNTED, TAG_PROJECT, TAG_TEMPORARY
 from planner.plan import Change
 from planner.spec import Checkpoints, Training
 from planner.tags import safety_from_tags
@@ -408,11 +408,13 @@ def _prewarm_on_temporary(engine: DirectEngine, change: Change, v_name: str, vid
     temporaries = engine.instances_at(change.address,
                                       {"Name": f"tag:{TAG_TEMPORARY}", "Values": ["true"]})
     existing = next((i for i in temporaries if i.get("ClientToken") == token), None)
-    orphans = [i for i in temporaries if i is not existing]
-    cleared: dict[str, str] = {}
+    orphans = [str(i["InstanceId"]) for i in temporaries if i is not existing]
     if orphans:
-        raw_v = _clear_orphans(engine, change, vid, raw_v, orphans)
-        cleared["orphans_terminated"] = ",".join(str(i["InstanceId"]) for i in orphans)
+        # The plan lists such instances as cleanups, run before this step: one here was
+        # left since the plan was made, so it is not terminated unseen.
+        raise StepFailed(f"{change.address}: temporary instance(s) {', '.join(orphans)} left "
+                         f"by an interrupted prewarm appeared since the plan; run "
+                         f"`trainctl plan` again (it shows their cleanup)")
     own = str(existing["InstanceId"]) if existing is not None else None
     holders = [a["InstanceId"] for a in raw_v.get("Attachments", ())
                if a.get("State") in ("attaching", "attached")]
@@ -468,44 +470,66 @@ def _prewarm_on_temporary(engine: DirectEngine, change: Change, v_name: str, vid
         raise failure from e
     finally:
         _terminate_temporary(engine, iid, failure)
-    return {"via": "temporary-instance", "temporary_instance": iid, "path": target, **cleared}
+    return {"via": "temporary-instance", "temporary_instance": iid, "path": target}
 
 
-def _clear_orphans(engine: DirectEngine, change: Change, vid: str, raw_v: dict[str, Any],
-                   orphans: list[dict[str, Any]]) -> dict[str, Any]:
-    """Temporary instances an interrupted prewarm of this address left behind (another
-    plan's ClientToken, e.g. after kill -9): the volume is unmounted (best effort) and
-    detached from them, then they are terminated. Returns the volume described again.
+def prewarm_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
+    """A prewarm leaves nothing to delete (the bytes stay on the volume), except a
+    temporary instance an interrupted apply left (the plan's `prewarm.D@i-...` cleanup)."""
+    before = dict(change.before or {})
+    iid = change.id or before.get("temporary_instance")
+    if not iid:
+        return engine.delete_nothing(change)
+    return clear_temporary(engine, change, str(iid))
 
-    When the unmount cannot be done, the instance is terminated with the volume still
-    attached: its shutdown unmounts cleanly, which a detach of a mounted volume would not."""
-    ids = [str(i["InstanceId"]) for i in orphans]
-    states = {str(i["InstanceId"]): i.get("State", {}).get("Name") for i in orphans}
-    holding = [a["InstanceId"] for a in raw_v.get("Attachments", ())
-               if a.get("InstanceId") in ids and a.get("State") in ("attaching", "attached")]
+
+def clear_temporary(engine: DirectEngine, change: Change, iid: str) -> dict[str, str]:
+    """Unmount (best effort) and detach every volume the temporary instance holds but its
+    root, then terminate it. The volumes are never deleted: one that cannot be detached
+    (its unmount failed) is marked DeleteOnTermination=false and the instance terminated
+    with it attached, as its shutdown unmounts cleanly, which a forced detach would not."""
+    from planner.engines.direct_ec2 import tags_of
+
+    raw = engine.describe_instance(iid)
+    state = (raw or {}).get("State", {}).get("Name")
+    if raw is None or state in GONE:
+        return {"id": iid, "result": "already gone"}
+    tags = tags_of(raw)
+    if tags.get(TAG_TEMPORARY) != "true" or tags.get(TAG_PROJECT) != engine.spec.project:
+        raise StepFailed(f"{change.address}: {iid} is not a temporary instance of project "
+                         f"{engine.spec.project}; not terminated")
+    root = raw.get("RootDeviceName")
+    held = [(str(b["Ebs"]["VolumeId"]), str(b.get("DeviceName", "")))
+            for b in raw.get("BlockDeviceMappings", ())
+            if b.get("Ebs", {}).get("VolumeId") and b.get("DeviceName") != root]
+    facts = {"id": iid, "detached": "", "left_attached": ""}
+    detached, left = [], []
     try:
-        left_attached = []
-        for oid in holding:
-            if states.get(oid) == "running":
-                r = _steps().unmount(engine.ssm, oid, path=PREWARM_MOUNT, volume_id=vid)
+        for vid, device in held:
+            if state == "running":
+                r = _steps().unmount(engine.ssm, iid, path=PREWARM_MOUNT, volume_id=vid)
                 if not r.ok:
-                    left_attached.append(oid)
+                    left.append((vid, device))
                     continue
-            engine.ec2.detach_volume(VolumeId=vid, InstanceId=oid)
+            engine.ec2.detach_volume(VolumeId=vid, InstanceId=iid)
             engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
-        engine.ec2.terminate_instances(InstanceIds=ids)
-        engine.wait(engine.ec2, "instance_terminated", InstanceIds=ids)
-        if left_attached:
-            engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
+            detached.append(vid)
+        if left:
+            engine.ec2.modify_instance_attribute(InstanceId=iid, BlockDeviceMappings=[
+                {"DeviceName": device, "Ebs": {"DeleteOnTermination": False}}
+                for _, device in left])
+        engine.ec2.terminate_instances(InstanceIds=[iid])
+        engine.wait(engine.ec2, "instance_terminated", InstanceIds=[iid])
+        if left:
+            engine.wait(engine.ec2, "volume_available", VolumeIds=[v for v, _ in left])
     except StepFailed:
         raise
     except Exception as e:
-        raise StepFailed(f"{change.address}: the temporary instance(s) {', '.join(ids)} left "
-                         f"by an interrupted prewarm could not be cleared: {e}") from e
-    fresh = engine.describe_volume(vid)
-    if fresh is None:
-        raise StepFailed(f"{change.address}: volume {vid} is not there")
-    return fresh
+        raise StepFailed(f"{change.address}: the temporary instance {iid} left by an "
+                         f"interrupted prewarm could not be cleared: {e}") from e
+    facts["detached"] = ",".join(detached)
+    facts["left_attached"] = ",".join(v for v, _ in left)
+    return facts
 
 
 def _terminate_temporary(engine: DirectEngine, iid: str, failure: StepFailed | None) -> None:
