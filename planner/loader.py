@@ -10,6 +10,7 @@ from typing import Any
 
 from planner import schema, semantic, speclimits
 from planner.errors import SpecError
+from planner.gcpause import gc_paused
 from planner.spec import (
     Checkpoints,
     CostLimits,
@@ -24,11 +25,16 @@ from planner.spec import (
 from planner.yamlsafe import YamlDoc, load_yaml, parse_yaml
 
 
+@gc_paused()
 def load_spec(path: str) -> Spec:
-    """Load and validate a spec file. Raises SpecError carrying every issue found."""
+    """Load and validate a spec file. Raises SpecError carrying every issue found.
+
+    The cyclic GC is paused: a big spec is hundreds of thousands of acyclic nodes, dicts
+    and dataclasses, and the collector's passes over them cost more than the loading."""
     return spec_from_doc(load_yaml(path))
 
 
+@gc_paused()
 def loads_spec(text: str, file: str = "trainctl.yaml") -> Spec:
     """Like load_spec, from text; relative local sources resolve against `file`'s folder."""
     return spec_from_doc(parse_yaml(text, file))
