@@ -20,7 +20,8 @@ from rich.table import Table
 
 BENCHES = {
     "B1": ("bench.b1_calls", "API calls to read live state (N=100, 1000)"),
-    "B2": ("bench.b2_scale", "graph + diff + JSON render at 1k/10k/100k"),
+    "B2": ("bench.b2_cli", "`plan --live-snapshot --json` / `validate` vs a bare CSafeLoader "
+                           "load, 1k/10k/100k (and the planning core alone)"),
     "B3": ("bench.b3_apply", "wide apply, 100 ms per mutating call, parallelism 1 vs 10"),
     "B4": ("bench.b4_startup", "`trainctl --help` / `validate` median wall time"),
     "B5": ("bench.b5_dataset", "plan on an unchanged 10,000-object dataset"),
@@ -32,9 +33,15 @@ def _summary(bid: str, r: Any) -> str:
         return "; ".join(f"N={x['n']}: {x['trainctl_calls']} calls (AWS: {x['aws_calls']}) vs "
                          f"{x['baseline_calls']} one-per-resource ({x['ratio']}x)" for x in r)
     if bid == "B2":
-        rows = "; ".join(f"{x['n']:,}: {x['seconds']} s, {x['peak_rss_mb']} MB"
+        rows = "; ".join(f"{x['n']:,}: plan {x['plan_s']} s ({x['plan_over_bare']}x bare), "
+                         f"validate {x['validate_s']} s ({x['validate_over_bare']}x)"
                          for x in r["rows"])
-        return f"{rows}; 10k->100k x{r['growth_10k_to_100k']}"
+        growth = r["growth_10k_to_100k"]
+        line = rows + (f"; 10k->100k plan x{growth['plan']}" if growth else "")
+        core = r.get("core")
+        if core:
+            line += "; core " + ", ".join(f"{x['n']:,}: {x['seconds']} s" for x in core["rows"])
+        return line
     if bid == "B3":
         line = (f"{r['steps']} steps: p=1 {r['serial_s']} s, p={r['parallelism']} "
                 f"{r['parallel_s']} s (x{r['speedup']}); bound {r['lower_bound_s']} s "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import b1_calls, b2_scale, b3_apply, b4_startup, b5_dataset
+from bench import b1_calls, b2_cli, b2_scale, b3_apply, b4_startup, b5_dataset
 from bench.__main__ import _summary
 
 pytestmark = pytest.mark.slow
@@ -37,7 +37,16 @@ def test_b2_plans_a_synthetic_snapshot() -> None:
                               "no-op": 64, "blocked": 0}
     assert row["json_bytes"] > 0 and row["peak_rss_mb"] > 0
     assert result["growth_10k_to_100k"] is None and result["target_met"] is None
-    assert "100: " in _summary("B2", result)
+
+
+def test_b2_times_the_whole_commands() -> None:
+    result = b2_cli.run((100,), rounds=1, core=False)
+    (row,) = result["rows"]
+    assert row["n"] == 100 and row["yaml_bytes"] > 0
+    assert len(row["rounds"]) == 1 and set(row["rounds"][0]) == {"bare", "validate", "plan"}
+    assert row["plan_s"] > 0 and row["validate_over_bare"] > 0
+    assert result["growth_10k_to_100k"] == {} and result["target_met"] is None
+    assert "100: plan " in _summary("B2", result)
 
 
 def test_b3_wide_apply_on_the_emulator() -> None:

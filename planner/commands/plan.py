@@ -15,6 +15,7 @@ import click
 from planner.cli import Options
 from planner.errors import TrainctlError
 from planner.gcpause import gc_paused
+from planner.jsontext import dumps_indent2
 from planner.plan import PlanOptions, plan_to_json
 from planner.rules import Overrides
 
@@ -131,15 +132,16 @@ def command(opts: Options, out: str | None, as_json: bool, markdown_out: str | N
 
         _write(record_live, json.dumps(live_to_json(live), indent=2) + "\n")
         _say(f"Live state written to {record_live}", to_stderr=True)
+    text = dumps_indent2(doc) if as_json or out else ""
     if as_json:
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(text)
     else:
         from planner.render.text import render_text
 
         color = not opts.no_color and sys.stdout.isatty()
         click.echo(render_text(plan, color=color), nl=False, color=color)
     if out:
-        _write(out, json.dumps(doc, indent=2) + "\n")
+        _write(out, text + "\n")
         _say(f"Plan saved to {out}; apply it with: trainctl apply {out}", to_stderr=as_json)
     if markdown_out:
         from planner.render.markdown import render_markdown

@@ -9,6 +9,7 @@ import click
 
 from planner.cli import Options
 from planner.errors import PlanFileError, TrainctlError
+from planner.jsontext import dumps_indent2
 from planner.plan import Plan, plan_from_json, plan_to_json
 
 
@@ -52,7 +53,7 @@ def command(opts: Options, planfile: str, as_json: bool, as_markdown: bool) -> N
         raise click.UsageError("--json and --markdown exclude each other")
     plan = read_plan_file(planfile)
     if as_json:
-        click.echo(json.dumps(plan_to_json(plan), indent=2))
+        click.echo(dumps_indent2(plan_to_json(plan)))
     elif as_markdown:
         from planner.render.markdown import render_markdown
 
