@@ -20,6 +20,8 @@ from planner.cost import plan_cost
 from planner.digest import digest
 from planner.errors import TrainctlError
 from planner.graph import data_location, parse_address, sync_path, with_dependencies
+from planner.keys import describe as describe_keys
+from planner.keys import named as named_keys
 from planner.live import (
     TAG_DATASET_DIGEST,
     TAG_MOUNTED,
@@ -52,6 +54,8 @@ from planner.plan import (
 )
 from planner.rules import ATTACHED_STATES, GONE_INSTANCE_STATES, Overrides
 from planner.spec import Instance, Mount, Spec, Volume
+from planner.stage import as_json as stage_json
+from planner.stage import owner_problem as stage_owner_problem
 from planner.tags import instance_safety_tags, owner_tags
 
 VOLUME, INSTANCE = ResourceType.VOLUME, ResourceType.INSTANCE
@@ -660,21 +664,87 @@ class _Diff:
                 "digest": d, "digest_entry": f"{name}={short_digest(d)}" if d else None}
 
     def dataset_change(self, name: str) -> Change:
+        """The upload of a local folder to its stage. With the stage's work known
+        (planner.stage), it is a no-op exactly when nothing is sent or deleted, and the
+        change carries every count the upload will act on, deletions included."""
         addr = f"dataset.{name}"
         ds = self.spec.datasets[name]
         local = self.live.datasets.get(f"{name}:local")
         stage = self.live.datasets.get(name)
+        work = self.live.stages.get(name)
+        owner = stage_owner_problem(work, self.project)
+        if owner is not None:
+            raise TrainctlError(f"datasets.{name}.stage: {ds.stage}: {owner}; a stage is a "
+                                f"prefix trainctl owns alone: give dataset {name} its own")
         after = {"dataset": name, "source": ds.source, "stage": ds.stage,
                  "objects": local.objects if local else None,
                  "bytes": local.bytes if local else None,
-                 "digest": local.digest if local else None}
-        if local is not None and stage is not None and local.digest == stage.digest:
+                 "digest": local.digest if local else None,
+                 **(stage_json(work) if work is not None else {})}
+        if work is not None and stage is not None:
+            unchanged = work.upload_objects == 0 and work.delete_objects == 0
+        else:
+            unchanged = local is not None and stage is not None and local.digest == stage.digest
+        if unchanged:
             return _noop(addr)
+        blocks = self.unsafe_blocks(name, local=True)
         if stage is None or stage.objects == 0:
-            return _change(addr, (CREATE,), Reason.UPLOAD_BECAUSE_SOURCE_CHANGED, after=after)
-        before = {"objects": stage.objects, "bytes": stage.bytes, "digest": stage.digest}
-        return _change(addr, (UPDATE,), Reason.UPLOAD_BECAUSE_SOURCE_CHANGED,
-                       before=before, after=after)
+            c = _change(addr, (CREATE,), Reason.UPLOAD_BECAUSE_SOURCE_CHANGED, after=after)
+        else:
+            before = {"objects": stage.objects, "bytes": stage.bytes, "digest": stage.digest}
+            c = _change(addr, (UPDATE,), Reason.UPLOAD_BECAUSE_SOURCE_CHANGED,
+                        before=before, after=after)
+        return replace(c, blocked_by=blocks) if blocks else c
+
+    def unsafe_blocks(self, name: str, *, local: bool = False) -> tuple[Block, ...]:
+        """`unsafe-key`: a listing of dataset NAME holds keys that are not safe relative
+        paths. LOCAL: only the local folder counts (what the upload sends)."""
+        keys = [f"{name}:local"] if local else [f"{name}:local", name]
+        out = []
+        for key in keys:
+            m = self.live.datasets.get(key)
+            if m is None or not m.unsafe_objects:
+                continue
+            out.append(Block(Rule.UNSAFE_KEY, (
+                f"dataset {name}: {m.uri} holds {m.unsafe_objects} key(s) that are not safe "
+                f"relative paths: {describe_keys(m.unsafe_keys, m.unsafe_objects)}; copying "
+                f"them could write outside the destination: rename or remove them")))
+        return tuple(out)
+
+    def with_unsafe_blocks(self, change: Change, name: str) -> Change:
+        if change.is_noop:
+            return change
+        blocks = self.unsafe_blocks(name)
+        return replace(change, blocked_by=change.blocked_by + blocks) if blocks else change
+
+    def stage_warnings(self) -> list[PlanWarning]:
+        """Objects under a stage that trainctl keeps (it did not write them), stage objects
+        it overwrites without having written them, and records it cannot read."""
+        out: list[PlanWarning] = []
+        if self.options.destroy:
+            return out
+        for name, ds in self.spec.datasets.items():
+            work = self.live.stages.get(name)
+            if not ds.is_local or work is None:
+                continue
+            addr = f"dataset.{name}"
+            if work.kept_objects:
+                out.append(PlanWarning(addr, Rule.FOREIGN_OBJECTS, (
+                    f"{work.kept_objects} object(s) ({work.kept_bytes} bytes) under stage "
+                    f"{ds.stage} are not in {ds.source} and were not written by trainctl: "
+                    f"they are kept (and synced with the dataset): "
+                    f"{named_keys(work.kept_examples, work.kept_objects)}; remove them "
+                    f"by hand if they are stale")))
+            if work.replace_foreign:
+                out.append(PlanWarning(addr, Rule.FOREIGN_OBJECTS, (
+                    f"the upload overwrites {work.replace_foreign} object(s) under stage "
+                    f"{ds.stage} that trainctl did not record writing (same keys as files "
+                    f"in {ds.source})")))
+            if work.problem:
+                out.append(PlanWarning(addr, Rule.FOREIGN_OBJECTS, (
+                    f"{work.problem}: nothing under the stage counts as trainctl's, so "
+                    f"nothing there is deleted")))
+        return out
 
     def prewarm_via(self, v_name: str) -> dict[str, Any]:
         """Fill through the managed instance the volume stays attached to, else through a
@@ -712,7 +782,8 @@ class _Diff:
         before = None
         if recorded is not None:
             before = {"digest_entry": f"{name}={parse_digest_tag(recorded).get(name)}"}
-        return _change(addr, (CREATE,), reason, before=before, after=after)
+        return self.with_unsafe_blocks(
+            _change(addr, (CREATE,), reason, before=before, after=after), name)
 
     def sync_change(self, addr: str) -> Change:
         _, (i_name, d_name) = parse_address(addr)
@@ -743,7 +814,10 @@ class _Diff:
         before = None
         if recorded is not None:
             before = {"digest_entry": f"{d_name}={parse_digest_tag(recorded).get(d_name)}"}
-        return _change(addr, (CREATE,), reason, before=before, after=after)
+        change = _change(addr, (CREATE,), reason, before=before, after=after)
+        if ds.strategy == "existing-ebs":
+            return change          # a check of the volume's files: nothing is copied
+        return self.with_unsafe_blocks(change, d_name)
 
     def dependents(self) -> None:
         """Everything that hangs off volumes and instances. Attachments and mounts come
@@ -872,6 +946,8 @@ class _Diff:
             datasets=MappingProxyType({
                 k: replace(v, list_calls=0) for k, v in self.live.datasets.items()
                 if k in datasets}),
+            stages=MappingProxyType({
+                k: v for k, v in self.live.stages.items() if k in datasets}),
             spot_prices=MappingProxyType({}),
             api_calls=0,
         )
@@ -898,6 +974,7 @@ class _Diff:
         changes = self.ordered(g, keep)
         cost, warnings = plan_cost(self.spec, self.live, changes, self.now)
         warnings += self.empty_datasets() + self.duplicate_warnings()
+        warnings += self.stage_warnings()
         return Plan(
             project=self.project,
             region=self.live.region,

@@ -125,6 +125,28 @@ class DatasetManifest:
     bytes: int
     digest: str                   # "sha256:..."
     list_calls: int = 0           # ListObjectsV2 pages it took
+    unsafe_objects: int = 0       # keys that are not safe relative paths (planner.keys)
+    unsafe_keys: tuple[str, ...] = ()   # the first few of them, relative to the prefix
+
+
+@dataclass(frozen=True)
+class StageState:
+    """What uploading a local dataset to its stage does, from the folder, the stage's
+    listing and trainctl's record of what it uploaded there (planner.stage)."""
+
+    upload_objects: int = 0       # files sent (new or changed)
+    upload_bytes: int = 0
+    replace_objects: int = 0      # stage objects those uploads overwrite
+    replace_bytes: int = 0
+    replace_foreign: int = 0      # ...of which trainctl did not record writing
+    delete_objects: int = 0       # written by trainctl, no longer in the folder: deleted
+    delete_bytes: int = 0
+    delete_examples: tuple[str, ...] = ()
+    kept_objects: int = 0         # not in the folder, not written by trainctl: kept
+    kept_bytes: int = 0
+    kept_examples: tuple[str, ...] = ()
+    owner: str | None = None      # the project named by the stage record, if any
+    problem: str | None = None    # why the stage record could not be read, if so
 
 
 @dataclass(frozen=True)
@@ -137,6 +159,7 @@ class LiveState:
     modifications: tuple[LiveModification, ...] = ()
     snapshots: tuple[LiveEbsSnapshot, ...] = ()
     datasets: Mapping[str, DatasetManifest] = field(default_factory=lambda: _frozen(None))
+    stages: Mapping[str, StageState] = field(default_factory=lambda: _frozen(None))
     spot_prices: Mapping[str, float] = field(default_factory=lambda: _frozen(None))
     api_calls: int = 0
 
@@ -174,6 +197,15 @@ def live_to_json(state: LiveState) -> dict[str, Any]:
     doc = _jsonable(state)
     doc["format"] = SNAPSHOT_FORMAT
     return doc
+
+
+def _manifest(d: Mapping[str, Any]) -> DatasetManifest:
+    return DatasetManifest(**{**d, "unsafe_keys": tuple(d.get("unsafe_keys", ()))})
+
+
+def _stage(d: Mapping[str, Any]) -> StageState:
+    return StageState(**{**d, "delete_examples": tuple(d.get("delete_examples", ())),
+                         "kept_examples": tuple(d.get("kept_examples", ()))})
 
 
 def live_from_json(doc: Mapping[str, Any]) -> LiveState:
@@ -221,7 +253,8 @@ def live_from_json(doc: Mapping[str, Any]) -> LiveState:
             )
             for s in doc.get("snapshots", ())
         ),
-        datasets=_frozen({k: DatasetManifest(**v) for k, v in doc.get("datasets", {}).items()}),
+        datasets=_frozen({k: _manifest(v) for k, v in doc.get("datasets", {}).items()}),
+        stages=_frozen({k: _stage(v) for k, v in doc.get("stages", {}).items()}),
         spot_prices=_frozen({k: float(v) for k, v in doc.get("spot_prices", {}).items()}),
         api_calls=int(doc.get("api_calls", 0)),
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from planner.digest import digest
 from planner.errors import TrainctlError
+from planner.keys import unsafe_keys
 from planner.live import DatasetManifest
 
 CHUNK = 8 * 1024 * 1024    # boto3 TransferConfig default multipart_threshold and chunksize
@@ -28,11 +29,18 @@ def manifest_digest(entries: Iterable[Entry]) -> str:
     return digest(sorted([k, int(s), e.strip('"')] for k, s, e in entries))
 
 
-def manifest_from_entries(uri: str, entries: Iterable[Entry],
-                          list_calls: int = 0) -> DatasetManifest:
+RECORD_NAME = ".trainctl-stage.json"   # trainctl's record under a stage (planner.stage)
+
+
+def manifest_from_entries(uri: str, entries: Iterable[Entry], list_calls: int = 0,
+                          markers: Iterable[str] = ()) -> DatasetManifest:
+    """The manifest of ENTRIES; its unsafe keys are counted among the entries and the
+    folder MARKERS (relative keys ending in `/`, which are not entries)."""
     rows = list(entries)
+    n_unsafe, examples = unsafe_keys([*(k for k, _, _ in rows), *markers])
     return DatasetManifest(uri=uri, objects=len(rows), bytes=sum(int(s) for _, s, _ in rows),
-                           digest=manifest_digest(rows), list_calls=list_calls)
+                           digest=manifest_digest(rows), list_calls=list_calls,
+                           unsafe_objects=n_unsafe, unsafe_keys=examples)
 
 
 def s3_etag(path: str | os.PathLike[str], part_size: int | None = CHUNK) -> str:
@@ -63,6 +71,9 @@ def local_entries(root: str | os.PathLike[str], part_size: int | None = CHUNK) -
     base = Path(root).resolve()
     if not base.is_dir():
         raise TrainctlError(f"local dataset source {root} is not a directory")
+    if os.path.lexists(base / RECORD_NAME):
+        raise TrainctlError(f"local dataset source {root} holds {RECORD_NAME}, the name of "
+                            "trainctl's record in a stage: rename that file")
     out: list[Entry] = []
     for dirpath, _dirs, files in os.walk(base):
         for name in files:

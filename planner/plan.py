@@ -65,6 +65,8 @@ class Rule(StrEnum):
     COST = "cost"
     EMPTY_DATASET = "empty-dataset"     # a warning only: the listing found no object
     DUPLICATE = "duplicate"             # two live resources carry one address
+    UNSAFE_KEY = "unsafe-key"           # a dataset key that is not a safe relative path
+    FOREIGN_OBJECTS = "foreign-objects"  # a warning only: stage objects trainctl keeps
 
 
 DUPLICATE_MARK = "@"     # `volume.V@vol-...`: a second live resource carrying volume.V
@@ -127,6 +129,14 @@ class Change:
     @property
     def deletes(self) -> bool:
         return Action.DELETE in self.actions
+
+    @property
+    def deleted_objects(self) -> tuple[int, int]:
+        """(objects, bytes) this change deletes under an S3 prefix: the stale objects an
+        upload removes from a dataset's stage (`delete_objects`, `delete_bytes`)."""
+        after = self.after or {}
+        n, b = after.get("delete_objects"), after.get("delete_bytes")
+        return (n if isinstance(n, int) else 0, b if isinstance(b, int) else 0)
 
     @property
     def name(self) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from planner.errors import SpecIssue
 from planner.spec import STRATEGIES
+from planner.stage import prefix_problem, relation
 from planner.yamlsafe import Path, YamlDoc, format_path
 
 ON_VOLUME = ("prewarmed-ebs", "existing-ebs")
@@ -89,7 +90,46 @@ class _Checker:
         for name, inst in self.instances.items():
             self.check_instance(name, _map(inst), users)
         self.check_shared_volumes(users)
+        self.check_stages()
         return self.issues
+
+    def s3_locations(self) -> list[tuple[Path, str, str]]:
+        """(path, what, uri) of every S3 prefix the spec names: dataset sources and
+        stages, checkpoint destinations, the state prefix."""
+        out: list[tuple[Path, str, str]] = []
+        for name, ds in self.datasets.items():
+            ds = _map(ds)
+            for key in ("source", "stage"):
+                uri = self.get_str(ds, key, ("datasets", name))
+                if uri is not None and uri.startswith("s3://"):
+                    out.append((("datasets", name, key), f"the {key} of dataset {name!r}", uri))
+        for name, inst in self.instances.items():
+            ckpt = _map(_map(inst).get("checkpoints"))
+            uri = self.get_str(ckpt, "sync_to", ("instances", name, "checkpoints"))
+            if uri is not None:
+                out.append((("instances", name, "checkpoints", "sync_to"),
+                            f"checkpoints.sync_to of instance {name!r}", uri))
+        state = self.get_str(self.doc.data, "state", ())
+        if state is not None:
+            out.append((("state",), "the state prefix", state))
+        return out
+
+    def check_stages(self) -> None:
+        """A stage is a prefix trainctl owns alone (its upload deletes stale objects
+        there): not a bucket root, overlapping no other S3 prefix of the spec."""
+        locations = self.s3_locations()
+        for path, _what, uri in locations:
+            if path[-1] != "stage" or path[0] != "datasets":
+                continue
+            problem = prefix_problem(uri)
+            if problem is not None:
+                self.add(path, f"stage {problem}")
+                continue
+            for other_path, what, other in locations:
+                rel = relation(uri, other) if other_path != path else None
+                if rel is not None:
+                    self.add(path, f"stage {uri} {rel} {what} ({other}); a stage is a "
+                                   "prefix trainctl owns alone: give it its own prefix")
 
     def check_az(self, az: str | None, path: Path) -> None:
         if az is not None and self.region is not None and not az_in_region(az, self.region):

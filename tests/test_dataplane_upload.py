@@ -1,6 +1,7 @@
 """upload_dataset: boto3 managed transfer to the moto server; the stage's digest equals the
 local folder's (multipart ETags included); only changed files are sent; stage objects the
-folder no longer has are deleted."""
+folder no longer has are deleted only when trainctl wrote them (its record under the
+stage), never more than the plan said; anything else there is kept."""
 
 from __future__ import annotations
 
@@ -12,12 +13,29 @@ from typing import Any
 import pytest
 from test_dataplane_support import s3_client
 
-from planner.aws.upload import list_stage, transfer_config, upload_dataset
+from planner.aws.read import read_record
+from planner.aws.upload import Uploaded, list_stage, transfer_config, upload_dataset
 from planner.errors import TrainctlError
-from planner.manifest import CHUNK, local_manifest
+from planner.live import DatasetManifest
+from planner.manifest import CHUNK, RECORD_NAME, local_manifest
 
 BUCKET = "h7-stage"
 STAGE = f"s3://{BUCKET}/datasets/local-set/"
+PROJECT = "demo"
+
+
+def up(aws: "Aws", local: Path | str, stage: str = STAGE, **kw: Any) -> DatasetManifest:
+    return upload(aws, local, stage, **kw).manifest
+
+
+def upload(aws: "Aws", local: Path | str, stage: str = STAGE, **kw: Any) -> Uploaded:
+    kw.setdefault("progress", False)
+    return upload_dataset(aws, local, stage, project=kw.pop("project", PROJECT),
+                          dataset="local-set", **kw)
+
+
+def keys(aws: "Aws") -> set[str]:
+    return {o["Key"] for o in aws.s3.list_objects_v2(Bucket=BUCKET).get("Contents", ())}
 
 
 class Aws:
@@ -59,7 +77,7 @@ def test_transfer_settings_match_the_manifest_digest() -> None:
 
 
 def test_upload_then_digests_agree(aws: Aws, local: Path) -> None:
-    m = upload_dataset(aws, local, STAGE, progress=False)
+    m = up(aws, local)
     lm = local_manifest(local)
     assert m.uri == STAGE
     assert (m.objects, m.bytes) == (lm.objects, lm.bytes) == (5, lm.bytes)
@@ -71,63 +89,169 @@ def test_upload_then_digests_agree(aws: Aws, local: Path) -> None:
 
 def test_second_upload_sends_nothing_and_a_change_sends_one_file(aws: Aws,
                                                                  local: Path) -> None:
-    upload_dataset(aws, local, STAGE, progress=False)
+    up(aws, local)
     aws.calls.clear()
-    m = upload_dataset(aws, local, STAGE, progress=False)
+    m = up(aws, local)
     assert aws.calls["PutObject"] == 0 and aws.calls["UploadPart"] == 0
     assert aws.calls["ListObjectsV2"] == 2                   # before and after (1 page each)
+    assert aws.calls["GetObject"] == 1                       # trainctl's record
     assert m.digest == local_manifest(local).digest
 
     (local / "README").write_text("a small dataset, edited\n")
     aws.calls.clear()
-    m = upload_dataset(aws, local, STAGE, progress=False)
-    assert aws.calls["PutObject"] == 1 and aws.calls["UploadPart"] == 0
+    m = up(aws, local)
+    assert aws.calls["PutObject"] == 2 and aws.calls["UploadPart"] == 0   # record + file
     assert m.digest == local_manifest(local).digest
 
 
+def test_the_record_lists_what_trainctl_wrote(aws: Aws, local: Path) -> None:
+    m = up(aws, local)
+    record, problem = read_record(aws.s3, STAGE)
+    assert problem is None and record is not None
+    assert (record.project, record.dataset) == (PROJECT, "local-set")
+    listing, _ = list_stage(aws.s3, STAGE)
+    assert dict(record.objects) == listing and len(listing) == m.objects == 5
+    assert f"datasets/local-set/{RECORD_NAME}" in keys(aws)
+    assert RECORD_NAME not in listing                        # never part of the dataset
+
+
 def test_removing_a_local_file_converges(aws: Aws, local: Path) -> None:
-    first = upload_dataset(aws, local, STAGE, progress=False)
+    first = up(aws, local)
     assert first.objects == 5
     (local / "shards" / "exact.bin").unlink()
     aws.calls.clear()
-    m = upload_dataset(aws, local, STAGE, progress=False)
-    lm = local_manifest(local)
+    done = upload(aws, local, max_delete=(1, CHUNK))
+    m, lm = done.manifest, local_manifest(local)
+    assert [k for k, _, _ in done.work.delete] == ["shards/exact.bin"]
     listing, _ = list_stage(aws.s3, STAGE)
     assert "shards/exact.bin" not in listing and len(listing) == 4
     assert m.digest == lm.digest                              # the figures after the delete
     assert (m.objects, m.bytes) == (lm.objects, lm.bytes) == (4, lm.bytes)
-    assert aws.calls["DeleteObjects"] == 1 and aws.calls["PutObject"] == 0
+    assert aws.calls["DeleteObjects"] == 1
+    assert aws.calls["PutObject"] == 1                        # the record, without it
+    record, _ = read_record(aws.s3, STAGE)
+    assert record is not None and "shards/exact.bin" not in record.objects
 
     aws.calls.clear()
-    upload_dataset(aws, local, STAGE, progress=False)        # converged: nothing to do
+    up(aws, local)                                            # converged: nothing to do
     assert aws.calls["DeleteObjects"] == 0 and aws.calls["PutObject"] == 0
 
 
-def test_stale_stage_objects_are_deleted_in_batches(aws: Aws, local: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import planner.aws.upload as upload
+def test_stale_objects_trainctl_wrote_are_deleted_in_batches(
+        aws: Aws, local: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import planner.aws.upload as upload_module
 
-    monkeypatch.setattr(upload, "DELETE_BATCH", 2)
+    monkeypatch.setattr(upload_module, "DELETE_BATCH", 2)
+    (local / "old").mkdir()
     for k in range(5):
-        aws.s3.put_object(Bucket=BUCKET, Key=f"datasets/local-set/old/{k}.txt", Body=b"old")
+        (local / "old" / f"{k}.txt").write_text("old")
+    up(aws, local)
+    for k in range(5):
+        (local / "old" / f"{k}.txt").unlink()
     aws.s3.put_object(Bucket=BUCKET, Key="datasets/local-set/marker/", Body=b"")
     aws.s3.put_object(Bucket=BUCKET, Key="datasets/local-set-2/other.txt", Body=b"not ours")
     aws.s3.put_object(Bucket=BUCKET, Key="datasets/keep.txt", Body=b"outside the prefix")
-    m = upload_dataset(aws, local, STAGE.rstrip("/"), progress=False)
+    aws.calls.clear()
+    m = up(aws, local, STAGE.rstrip("/"))
     assert m.digest == local_manifest(local).digest
     assert m.objects == 5
     assert aws.calls["DeleteObjects"] == 3                    # 5 keys, 2 per call
-    keys = {o["Key"] for o in aws.s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
-    assert not any(k.startswith("datasets/local-set/old/") for k in keys)
+    after = keys(aws)
+    assert not any(k.startswith("datasets/local-set/old/") for k in after)
     assert {"datasets/local-set/marker/", "datasets/local-set-2/other.txt",
-            "datasets/keep.txt"} <= keys
+            "datasets/keep.txt"} <= after
+
+
+def test_objects_trainctl_did_not_write_are_kept(aws: Aws, local: Path) -> None:
+    """Another team's file and checkpoints that sit under the stage survive every upload,
+    also when the stage had no record yet (an upload by an older trainctl)."""
+    theirs = {"datasets/local-set/other-team/model-final.bin": b"weights",
+              "datasets/local-set/checkpoints/step-100/model.pt": b"ckpt"}
+    for k, body in theirs.items():
+        aws.s3.put_object(Bucket=BUCKET, Key=k, Body=body)
+    done = upload(aws, local, max_delete=(0, 0))
+    assert done.work.delete == ()
+    assert sorted(k for k, _, _ in done.work.kept) == [
+        "checkpoints/step-100/model.pt", "other-team/model-final.bin"]
+    (local / "README").unlink()                              # one of ours goes stale
+    done = upload(aws, local, max_delete=(1, 100))
+    assert [k for k, _, _ in done.work.delete] == ["README"]
+    after = keys(aws)
+    assert set(theirs) <= after and "datasets/local-set/README" not in after
+    for k, body in theirs.items():
+        assert aws.s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() == body
+    record, _ = read_record(aws.s3, STAGE)
+    assert record is not None and not set(record.objects) & {
+        "other-team/model-final.bin", "checkpoints/step-100/model.pt"}
+
+
+def test_an_object_rewritten_by_someone_else_is_no_longer_trainctls(aws: Aws,
+                                                                     local: Path) -> None:
+    up(aws, local)
+    aws.s3.put_object(Bucket=BUCKET, Key="datasets/local-set/README", Body=b"their version")
+    (local / "README").unlink()
+    done = upload(aws, local, max_delete=(0, 0))
+    assert done.work.delete == () and [k for k, _, _ in done.work.kept] == ["README"]
+    assert aws.s3.get_object(Bucket=BUCKET, Key="datasets/local-set/README")[
+        "Body"].read() == b"their version"
+
+
+def test_more_to_delete_than_the_plan_said_changes_nothing(aws: Aws, local: Path) -> None:
+    up(aws, local)
+    before = keys(aws)
+    (local / "README").unlink()
+    (local / "empty").unlink()
+    (local / "new.txt").write_text("new")
+    aws.calls.clear()
+    with pytest.raises(TrainctlError, match="changed since the plan.*delete 2 object"):
+        upload(aws, local, max_delete=(1, 10**6))
+    with pytest.raises(TrainctlError, match="changed since the plan"):
+        upload(aws, local, max_delete=(2, 1))                # the bytes count too
+    assert keys(aws) == before
+    assert aws.calls["PutObject"] == aws.calls["DeleteObjects"] == 0
+
+
+def test_a_stage_recorded_by_another_project_is_refused(aws: Aws, local: Path) -> None:
+    up(aws, local, project="other-project")
+    before = keys(aws)
+    (local / "README").unlink()
+    with pytest.raises(TrainctlError, match="names trainctl project 'other-project'"):
+        up(aws, local)
+    assert keys(aws) == before
+
+
+def test_a_bucket_root_stage_is_refused(aws: Aws, local: Path) -> None:
+    aws.s3.put_object(Bucket=BUCKET, Key="other-team/model-final.bin", Body=b"w")
+    for stage in (f"s3://{BUCKET}/", f"s3://{BUCKET}"):
+        with pytest.raises(TrainctlError, match="bucket root"):
+            up(aws, local, stage)
+    assert keys(aws) == {"other-team/model-final.bin"}
+
+
+def test_a_local_file_named_like_the_record_is_refused(aws: Aws, local: Path) -> None:
+    (local / RECORD_NAME).write_text("{}")
+    with pytest.raises(TrainctlError, match="rename that file"):
+        up(aws, local)
+    assert keys(aws) == set()
+
+
+def test_an_unreadable_record_owns_nothing(aws: Aws, local: Path) -> None:
+    up(aws, local)
+    aws.s3.put_object(Bucket=BUCKET, Key=f"datasets/local-set/{RECORD_NAME}", Body=b"{oops")
+    record, problem = read_record(aws.s3, STAGE)
+    assert record is None and problem is not None and "not JSON" in problem
+    (local / "README").unlink()
+    done = upload(aws, local, max_delete=(0, 0))
+    assert done.work.delete == () and "datasets/local-set/README" in keys(aws)
+    record, problem = read_record(aws.s3, STAGE)          # rewritten: the folder's keys
+    assert problem is None and record is not None and "README" not in record.objects
 
 
 def test_progress_bar_runs(aws: Aws, local: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    m = upload_dataset(aws, local, STAGE, progress=True)
+    m = up(aws, local, progress=True)
     assert m.digest == local_manifest(local).digest
 
 
 def test_missing_folder_is_a_clear_error(aws: Aws, tmp_path: Path) -> None:
     with pytest.raises(TrainctlError, match="not a directory"):
-        upload_dataset(aws, tmp_path / "nope", STAGE, progress=False)
+        up(aws, tmp_path / "nope")

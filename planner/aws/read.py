@@ -23,7 +23,9 @@ import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -39,14 +41,19 @@ from planner.live import (
     LiveModification,
     LiveState,
     LiveVolume,
+    StageState,
 )
 from planner.manifest import (  # noqa: F401  (re-exported for callers of this module)
+    RECORD_NAME,
+    Entry,
+    local_entries,
     local_manifest,
     manifest_from_entries,
     s3_etag,
     split_s3_uri,
 )
 from planner.spec import Dataset, Spec
+from planner.stage import StageRecord, record_from_bytes, stage_work
 from planner.tags import with_recorded_modifications
 
 VOLUME_PAGE = 500          # DescribeVolumes MaxResults cap
@@ -146,35 +153,68 @@ def snapshot_from_aws(s: Mapping[str, Any]) -> LiveEbsSnapshot:
 # --- dataset manifests ------------------------------------------------------------------
 
 
+def list_prefix(s3: Any, uri: str) -> tuple[list[Entry], list[str], int]:
+    """(entries, folder markers, pages) under URI, keys relative to its prefix; the
+    record's key is not an entry. Raises botocore's ClientError (NoSuchBucket...)."""
+    bucket, prefix = split_s3_uri(uri)
+    entries: list[Entry] = []
+    markers: list[str] = []
+    pages = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": LIST_PAGE}):
+        pages += 1
+        for obj in page.get("Contents", ()):
+            key = obj["Key"][len(prefix):]
+            if key.endswith("/"):
+                markers.append(key)
+            elif key and key != RECORD_NAME:
+                entries.append((key, int(obj["Size"]), str(obj.get("ETag", "")).strip('"')))
+    return entries, markers, max(pages, 1)
+
+
+def read_record(s3: Any, stage_uri: str) -> tuple[StageRecord | None, str | None]:
+    """(the stage record or None, why it could not be read or None). No record, or no
+    bucket, is (None, None): nothing under the stage is trainctl's yet."""
+    from botocore.exceptions import ClientError
+
+    bucket, prefix = split_s3_uri(stage_uri)
+    try:
+        raw = s3.get_object(Bucket=bucket, Key=prefix + RECORD_NAME)["Body"].read()
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchBucket", "404"):
+            return None, None
+        raise
+    try:
+        return record_from_bytes(raw), None
+    except ValueError as e:
+        return None, f"s3://{bucket}/{prefix}{RECORD_NAME} cannot be read: {e}"
+
+
+
 def s3_manifest(aws: AwsContext, uri: str, *, missing_ok: bool = False) -> DatasetManifest:
     """One ListObjectsV2 page per 1,000 objects under `uri`, reduced to a manifest.
 
-    Folder markers (keys ending in `/`) are skipped. A missing bucket raises
-    TrainctlError, or gives an empty manifest when `missing_ok`.
+    Folder markers (keys ending in `/`) and trainctl's stage record are skipped (markers
+    still count for unsafe keys). A missing bucket raises TrainctlError, or gives an
+    empty manifest when `missing_ok`.
     """
+    return _s3_listing(aws, uri, missing_ok=missing_ok)[0]
+
+
+def _s3_listing(aws: AwsContext, uri: str, *, missing_ok: bool
+                ) -> tuple[DatasetManifest, list[Entry]]:
     from botocore.exceptions import ClientError
 
-    bucket, prefix = split_s3_uri(uri)
-    entries: list[tuple[str, int, str]] = []
-    pages = 0
     try:
-        paginator = aws.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix,
-                                       PaginationConfig={"PageSize": LIST_PAGE}):
-            pages += 1
-            for o in page.get("Contents", ()):
-                key = o["Key"]
-                if key.endswith("/"):
-                    continue
-                entries.append((key[len(prefix):], int(o["Size"]), str(o.get("ETag", ""))))
+        entries, markers, pages = list_prefix(aws.s3, uri)
     except ClientError as e:
         if e.response.get("Error", {}).get("Code") != "NoSuchBucket":
             raise
         if not missing_ok:
+            bucket, _ = split_s3_uri(uri)
             raise TrainctlError(f"bucket {bucket!r} of {uri} does not exist") from None
-        pages = max(pages, 1)
-        entries = []
-    return manifest_from_entries(uri, entries, pages)
+        entries, markers, pages = [], [], 1
+    return manifest_from_entries(uri, entries, pages, markers), entries
 
 
 def _local_source(spec: Spec, ds: Dataset) -> str:
@@ -184,29 +224,60 @@ def _local_source(spec: Spec, ds: Dataset) -> str:
     return os.path.join(base, ds.source)
 
 
-def _dataset_tasks(spec: Spec, aws: AwsContext) -> list[tuple[str, Callable[[], Any]]]:
+@dataclass(frozen=True)
+class _Read:
+    """One dataset read: its manifest, and for a local dataset what the stage needs."""
+
+    manifest: DatasetManifest
+    entries: list[Entry] | None = None
+    record: tuple[StageRecord | None, str | None] | None = None
+
+
+def _read_local(path: str) -> _Read:
+    entries = local_entries(path)
+    return _Read(manifest_from_entries(Path(path).resolve().as_uri(), entries), entries)
+
+
+def _dataset_tasks(spec: Spec, aws: AwsContext) -> list[tuple[str, Callable[[], _Read]]]:
     """(key, task) per manifest: the S3 side under NAME, a local source under NAME:local."""
-    tasks: list[tuple[str, Callable[[], Any]]] = []
+    tasks: list[tuple[str, Callable[[], _Read]]] = []
     for name, ds in spec.datasets.items():
         if ds.is_local:
             tasks.append((f"{name}:local",
-                          functools.partial(local_manifest, _local_source(spec, ds))))
+                          functools.partial(_read_local, _local_source(spec, ds))))
         if not ds.is_local or ds.stage:
             tasks.append((name, functools.partial(_dataset_manifest, aws, name, ds)))
     return tasks
 
 
-def _dataset_manifest(aws: AwsContext, name: str, ds: Dataset) -> DatasetManifest:
+def _dataset_manifest(aws: AwsContext, name: str, ds: Dataset) -> _Read:
     try:
-        return s3_manifest(aws, ds.s3_uri, missing_ok=ds.is_local)
+        manifest, entries = _s3_listing(aws, ds.s3_uri, missing_ok=ds.is_local)
+        if not ds.is_local:
+            return _Read(manifest)
+        return _Read(manifest, entries, read_record(aws.s3, ds.s3_uri))
     except TrainctlError as e:
         raise TrainctlError(f"dataset {name}: {e}") from None
+
+
+def _combine(spec: Spec, reads: Mapping[str, _Read]
+             ) -> tuple[dict[str, DatasetManifest], dict[str, StageState]]:
+    """Manifests by key, and each local dataset's stage work (planner.stage)."""
+    stages: dict[str, StageState] = {}
+    for name, ds in spec.datasets.items():
+        local, staged = reads.get(f"{name}:local"), reads.get(name)
+        if not ds.is_local or local is None or staged is None or staged.record is None:
+            continue
+        record, problem = staged.record
+        work = stage_work(local.entries or [], staged.entries or [], record, spec.project)
+        stages[name] = work.state(owner=record.project if record else None, problem=problem)
+    return {k: r.manifest for k, r in reads.items()}, stages
 
 
 def read_datasets(spec: Spec, aws: AwsContext) -> dict[str, DatasetManifest]:
     """Manifests by dataset name (the S3 side), plus `NAME:local` for local sources."""
     with aws_errors():
-        return {key: task() for key, task in _dataset_tasks(spec, aws)}
+        return _combine(spec, {key: task() for key, task in _dataset_tasks(spec, aws)})[0]
 
 
 # --- EC2 --------------------------------------------------------------------------------
@@ -465,7 +536,7 @@ def read_live(spec: Spec, aws: AwsContext, *, now: datetime,
                     + f_profiles.result() + import_problems)
         if problems:
             raise TrainctlError("\n".join(problems))
-        datasets = {key: f.result() for key, f in f_datasets}
+        datasets, stages = _combine(spec, {key: f.result() for key, f in f_datasets})
     return LiveState(
         project=spec.project,
         region=aws.region,
@@ -475,6 +546,7 @@ def read_live(spec: Spec, aws: AwsContext, *, now: datetime,
         modifications=tuple(modifications),
         snapshots=tuple(snapshots),
         datasets=MappingProxyType(dict(sorted(datasets.items()))),
+        stages=MappingProxyType(dict(sorted(stages.items()))),
         spot_prices=MappingProxyType(spot_prices),
         api_calls=aws.total_calls() - start_calls,
     )

@@ -2,9 +2,9 @@
 
 Only files whose (key, size, ETag) differ from the stage are sent; the transfer settings
 are exactly those the manifest digest assumes (planner.manifest: multipart above 8 MiB in
-8 MiB parts), so the stage's digest equals the local folder's. The stage prefix belongs
-to trainctl: stage objects that are no longer in the folder are deleted (folder markers,
-keys ending in `/`, are left alone), so removing a local file converges too.
+8 MiB parts), so the stage's digest equals the local folder's. Stage objects the folder
+no longer has are deleted only when trainctl wrote them (its record under the stage,
+planner.stage), and never more than the plan said: anything else there is kept.
 """
 
 from __future__ import annotations
@@ -12,11 +12,28 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
+from planner.aws.read import list_prefix, read_record
 from planner.errors import TrainctlError, first_few
 from planner.live import DatasetManifest
-from planner.manifest import CHUNK, Entry, local_entries, manifest_from_entries, split_s3_uri
+from planner.manifest import (
+    CHUNK,
+    RECORD_NAME,
+    Entry,
+    local_entries,
+    manifest_from_entries,
+    split_s3_uri,
+)
+from planner.stage import (
+    StageRecord,
+    StageWork,
+    final_record,
+    pending_record,
+    record_to_bytes,
+    stage_work,
+)
 
 MAX_CONCURRENCY = 10
 DELETE_BATCH = 1000        # DeleteObjects takes at most 1,000 keys per call
@@ -30,47 +47,87 @@ def transfer_config() -> Any:
 
 
 def list_stage(s3: Any, stage_uri: str) -> tuple[dict[str, tuple[int, str]], int]:
-    """{relative key: (size, ETag)} under the stage prefix, and the ListObjectsV2 pages used."""
+    """{relative key: (size, ETag)} under the stage prefix (folder markers and trainctl's
+    record left out), and the ListObjectsV2 pages used."""
+    found, _markers, pages = list_prefix(s3, stage_uri)
+    return {k: (s, e) for k, s, e in found}, pages
+
+
+def write_record(s3: Any, stage_uri: str, record: StageRecord) -> None:
     bucket, prefix = split_s3_uri(_as_prefix(stage_uri))
-    found: dict[str, tuple[int, str]] = {}
-    pages = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        pages += 1
-        for obj in page.get("Contents", []):
-            key = obj["Key"][len(prefix):]
-            if key and not key.endswith("/"):
-                found[key] = (int(obj["Size"]), str(obj["ETag"]).strip('"'))
-    return found, pages
+    s3.put_object(Bucket=bucket, Key=prefix + RECORD_NAME, Body=record_to_bytes(record),
+                  ContentType="application/json")
 
 
 def stage_manifest(s3: Any, stage_uri: str) -> DatasetManifest:
-    listing, pages = list_stage(s3, stage_uri)
-    entries = [(k, size, etag) for k, (size, etag) in listing.items()]
-    return manifest_from_entries(stage_uri, entries, pages)
+    entries, markers, pages = list_prefix(s3, stage_uri)
+    return manifest_from_entries(stage_uri, entries, pages, markers)
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    manifest: DatasetManifest     # the stage as listed after the upload
+    work: StageWork               # what was sent, deleted and kept
 
 
 def upload_dataset(aws: Any, local_dir: str | os.PathLike[str], stage_uri: str, *,
-                   progress: bool = True) -> DatasetManifest:
-    """Upload what changed in LOCAL_DIR to STAGE_URI, delete stage objects the folder no
-    longer has; return the stage's manifest as listed after both.
+                   project: str, dataset: str, max_delete: tuple[int, int] | None = None,
+                   progress: bool = True) -> Uploaded:
+    """Upload what changed in LOCAL_DIR to STAGE_URI; delete the stage objects trainctl
+    wrote that the folder no longer has; keep everything else there.
 
-    `aws` is an AwsContext (only `aws.s3` is used).
+    MAX_DELETE (objects, bytes): what the plan said; finding more to delete fails before
+    anything is written (the stage changed since the plan). `aws` is an AwsContext (only
+    `aws.s3` is used).
     """
     root = os.fspath(local_dir)
     if not os.path.isdir(root):
         raise TrainctlError(f"local dataset source {root} is not a directory")
     stage_uri = _as_prefix(stage_uri)
     bucket, prefix = split_s3_uri(stage_uri)
+    if not prefix:
+        raise TrainctlError(f"stage {stage_uri} is a bucket root: a stage is a prefix "
+                            "trainctl owns alone")
     s3 = aws.s3
     with _aws_errors():
         local = local_entries(root)
-        remote, _ = list_stage(s3, stage_uri)
-        todo = [e for e in local if remote.get(e[0]) != (e[1], e[2])]
-        if todo:
-            _transfer(s3, root, bucket, prefix, todo, progress=progress)
-        local_keys = {key for key, _, _ in local}
-        _delete(s3, bucket, [prefix + key for key in sorted(remote) if key not in local_keys])
-        return stage_manifest(s3, stage_uri)
+        remote, _markers, _ = _list_or_empty(s3, stage_uri)
+        record, _problem = read_record(s3, stage_uri)
+        if record is not None and record.project != project:
+            raise TrainctlError(f"stage {stage_uri}: its record ({RECORD_NAME}) names trainctl "
+                                f"project {record.project!r}; give dataset {dataset} a stage "
+                                "of its own")
+        work = stage_work(local, remote, record, project)
+        n_del, b_del = len(work.delete), sum(s for _, s, _ in work.delete)
+        if max_delete is not None and (n_del > max_delete[0] or b_del > max_delete[1]):
+            raise TrainctlError(
+                f"stage {stage_uri} changed since the plan: the upload would delete {n_del} "
+                f"object(s) ({b_del} bytes), the plan said {max_delete[0]} "
+                f"({max_delete[1]} bytes); nothing was changed, plan again")
+        written = dict(record.objects) if record is not None else None
+        if work.upload:
+            pending = pending_record(work, project, dataset)
+            write_record(s3, stage_uri, pending)
+            written = dict(pending.objects)
+            _transfer(s3, root, bucket, prefix, list(work.upload), progress=progress)
+        _delete(s3, bucket, [prefix + key for key, _, _ in work.delete])
+        after, markers, pages = list_prefix(s3, stage_uri)
+        final = final_record(local, after, project, dataset)
+        if written != dict(final.objects):
+            write_record(s3, stage_uri, final)
+        return Uploaded(manifest_from_entries(stage_uri, after, pages, markers), work)
+
+
+def _list_or_empty(s3: Any, uri: str) -> tuple[list[Entry], list[str], int]:
+    from botocore.exceptions import ClientError
+
+    try:
+        return list_prefix(s3, uri)
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") != "NoSuchBucket":
+            raise
+        bucket, _ = split_s3_uri(uri)
+        raise TrainctlError(f"stage bucket {bucket!r} of {uri} does not exist") from None
 
 
 def _delete(s3: Any, bucket: str, keys: list[str]) -> None:

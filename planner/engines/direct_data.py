@@ -296,6 +296,8 @@ def sync_create(engine: DirectEngine, change: Change) -> dict[str, str]:
 
 
 def dataset_upload(engine: DirectEngine, change: Change) -> dict[str, str]:
+    """Upload the folder to its stage; delete no more than the plan says (its counts of
+    stale objects trainctl wrote), keep what trainctl did not write."""
     from planner.aws.upload import upload_dataset
 
     ds = engine.spec.datasets.get(change.name)
@@ -304,9 +306,19 @@ def dataset_upload(engine: DirectEngine, change: Change) -> dict[str, str]:
     source = ds.source
     if not os.path.isabs(source):
         source = os.path.join(os.path.dirname(os.path.abspath(engine.spec.source_file)), source)
-    m = upload_dataset(engine.aws, source, ds.stage, progress=engine.upload_progress)
+    after = dict(change.after or {})
+    planned = (_count(after.get("delete_objects")), _count(after.get("delete_bytes")))
+    up = upload_dataset(engine.aws, source, ds.stage, project=engine.spec.project,
+                        dataset=ds.name, max_delete=planned, progress=engine.upload_progress)
+    m, w = up.manifest, up.work
     return {"stage": ds.stage, "objects": str(m.objects), "bytes": str(m.bytes),
-            "digest": m.digest}
+            "digest": m.digest, "uploaded": str(len(w.upload)),
+            "deleted": str(len(w.delete)), "kept": str(len(w.kept))}
+
+
+def _count(value: Any) -> int:
+    """A count from the plan; a plan without one allows nothing (0)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 # --- prewarm -------------------------------------------------------------------------

@@ -96,3 +96,34 @@ def attribute_diff(change: Change) -> tuple[list[tuple[str, str, str]], int]:
 
 def forces_replacement(change: Change, key: str) -> bool:
     return any(p == key or p.startswith(key + ".") for p in change.replace_paths)
+
+
+def size_words(n: int) -> str:
+    """`12 bytes`, `1.5 MiB (1,572,864 bytes)`."""
+    if n < 1024:
+        return f"{n:,} byte{'s' if n != 1 else ''}"
+    value, units = n / 1024, ["KiB", "MiB", "GiB", "TiB", "PiB"]
+    while value >= 1024 and len(units) > 1:
+        value, units = value / 1024, units[1:]
+    return f"{value:.1f} {units[0]} ({n:,} bytes)"
+
+
+def object_deletion_words(change: Change) -> str | None:
+    """`deletes 3 objects (12 bytes) under s3://b/p/ that trainctl uploaded earlier: ...`,
+    or None when the change deletes no S3 object."""
+    n, size = change.deleted_objects
+    if not n:
+        return None
+    after = change.after or {}
+    where = f" under {after['stage']}" if after.get("stage") else ""
+    examples = [str(k) for k in after.get("delete_examples") or ()]
+    more = n - len(examples)
+    named = ", ".join(examples) + (f" and {more} more" if examples and more > 0 else "")
+    return (f"deletes {n} object{'s' if n != 1 else ''} ({size_words(size)}){where} that "
+            f"trainctl uploaded earlier" + (f": {named}" if named else ""))
+
+
+def object_deletions(changes: list[Change]) -> tuple[int, int]:
+    """(objects, bytes) all CHANGES delete under S3 prefixes, blocked ones left out."""
+    pairs = [c.deleted_objects for c in changes if not c.blocked]
+    return sum(n for n, _ in pairs), sum(b for _, b in pairs)

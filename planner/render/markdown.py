@@ -7,7 +7,14 @@ import networkx as nx
 
 from planner.export import graph_from_plan, to_mermaid
 from planner.plan import SUMMARY_KEYS, Change, Plan
-from planner.render import attribute_diff, cost_delta, reason_words, symbol, usd
+from planner.render import (
+    attribute_diff,
+    cost_delta,
+    object_deletion_words,
+    reason_words,
+    symbol,
+    usd,
+)
 
 
 def _cell(s: str) -> str:
@@ -41,15 +48,27 @@ def _risk_line(c: Change) -> str:
     return line
 
 
+def _object_line(c: Change) -> str:
+    line = f"> - {_code(c.address)}: **{_cell(object_deletion_words(c) or '')}**"
+    if c.blocked:
+        line += " - blocked by " + "; ".join(
+            f"{_code(b.rule.value)}: {_cell(b.message)}" for b in c.blocked_by
+        )
+    return line
+
+
 def _warning_block(plan: Plan) -> list[str]:
     deletes = [c for c in plan.changes if c.deletes]
-    other_blocked = [c for c in plan.changes if c.blocked and not c.deletes]
-    if not deletes and not other_blocked:
+    objects = [c for c in plan.changes if not c.deletes and c.deleted_objects[0]]
+    other_blocked = [c for c in plan.changes
+                     if c.blocked and not c.deletes and c not in objects]
+    if not deletes and not objects and not other_blocked:
         return []
     out = ["> [!WARNING]"]
-    if deletes:
+    if deletes or objects:
         out.append("> This plan deletes or replaces resources:")
         out += [_risk_line(c) for c in deletes]
+        out += [_object_line(c) for c in objects]
     if other_blocked:
         if deletes:
             out.append(">")

@@ -15,7 +15,10 @@ from planner.render import (
     attribute_diff,
     cost_delta,
     forces_replacement,
+    object_deletion_words,
+    object_deletions,
     reason_words,
+    size_words,
     symbol,
     usd,
 )
@@ -64,6 +67,9 @@ def _change_block(c: Change) -> list[Text]:
     if hidden:
         noun = "attribute" if hidden == 1 else "attributes"
         lines.append(Text(f"        # ({hidden} unchanged {noun} hidden)", style=DIM))
+    gone = object_deletion_words(c)
+    if gone:
+        lines.append(Text(f"      - {gone}", style=STYLES["delete"]))
     for b in c.blocked_by:
         lines.append(Text(f"      ! blocked ({b.rule.value}): {b.message}", style=BLOCKED))
     return lines
@@ -144,6 +150,10 @@ def render_text(plan: Plan, *, color: bool) -> str:
         )
         summary.append(f"{s['blocked']} blocked.", style=BLOCKED if s["blocked"] else "")
         out(summary)
+        objects, size = object_deletions(shown)
+        if objects:
+            out(Text(f"S3 objects to delete: {objects} ({size_words(size)}), stale objects "
+                     "trainctl uploaded to a stage.", style=STYLES["delete"]))
     if unchanged:
         out(Text(f"{unchanged} unchanged, not listed.", style=DIM))
     return buf.getvalue()
