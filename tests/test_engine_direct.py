@@ -712,8 +712,8 @@ def test_local_dataset_is_uploaded_to_its_stage(moto_endpoint: str, tmp_path: Pa
     facts = engine.apply(change("dataset.local", Action.CREATE), Action.CREATE)
     keys = sorted(o["Key"] for o in aws.s3.list_objects_v2(
         Bucket="stage-bucket", Prefix="local/")["Contents"])
-    assert keys == ["local/a.bin", "local/sub/b.bin"]
-    assert (facts["objects"], facts["bytes"]) == ("2", "110")
+    assert keys == ["local/.trainctl-stage.json", "local/a.bin", "local/sub/b.bin"]
+    assert (facts["objects"], facts["bytes"]) == ("2", "110")     # the record is not data
     assert facts["digest"] == local_manifest(src).digest
 
 
