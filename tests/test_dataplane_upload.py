@@ -24,20 +24,6 @@ STAGE = f"s3://{BUCKET}/datasets/local-set/"
 PROJECT = "demo"
 
 
-def up(aws: "Aws", local: Path | str, stage: str = STAGE, **kw: Any) -> DatasetManifest:
-    return upload(aws, local, stage, **kw).manifest
-
-
-def upload(aws: "Aws", local: Path | str, stage: str = STAGE, **kw: Any) -> Uploaded:
-    kw.setdefault("progress", False)
-    return upload_dataset(aws, local, stage, project=kw.pop("project", PROJECT),
-                          dataset="local-set", **kw)
-
-
-def keys(aws: "Aws") -> set[str]:
-    return {o["Key"] for o in aws.s3.list_objects_v2(Bucket=BUCKET).get("Contents", ())}
-
-
 class Aws:
     """A stand-in for AwsContext: an `s3` client and a count of its API calls."""
 
@@ -48,6 +34,20 @@ class Aws:
 
     def _count(self, model: Any = None, **_: Any) -> None:
         self.calls[model.name] += 1
+
+
+def up(aws: Aws, local: Path | str, stage: str = STAGE, **kw: Any) -> DatasetManifest:
+    return upload(aws, local, stage, **kw).manifest
+
+
+def upload(aws: Aws, local: Path | str, stage: str = STAGE, **kw: Any) -> Uploaded:
+    kw.setdefault("progress", False)
+    return upload_dataset(aws, local, stage, project=kw.pop("project", PROJECT),
+                          dataset="local-set", **kw)
+
+
+def keys(aws: Aws) -> set[str]:
+    return {o["Key"] for o in aws.s3.list_objects_v2(Bucket=BUCKET).get("Contents", ())}
 
 
 @pytest.fixture
@@ -203,7 +203,7 @@ def test_more_to_delete_than_the_plan_said_changes_nothing(aws: Aws, local: Path
     (local / "empty").unlink()
     (local / "new.txt").write_text("new")
     aws.calls.clear()
-    with pytest.raises(TrainctlError, match="changed since the plan.*delete 2 object"):
+    with pytest.raises(TrainctlError, match=r"changed since the plan.*delete 2 object"):
         upload(aws, local, max_delete=(1, 10**6))
     with pytest.raises(TrainctlError, match="changed since the plan"):
         upload(aws, local, max_delete=(2, 1))                # the bytes count too
