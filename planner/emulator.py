@@ -2,7 +2,8 @@
 
 `trainctl local up` starts it detached (it outlives the command), seeds what instances
 need (the `trainctl-ssm` instance profile) and the S3 buckets the spec names. Later
-commands find it through `planner.aws.session.resolve_endpoint`, which reads local.json.
+commands find it through `planner.aws.session.resolve_target`, which reads local.json
+and refuses a recorded emulator that does not answer.
 SSM steps for emulated instances run on this machine in STATE_DIR/sandbox/INSTANCE_ID
 (see `planner.ssm.LocalRunner`).
 
@@ -128,6 +129,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def check_port_free(port: int) -> None:
+    """EmulatorError when something (another emulator, any program) holds HOST:PORT."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError as e:
+            raise EmulatorError(
+                f"cannot start the emulator: port {port} on {HOST} is already in use "
+                f"({e.strerror or e}; another emulator or program holds it); nothing was "
+                f"recorded. Pick another with --port, or leave --port out for a free one"
+            ) from None
+
+
 def _server_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("MOTO_ENABLE_AMI_VALIDATION", None)   # the spec's AMI ids need not exist
@@ -141,6 +155,8 @@ def start(state_dir: str, *, port: int | None = None, region: str = "us-east-1",
     current = running(state_dir)
     if current is not None:
         return current, False
+    if port:
+        check_port_free(port)
     os.makedirs(state_dir, exist_ok=True)
     log_path = os.path.join(state_dir, LOG_FILE)
     attempts = 1 if port else 3       # a free port can be taken before moto binds it
@@ -159,7 +175,7 @@ def start(state_dir: str, *, port: int | None = None, region: str = "us-east-1",
             if proc.poll() is not None:
                 last_error = f"moto's server exited with code {proc.returncode}"
                 break
-            if answers(endpoint):
+            if answers(endpoint) and proc.poll() is None:
                 sandbox = os.path.join(os.path.abspath(state_dir), SANDBOX_DIR)
                 os.makedirs(sandbox, exist_ok=True)
                 doc = {

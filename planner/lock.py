@@ -239,3 +239,106 @@ def holding(lock: Lock, operation: str) -> Iterator[LockInfo]:
     finally:
         with contextlib.suppress(LockError):
             lock.release(info.id)
+
+
+# --- one project on one machine: a lock outside the folder ------------------------------
+
+LOCK_DIR_ENV = "TRAINCTL_LOCK_DIR"
+LOCK_WAIT_ENV = "TRAINCTL_LOCK_WAIT"     # seconds an apply waits for another (default 3600)
+DEFAULT_WAIT = 3600.0
+
+
+def machine_lock_dir() -> str:
+    """$TRAINCTL_LOCK_DIR, else $XDG_RUNTIME_DIR/trainctl-locks, else /tmp/trainctl-locks."""
+    explicit = os.environ.get(LOCK_DIR_ENV)
+    if explicit:
+        return explicit
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime):
+        return os.path.join(runtime, "trainctl-locks")
+    return os.path.join("/tmp", "trainctl-locks")
+
+
+class MachineLock:
+    """An flock(2) on `DIR/<hash of account|region|project>.lock`: applies of one project
+    from two folders of this machine run one after the other (the second waits, then
+    plans on what the first made). The kernel drops it when the holder dies (kill -9
+    included), so it never goes stale; the file only says who holds it."""
+
+    def __init__(self, key: str, *, directory: str | None = None):
+        import hashlib
+
+        self.key = key
+        self.directory = directory or machine_lock_dir()
+        name = hashlib.sha256(key.encode()).hexdigest()[:32]
+        self.path = os.path.join(self.directory, f"{name}.lock")
+        self._fd: int | None = None
+
+    def acquire(self, operation: str, folder: str, *, wait: float | None = None,
+                on_wait: Any = None) -> None:
+        import fcntl
+        import time
+
+        os.makedirs(self.directory, mode=0o1777, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        limit = _wait_seconds() if wait is None else wait
+        deadline = time.monotonic() + limit
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = self._holder()
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise LockHeldError(f"another apply of {self.key} runs on this machine "
+                                        f"({holder}); waited {limit:g} s ({LOCK_WAIT_ENV})"
+                                        ) from None
+                if not told and on_wait is not None:
+                    on_wait(f"Waiting for another apply of {self.key} on this machine "
+                            f"({holder}) to finish...")
+                    told = True
+                time.sleep(0.2)
+        doc = {**json.loads(LockInfo.new(operation).to_bytes()), "folder": folder,
+               "key": self.key}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(doc) + "\n").encode(), 0)
+        self._fd = fd
+
+    def _holder(self) -> str:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                doc = json.load(f)
+            return (f"from {doc.get('folder')}, pid {doc.get('pid')}, since "
+                    f"{doc.get('time')}")
+        except (OSError, ValueError, AttributeError):
+            return "holder unknown"
+
+    def release(self) -> None:
+        import fcntl
+
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _wait_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get(LOCK_WAIT_ENV, DEFAULT_WAIT)))
+    except ValueError:
+        return DEFAULT_WAIT
+
+
+@contextlib.contextmanager
+def machine_holding(key: str, operation: str, folder: str,
+                    on_wait: Any = None) -> Iterator[MachineLock]:
+    lock = MachineLock(key)
+    lock.acquire(operation, folder, on_wait=on_wait)
+    try:
+        yield lock
+    finally:
+        lock.release()

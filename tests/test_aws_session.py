@@ -86,30 +86,53 @@ def test_resolve_endpoint_cli_flag_wins(tmp_path: Path) -> None:
     assert resolve_endpoint("http://x:1", str(tmp_path)) == ("http://x:1", "--endpoint-url")
 
 
-def test_resolve_endpoint_live_emulator(tmp_path: Path) -> None:
+def test_resolve_endpoint_live_emulator(tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
+    from planner import emulator
+
     _write_local(tmp_path, "http://127.0.0.1:5555", os.getpid())
+    monkeypatch.setattr(emulator, "_is_moto", lambda pid: True)
+    monkeypatch.setattr(emulator, "answers", lambda url, timeout=1.0: True)
     endpoint, how = resolve_endpoint(None, str(tmp_path))
     assert endpoint == "http://127.0.0.1:5555"
     assert "local emulator" in how and "local.json" in how
 
 
-def test_resolve_endpoint_ignores_a_dead_emulator(tmp_path: Path) -> None:
-    _write_local(tmp_path, "http://127.0.0.1:5555", _dead_pid())
-    assert resolve_endpoint(None, str(tmp_path)) == (None, "AWS default")
+@pytest.mark.parametrize("why", ["dead pid", "no answer", "corrupt"])
+def test_a_recorded_emulator_that_does_not_answer_is_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, why: str) -> None:
+    """Never a silent switch to the default credentials (or to AWS_ENDPOINT_URL)."""
+    import os
+
+    from planner import emulator
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    if why == "corrupt":
+        tmp_path.mkdir(exist_ok=True)
+        (tmp_path / "local.json").write_text("{not json")
+    elif why == "dead pid":
+        _write_local(tmp_path, "http://127.0.0.1:5555", _dead_pid())
+    else:      # the pid is a moto server, but nothing answers on its port
+        _write_local(tmp_path, "http://127.0.0.1:1", os.getpid())
+        monkeypatch.setattr(emulator, "_is_moto", lambda pid: True)
+    with pytest.raises(emulator.EmulatorError) as e:
+        resolve_endpoint(None, str(tmp_path))
+    assert "trainctl local up" in str(e.value) and "trainctl local down" in str(e.value)
+    # the flag is explicit: it still works
+    assert resolve_endpoint("http://x:1", str(tmp_path)) == ("http://x:1", "--endpoint-url")
 
 
-def test_resolve_endpoint_ignores_a_corrupt_file(tmp_path: Path) -> None:
-    (tmp_path / "local.json").write_text("{not json")
-    assert resolve_endpoint(None, str(tmp_path)) == (None, "AWS default")
+def test_no_record_means_aws_itself(tmp_path: Path) -> None:
     assert resolve_endpoint(None, str(tmp_path / "missing")) == (None, "AWS default")
 
 
-def test_resolve_endpoint_reports_aws_endpoint_url(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_aws_endpoint_url_is_used_as_the_flag_is(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
-    assert resolve_endpoint(None, str(tmp_path)) == (None, "AWS_ENDPOINT_URL")
+    assert resolve_endpoint(None, str(tmp_path)) == ("http://127.0.0.1:4566",
+                                                     "AWS_ENDPOINT_URL")
 
 
 # --- aws_errors ---------------------------------------------------------------------------

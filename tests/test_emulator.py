@@ -228,7 +228,7 @@ def test_commands_reach_the_emulator_without_any_aws_credentials(project: Path,
     plan = subprocess.run([sys.executable, "-m", "planner", "plan", "--detailed-exitcode"],
                           cwd=project, env=env, capture_output=True, text=True, timeout=120)
     assert plan.returncode == 2, plan.stderr
-    assert "Using AWS endpoint http://127.0.0.1:" in plan.stderr
+    assert plan.stderr.startswith("Target: the local emulator at http://127.0.0.1:")
     assert "volume.scratch" in plan.stdout
 
 

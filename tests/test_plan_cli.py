@@ -111,7 +111,7 @@ def test_exit_codes_plain_and_detailed(tmp_path: Path, moto_endpoint: str, ec2: 
     r = plan_cli(tmp_path, moto_endpoint)
     assert r.returncode == 0, r.stderr
     assert "volume.scratch" in r.stdout
-    assert f"Using AWS endpoint {moto_endpoint} (--endpoint-url)" in r.stderr
+    assert f"Target: AWS endpoint {moto_endpoint} (from --endpoint-url)" in r.stderr
     r = plan_cli(tmp_path, moto_endpoint, "--detailed-exitcode")
     assert r.returncode == 2, r.stderr
     # the world matches the spec: nothing to do
@@ -133,7 +133,7 @@ def test_unreachable_endpoint_is_one_clean_line(tmp_path: Path):
     r = plan_cli(tmp_path, "http://127.0.0.1:1")
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
-    errors = [line for line in r.stderr.splitlines() if not line.startswith("Using AWS")]
+    errors = [line for line in r.stderr.splitlines() if not line.startswith("Target: ")]
     assert len(errors) == 1 and "127.0.0.1:1" in errors[0]
 
 
@@ -192,7 +192,7 @@ def test_live_snapshot_plans_offline(tmp_path: Path, moto_endpoint: str, ec2: An
     offline = json.loads(r.stdout)
     assert offline["live_digest"] == online["live_digest"]
     assert by_address(offline)["volume.scratch"]["actions"] == ["update"]
-    assert "Using AWS endpoint" not in r.stderr
+    assert "Target:" not in r.stderr
 
 
 def test_bad_live_snapshot_is_a_clean_error(tmp_path: Path):

@@ -6,17 +6,16 @@ boto3/botocore are imported inside functions, so importing this module stays che
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from planner.errors import AwsAccessError
-from planner.procs import pid_alive
 
 if TYPE_CHECKING:
     import boto3
@@ -63,6 +62,8 @@ class AwsContext:
             MAX_ATTEMPTS_LOOPBACK if _is_loopback(endpoint_url) else MAX_ATTEMPTS_AWS
         )
         self.calls: Counter[str] = Counter()
+        self.target: Target | None = None     # set by open_aws
+        self.account: str | None = None       # AWS itself: the account id (STS)
         self._clients: dict[str, Any] = {}
         self._hooks: list[tuple[str, Callable[..., Any]]] = []
         self._lock = threading.Lock()
@@ -179,35 +180,116 @@ def connect(region: str, endpoint_url: str | None, *, retry_mode: str = "standar
                       max_attempts=max_attempts)
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a command's AWS calls go, and how that was chosen."""
+
+    endpoint_url: str | None
+    source: str                   # --endpoint-url | AWS_ENDPOINT_URL | emulator | aws
+    detail: str = ""              # the emulator's record: "PATH, pid N"
+
+    @property
+    def emulator(self) -> bool:
+        return self.source == SOURCE_EMULATOR
+
+    @property
+    def how(self) -> str:
+        if self.emulator:
+            return f"{EMULATOR_HOW} ({self.detail})"
+        return "AWS default" if self.source == SOURCE_AWS else self.source
+
+    def line(self, region: str, account: str | None = None) -> str:
+        """The one line every command that talks to AWS prints first (on stderr)."""
+        if self.emulator:
+            return (f"Target: the local emulator at {self.endpoint_url} ({self.detail}), "
+                    f"region {region}")
+        if self.endpoint_url:
+            return (f"Target: AWS endpoint {self.endpoint_url} (from {self.source}), "
+                    f"region {region}")
+        return f"Target: AWS account {account or '?'}, region {region}"
+
+
+SOURCE_FLAG, SOURCE_ENV = "--endpoint-url", "AWS_ENDPOINT_URL"
+SOURCE_EMULATOR, SOURCE_AWS = "emulator", "aws"
+_announced: set[str] = set()
+_accounts: dict[tuple[str | None, str], str] = {}
+_announce_lock = threading.Lock()
+
+
 def open_aws(cli_endpoint: str | None, state_dir: str, region: str, *,
-             retry_mode: str = "standard") -> tuple[AwsContext, str]:
-    """resolve_endpoint + connect: the AwsContext commands use, and how it was chosen."""
-    endpoint, how = resolve_endpoint(cli_endpoint, state_dir)
-    aws = connect(region, endpoint, retry_mode=retry_mode,
-                  emulator=how.startswith(EMULATOR_HOW))
-    return aws, how
+             retry_mode: str = "standard", announce: bool = True) -> tuple[AwsContext, str]:
+    """resolve_target + connect: the AwsContext commands use, and how it was chosen.
+
+    The first call of a process says on stderr what it targets (for AWS itself: the
+    account, from one STS GetCallerIdentity call, which also proves the credentials).
+    """
+    target = resolve_target(cli_endpoint, state_dir)
+    aws = connect(region, target.endpoint_url, retry_mode=retry_mode,
+                  emulator=target.emulator)
+    aws.target = target
+    if target.endpoint_url is None:
+        aws.account = account_of(aws)
+    if announce:
+        line = target.line(region, aws.account)
+        with _announce_lock:
+            fresh = line not in _announced
+            _announced.add(line)
+        if fresh:
+            import sys
+
+            print(line, file=sys.stderr, flush=True)
+    return aws, target.how
+
+
+def account_of(aws: AwsContext) -> str:
+    """The AWS account id (one STS call per process and profile)."""
+    key = (aws.session.profile_name, aws.region)
+    if key not in _accounts:
+        with aws_errors():
+            _accounts[key] = str(aws.client("sts").get_caller_identity()["Account"])
+    return _accounts[key]
+
+
+def resolve_target(cli_endpoint: str | None, state_dir: str) -> Target:
+    """Order: `--endpoint-url`; the emulator recorded in STATE_DIR/local.json, which must
+    answer (a recorded emulator that does not is an error, never a silent switch to the
+    default credentials); `AWS_ENDPOINT_URL`, used exactly as the flag is; else AWS."""
+    if cli_endpoint:
+        return Target(cli_endpoint, SOURCE_FLAG)
+    path = os.path.join(state_dir, "local.json")
+    if os.path.lexists(path):
+        return _recorded_emulator(state_dir, path)
+    env = os.environ.get("AWS_ENDPOINT_URL", "").strip()
+    if env:
+        return Target(env, SOURCE_ENV)
+    return Target(None, SOURCE_AWS)
+
+
+def _recorded_emulator(state_dir: str, path: str) -> Target:
+    from planner import emulator
+
+    doc = emulator.read_state(state_dir)
+    ways_out = ("start it again with `trainctl local up`, or forget it with `trainctl local "
+                "down` (later commands then use your AWS configuration)")
+    if doc is None or not isinstance(doc.get("endpoint"), str):
+        raise emulator.EmulatorError(f"{path} is unreadable, so the emulator it records "
+                                     f"cannot be used; {ways_out}")
+    endpoint = str(doc["endpoint"])
+    try:
+        pid = int(doc.get("pid", 0))
+    except (TypeError, ValueError):
+        pid = 0
+    if emulator.running(state_dir) is None or not emulator.answers(endpoint, timeout=2.0):
+        raise emulator.EmulatorError(
+            f"the emulator recorded in {path} ({endpoint}, pid {pid}) does not answer; "
+            f"nothing was sent anywhere else; {ways_out}")
+    return Target(endpoint, SOURCE_EMULATOR, f"{path}, pid {pid}")
 
 
 def resolve_endpoint(cli_endpoint: str | None, state_dir: str) -> tuple[str | None, str]:
-    """Where AWS calls go, and how that was chosen (for messages and `local status`).
-
-    Order: `--endpoint-url`; the emulator recorded in STATE_DIR/local.json when its pid
-    is alive; else None (boto3 decides, honouring AWS_ENDPOINT_URL itself).
-    """
-    if cli_endpoint:
-        return cli_endpoint, "--endpoint-url"
-    path = os.path.join(state_dir, "local.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-        endpoint, pid = doc.get("endpoint"), int(doc.get("pid", 0))
-    except (OSError, ValueError, TypeError, AttributeError):
-        endpoint, pid = None, 0
-    if isinstance(endpoint, str) and endpoint and pid_alive(pid):
-        return endpoint, f"{EMULATOR_HOW} ({path}, pid {pid})"
-    if os.environ.get("AWS_ENDPOINT_URL"):
-        return None, "AWS_ENDPOINT_URL"
-    return None, "AWS default"
+    """resolve_target as (endpoint URL or None, how it was chosen)."""
+    target = resolve_target(cli_endpoint, state_dir)
+    return target.endpoint_url, target.how
 
 
 def _client_error_message(e: Any) -> str:

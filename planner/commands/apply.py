@@ -141,6 +141,16 @@ def list_blocked(plan: Plan) -> None:
             click.echo(f"  {c.address} ({c.kind}): {b.rule.value}: {b.message}")
 
 
+def project_key(opts: Options, project: str, region: str) -> str:
+    """What the machine-wide apply lock is keyed by: the target (the AWS account, or the
+    endpoint URL), the region and the project. Says the target (stderr) on the way."""
+    from planner.aws.session import open_aws
+
+    aws, _how = open_aws(opts.endpoint_url, opts.state_dir, region)
+    where = f"account {aws.account}" if aws.account else f"endpoint {aws.endpoint_url}"
+    return f"project {project} ({where}, region {region})"
+
+
 def make_engine(opts: Options, spec: Any, plan: Plan, overrides: Any, region: str) -> Any:
     """The direct engine on the endpoint plan used, with the SSM transport for it."""
     from planner.aws.session import open_aws
@@ -174,7 +184,7 @@ def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism
     from planner.commands.plan import make_plan
     from planner.commands.show import read_plan_file
     from planner.loader import load_spec
-    from planner.lock import holding
+    from planner.lock import holding, machine_holding
     from planner.rules import Overrides
 
     check_engine(engine_name)
@@ -188,9 +198,11 @@ def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism
     overrides = Overrides(force=force, allow_delete=frozenset(allow_delete),
                           allow_cost=allow_cost)
     color = not opts.no_color and sys.stdout.isatty()
-    lock = lock_for_options(opts, spec.state, region)
     label = f"apply {planfile}" if planfile else "apply"
-    with holding(lock, label):
+    with machine_holding(project_key(opts, spec.project, region), label,
+                         os.path.dirname(os.path.abspath(opts.file)),
+                         on_wait=lambda msg: click.echo(msg, err=True)), \
+            holding(lock_for_options(opts, spec.state, region), label):
         options = saved.options if saved is not None else None
         spec, _graph, _live, fresh = make_plan(
             opts,

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import click
-
 from planner.cli import Options
 from planner.errors import TrainctlError
 
@@ -39,9 +37,7 @@ def connect_aws(opts: Options, spec: Spec) -> AwsContext:
     """The AWS target for the spec, said on stderr in one line."""
     from planner.aws.session import open_aws
 
-    aws, how = open_aws(opts.endpoint_url, opts.state_dir, spec.region)
-    where = aws.endpoint_url or "AWS"
-    click.echo(f"Target: {where} ({how}), region {spec.region}", err=True)
+    aws, _how = open_aws(opts.endpoint_url, opts.state_dir, spec.region)  # says its target
     return aws
 
 

@@ -52,9 +52,7 @@ def _read_aws(opts: Options, spec: Spec, region: str, now: datetime) -> LiveStat
     from planner.aws.read import read_live
     from planner.aws.session import aws_errors, open_aws
 
-    aws, how = open_aws(opts.endpoint_url, opts.state_dir, region)
-    if aws.endpoint_url is not None:
-        click.echo(f"Using AWS endpoint {aws.endpoint_url} ({how})", err=True)
+    aws, _how = open_aws(opts.endpoint_url, opts.state_dir, region)   # says its target
     with aws_errors():
         return read_live(spec, aws, now=now)
 
