@@ -185,11 +185,15 @@ has_glob() {
 }
 
 # s3_sync SRC DST LOG [EXCLUDE...]: copy what changed from SRC to DST (one of them s3://),
-# never deleting anything. Sets SYNC_TOOL and SYNC_COPIED.
+# never deleting anything. Sets SYNC_TOOL and SYNC_COPIED. Into an empty folder it copies
+# (`cp`): with nothing there to compare, `sync` only adds work (s5cmd: 1.8x the time).
 s3_sync() {
-  local src=$1 dst=$2 log=$3 pat
+  local src=$1 dst=$2 log=$3 pat verb=sync
   shift 3
   local -a cmd
+  case $src in
+    s3://*) if [ -d "$dst" ] && [ -z "$(find "$dst" -mindepth 1 -print -quit)" ]; then verb="cp"; fi ;;
+  esac
   s3_endpoint
   SYNC_TOOL=""
   if command -v s5cmd >/dev/null 2>&1 && ! has_glob "$src" && ! has_glob "$dst"; then
@@ -205,7 +209,7 @@ s3_sync() {
   if [ "$SYNC_TOOL" = s5cmd ]; then
     cmd=(s5cmd)
     if [ -n "$S3_ENDPOINT" ]; then cmd+=(--endpoint-url "$S3_ENDPOINT"); fi
-    cmd+=(sync)
+    cmd+=("$verb")
     for pat in ${1+"$@"}; do cmd+=(--exclude "$pat"); done
     case $src in
       s3://*) cmd+=("${src%/}/*" "${dst%/}/") ;;
@@ -214,9 +218,13 @@ s3_sync() {
   else
     cmd=(aws)
     if [ -n "$S3_ENDPOINT" ]; then cmd+=(--endpoint-url "$S3_ENDPOINT"); fi
-    cmd+=(s3 sync --no-progress)
-    # a same-size object changed in S3 is copied again only with exact timestamps
-    case $src in s3://*) cmd+=(--exact-timestamps) ;; esac
+    if [ "$verb" = cp ]; then
+      cmd+=(s3 cp --recursive --no-progress)
+    else
+      cmd+=(s3 sync --no-progress)
+      # a same-size object changed in S3 is copied again only with exact timestamps
+      case $src in s3://*) cmd+=(--exact-timestamps) ;; esac
+    fi
     for pat in ${1+"$@"}; do cmd+=(--exclude "$pat"); done
     cmd+=("${src%/}/" "${dst%/}/")
   fi
