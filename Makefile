@@ -2,12 +2,16 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# One stamp per set of extras: `make demo` installs only what the demo runs (the emulator
+# and s5cmd), `make test`, `lint` and `bench` everything (dev tools, the aws CLI, Pulumi).
+STAMP      := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 EXAMPLE ?= examples/quickstart
 
-.PHONY: venv sysdeps test lint demo bench clean
+.PHONY: venv venv-demo sysdeps test lint demo bench clean
 
 venv: $(STAMP)
+venv-demo: $(DEMO_STAMP)
 
 # Optional system tools: Graphviz (graph --format svg|png) and xfsprogs (xfs volumes).
 # Installed only where we are root with apt-get; the tests that need them skip otherwise.
@@ -27,7 +31,13 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[local,dev,pulumi]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
+
+# The full set includes the demo's: a venv made for `make test` serves `make demo` too.
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[demo]'
+	touch $(DEMO_STAMP)
 
 lint: venv
 	$(BIN)/ruff check planner tests bench stacks
@@ -39,11 +49,11 @@ test: venv sysdeps lint
 # The main job on the embedded emulator: start it, put the sample dataset in its S3, plan,
 # apply, plan again ("No changes"), export the graph, and show the bytes on the instance.
 TRAINCTL := $(abspath $(BIN))/trainctl
-demo: venv
+demo: venv-demo
 	cd $(EXAMPLE) && $(TRAINCTL) local up
 	cd $(EXAMPLE) && eval "$$($(TRAINCTL) local env)" && \
-	  $(abspath $(BIN))/aws s3 sync --only-show-errors sample-data \
-	    s3://trainctl-demo-datasets/tiny-imagenet/
+	  $(abspath $(BIN))/s5cmd --log error --endpoint-url "$$AWS_ENDPOINT_URL" sync \
+	    sample-data/ s3://trainctl-demo-datasets/tiny-imagenet/
 	cd $(EXAMPLE) && $(TRAINCTL) plan
 	cd $(EXAMPLE) && $(TRAINCTL) apply --auto-approve
 	cd $(EXAMPLE) && $(TRAINCTL) plan --detailed-exitcode

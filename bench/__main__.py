@@ -25,6 +25,8 @@ BENCHES = {
     "B3": ("bench.b3_apply", "wide apply, 100 ms per mutating call, parallelism 1 vs 10"),
     "B4": ("bench.b4_startup", "`trainctl --help` / `validate` median wall time"),
     "B5": ("bench.b5_dataset", "plan on an unchanged 10,000-object dataset"),
+    "B6": ("bench.b6_dataplane", "dataset sync step vs bare s5cmd / aws CLI, "
+                                 "10,000 x 4 KiB and 8 x 64 MiB, and the no-op"),
 }
 
 
@@ -57,6 +59,11 @@ def _summary(bid: str, r: Any) -> str:
         return (f"{r['objects']:,} objects: all no-op {r['all_noop']}, SSM calls "
                 f"{r['ssm_calls']}, ListObjectsV2 pages {r['list_pages']}, listing "
                 f"{r['list_s']} s, plan {r['plan_s']} s, {r['api_calls']} API calls")
+    if bid == "B6":
+        return "; ".join(f"{x['tool']} {x['objects']:,} x {x['object_bytes'] // 1024} KiB: "
+                         f"{x['trainctl_s']} s vs cp {x['raw_cp_s']} / sync {x['raw_sync_s']} s "
+                         f"({x['trainctl_over_raw']}x), no-op {x['noop_s']} s, "
+                         f"{x['noop_copied']} copied" for x in r)
     return json.dumps(r)[:200]
 
 
