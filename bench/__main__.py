@@ -27,6 +27,8 @@ BENCHES = {
     "B5": ("bench.b5_dataset", "plan on an unchanged 10,000-object dataset"),
     "B6": ("bench.b6_dataplane", "dataset sync step vs bare s5cmd / aws CLI, "
                                  "10,000 x 4 KiB and 8 x 64 MiB, and the no-op"),
+    "B7": ("bench.b7_demo_apply", "the demo's apply end to end, 50 ms per API call, vs the "
+                                  "critical path"),
 }
 
 
@@ -64,6 +66,11 @@ def _summary(bid: str, r: Any) -> str:
                          f"{x['trainctl_s']} s vs cp {x['raw_cp_s']} / sync {x['raw_sync_s']} s "
                          f"({x['trainctl_over_raw']}x), no-op {x['noop_s']} s, "
                          f"{x['noop_copied']} copied" for x in r)
+    if bid == "B7":
+        types = ", ".join(f"{k} {v['seconds']} s" for k, v in r["by_step_type"].items())
+        return (f"apply {r['apply_s']} s ({r['steps']} steps: {types}); critical path "
+                f"{r['critical_path_measured_s']} s measured, {r['critical_path_injected_s']} s "
+                f"of injected latency")
     return json.dumps(r)[:200]
 
 

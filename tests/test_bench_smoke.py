@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from bench import b1_calls, b2_cli, b2_scale, b3_apply, b4_startup, b5_dataset
+from bench import (
+    b1_calls,
+    b2_cli,
+    b2_scale,
+    b3_apply,
+    b4_startup,
+    b5_dataset,
+    b6_dataplane,
+    b7_demo_apply,
+)
 from bench.__main__ import _summary
 
 pytestmark = pytest.mark.slow
@@ -93,3 +102,23 @@ def test_b5_unchanged_dataset_plans_no_op_without_ssm() -> None:
     assert "ssm" not in r["clients_built"]
     assert r["target_met"] is True
     assert "SSM calls 0" in _summary("B5", r)
+
+
+def test_b6_sync_step_against_the_raw_tools() -> None:
+    rows = b6_dataplane.run(sizes={"small": (20, 1024), "large": (1, 1024 * 1024)})
+    assert [(r["tool"], r["shape"]) for r in rows] == [
+        ("s5cmd", "small"), ("aws", "small"), ("s5cmd", "large"), ("aws", "large")]
+    for r in rows:
+        assert r["copied"] == r["objects"] and r["noop_copied"] == 0
+        assert r["raw_cp_s"] > 0 and r["raw_sync_s"] > 0 and r["trainctl_over_raw"] > 0
+    assert "s5cmd 20 x 1 KiB" in _summary("B6", rows)
+
+
+def test_b7_demo_apply_by_step_type() -> None:
+    r = b7_demo_apply.run(delay=0.01)
+    assert r["dataset_objects"] > 0 and r["files_in_sandbox"] >= r["dataset_objects"]
+    assert set(r["by_step_type"]) >= {"create volume", "create instance", "create prewarm",
+                                      "create attachment", "create mount"}
+    assert r["critical_path_measured"][0] == "create volume.datasets"
+    assert r["critical_path_measured_s"] >= r["critical_path_injected_s"] > 0
+    assert "apply " in _summary("B7", r)
