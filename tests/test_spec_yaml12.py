@@ -282,3 +282,11 @@ def test_fast_and_explaining_validators_agree(volumes: dict[str, Any],
         assert explained <= fast
     else:
         assert fast == explained, doc
+
+
+def test_min_age_is_bounded(tmp_path: Path) -> None:
+    """A 64-bit min_age_minutes passes the loader but not timedelta: the schema stops it."""
+    text = HEAD.replace("  availability_zone", "  min_age_minutes: 9223372036854775807\n"
+                                               "  availability_zone")
+    assert errors_of(tmp_path, text) == [
+        "5:20: defaults.min_age_minutes: must be at most 52560000; got 9223372036854775807"]
