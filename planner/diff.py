@@ -56,7 +56,7 @@ from planner.rules import ATTACHED_STATES, GONE_INSTANCE_STATES, Overrides
 from planner.spec import Instance, Mount, Spec, Volume
 from planner.stage import as_json as stage_json
 from planner.stage import owner_problem as stage_owner_problem
-from planner.tags import instance_safety_tags, owner_tags
+from planner.tags import GIB, MountedTag, instance_safety_tags, owner_tags, parse_mounted_tag
 
 VOLUME, INSTANCE = ResourceType.VOLUME, ResourceType.INSTANCE
 ATTACHMENT, MOUNT = ResourceType.ATTACHMENT, ResourceType.MOUNT
@@ -309,7 +309,8 @@ class _Diff:
             return self.replace_change(addr, lv.id, paths, self.volume_before(lv), create)
         before: dict[str, Any] = {"id": lv.id}
         after: dict[str, Any] = {"id": lv.id}
-        wanted = {"size_gib": vs.size_gib if vs.size_gib > lv.size_gib else None,
+        # A smaller size than live is drift on this volume, blocked by the `shrink` rule.
+        wanted = {"size_gib": vs.size_gib if vs.size_gib != lv.size_gib else None,
                   "type": vs.type, "iops": vs.iops, "throughput_mibps": vs.throughput_mibps}
         for key, want in wanted.items():
             have = getattr(lv, key)
@@ -378,20 +379,10 @@ class _Diff:
         return _change(addr, REPLACE, Reason.REPLACE_BECAUSE_CANNOT_UPDATE, id=live_id,
                        before=before, after=after, replace_paths=paths)
 
-    def check_shrink(self) -> None:
-        shrinks = [
-            (name, vs.size_gib, lv.size_gib)
-            for name, vs in self.spec.volumes.items()
-            if (lv := self.volumes.get(f"volume.{name}")) is not None and vs.size_gib < lv.size_gib
-        ]
-        if shrinks:
-            raise rules.ShrinkError(shrinks)
-
     def resources(self) -> None:
         """volume.* and instance.* changes: from the spec, orphans, or --destroy."""
         destroy = self.options.destroy
         if not destroy:
-            self.check_shrink()
             for vs in self.spec.volumes.values():
                 self.add(self.volume_change(vs))
             for ins in self.spec.instances.values():
@@ -462,7 +453,8 @@ class _Diff:
                 blocks = rules.volume_blocks(base_address(addr), c.actions,
                                              tuple(c.after or ()), lv, self.live, self.spec,
                                              self.now, self.overrides, deleting,
-                                             self.detaching(lv, c, detached))
+                                             self.detaching(lv, c, detached),
+                                             want_size=(c.after or {}).get("size_gib"))
                 self._set_blocks(addr, c, blocks + self.duplicate_blocks(addr))
 
     def _set_blocks(self, addr: str, c: Change, blocks: tuple[Block, ...]) -> None:
@@ -596,13 +588,13 @@ class _Diff:
                  "read_only": m.read_only, "filesystem": vs.filesystem,
                  "instance_id": self.live_id(f"instance.{ins.name}"),
                  "volume_id": self.live_id(v_addr)}
-        tag = lv.tags.get(TAG_MOUNTED) if lv else None
-        mounted_here = bool(li and tag and tag.startswith(f"{li.id}:"))
+        tag = parse_mounted_tag(lv.tags.get(TAG_MOUNTED)) if lv else None
+        mounted_here = bool(li and tag and tag.instance_id == li.id)
         before = None
         if mounted_here:
             assert li is not None and lv is not None and tag is not None
             live_att = _attachment_to(lv, li.id)
-            before = {"instance": ins.name, "volume": m.volume, "path": tag.split(":", 1)[1],
+            before = {"instance": ins.name, "volume": m.volume, "path": tag.path,
                       "device": live_att.device if live_att else None,
                       "instance_id": li.id, "volume_id": lv.id}
         if att.kind == "create" or not mounted_here:
@@ -610,16 +602,31 @@ class _Diff:
         if att.kind == "replace":
             return _change(addr, REPLACE, Reason.REPLACE_BECAUSE_DEPENDENCY_REPLACED,
                            before=before, after=after, replace_paths=att.replace_paths)
-        assert li is not None
-        if tag != f"{li.id}:{m.path}":
+        assert li is not None and lv is not None and tag is not None
+        if tag.path != m.path:
             return _change(addr, REPLACE, Reason.REPLACE_BECAUSE_CANNOT_UPDATE,
                            before=before, after=after, replace_paths=["path"])
-        if self.grew(v_addr):
-            old_size = (self.changes[v_addr].before or {}).get("size_gib")
-            return _change(addr, (UPDATE,), Reason.MOUNT_BECAUSE_VOLUME_GREW,
-                           before={**after, "size_gib": old_size},
-                           after={**after, "size_gib": vs.size_gib})
-        return _noop(addr)
+        return self.grow_change(addr, v_addr, lv, tag, after)
+
+    def grow_change(self, addr: str, v_addr: str, lv: LiveVolume, tag: MountedTag,
+                    after: dict[str, Any]) -> Change:
+        """The mount grows its filesystem when this plan grows the volume, or when the live
+        volume is already larger than the filesystem size the last mount recorded (a grow
+        skipped behind a blocked change, or a volume grown outside trainctl)."""
+        growing = self.grew(v_addr)
+        if not growing and not tag.needs_grow(lv.size_gib):
+            return _noop(addr)
+        target = max(lv.size_gib, int((self.changes[v_addr].after or {})["size_gib"])
+                     if growing else lv.size_gib)
+        if tag.fs_bytes is not None:
+            old: float = tag.fs_bytes // GIB if tag.fs_bytes % GIB == 0 else round(
+                tag.fs_bytes / GIB, 2)
+        else:
+            old = lv.size_gib
+        extra = {} if tag.fs_bytes is None else {"fs_bytes": tag.fs_bytes}
+        return _change(addr, (UPDATE,), Reason.MOUNT_BECAUSE_VOLUME_GREW,
+                       before={**after, "size_gib": old, **extra},
+                       after={**after, "size_gib": target})
 
     def live_pairs(self) -> Iterable[tuple[str, str, LiveVolume, LiveInstance, LiveAttachment]]:
         """(instance name, volume name, ...) for every live attachment between ours."""
@@ -642,10 +649,10 @@ class _Diff:
             if att_addr not in self.changes:
                 self.add(_change(att_addr, (DELETE,), reason,
                                  before={**ids, "device": a.device}))
-            tag = lv.tags.get(TAG_MOUNTED) or ""
-            if tag.startswith(f"{li.id}:") and mnt_addr not in self.changes:
+            tag = parse_mounted_tag(lv.tags.get(TAG_MOUNTED))
+            if tag is not None and tag.instance_id == li.id and mnt_addr not in self.changes:
                 self.add(_change(mnt_addr, (DELETE,), reason, before={
-                    **ids, "device": a.device, "path": tag.split(":", 1)[1]}))
+                    **ids, "device": a.device, "path": tag.path}))
 
     # data: datasets, prewarm, sync ----------------------------------------------------------
 

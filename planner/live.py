@@ -25,6 +25,7 @@ TAG_TRAINING = "trainctl:training"
 TAG_CHECKPOINTS = "trainctl:checkpoints"
 TAG_MODIFIED = "trainctl:modified"     # start times of trainctl's modifications (24 h)
 TAG_TEMPORARY = "trainctl:temporary"   # prewarm's temporary instances
+TAG_CREATED_EMPTY = "trainctl:created-empty"   # made with no snapshot: may be formatted
 
 
 def iso(t: datetime) -> str:

@@ -12,7 +12,6 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from planner.errors import TrainctlError
 from planner.live import (
     TAG_ADDRESS,
     TAG_PROJECT,
@@ -39,18 +38,6 @@ class Overrides:
     force: bool = False
     allow_delete: frozenset[str] = frozenset()
     allow_cost: bool = False
-
-
-class ShrinkError(TrainctlError):
-    """The spec asks for volumes smaller than they are live (the `shrink` rule)."""
-
-    def __init__(self, shrinks: list[tuple[str, int, int]]):
-        self.shrinks = shrinks
-        super().__init__("\n".join(
-            f"volumes.{name}.size_gib: {want} GiB is smaller than the live volume "
-            f"({have} GiB); EBS volumes cannot shrink"
-            for name, want, have in shrinks
-        ))
 
 
 # --- single rules ---------------------------------------------------------------------
@@ -133,6 +120,20 @@ def modify_block(address: str, volume: LiveVolume, live: LiveState,
     return None
 
 
+def shrink_block(address: str, want_size: object, volume: LiveVolume) -> Block | None:
+    """A smaller `size_gib` than the live volume: drift on that volume only, never an error
+    for the whole plan (EBS volumes cannot shrink)."""
+    if not isinstance(want_size, int) or isinstance(want_size, bool):
+        return None
+    if want_size >= volume.size_gib:
+        return None
+    name = address.split(".", 1)[1]
+    return Block(Rule.SHRINK,
+                 f"{address} is {volume.size_gib} GiB live and the spec asks for {want_size} "
+                 f"GiB; EBS volumes cannot shrink: set volumes.{name}.size_gib to "
+                 f"{volume.size_gib}")
+
+
 def lowering_block(address: str, rule: Rule, live_flag: bool, spec_flag: bool,
                    overrides: Overrides) -> Block | None:
     """Turning `persistent`/`protect` off in the spec takes --allow-delete too: otherwise
@@ -162,10 +163,14 @@ def volume_blocks(address: str, actions: tuple[Action, ...], after_keys: Collect
                   volume: LiveVolume, live: LiveState, spec: Spec, now: datetime,
                   overrides: Overrides,
                   deleting_instances: Collection[str] | None,
-                  detaching: Collection[str] = ()) -> tuple[Block, ...]:
+                  detaching: Collection[str] = (), *,
+                  want_size: object = None) -> tuple[Block, ...]:
+    """`want_size`: the size_gib the change asks for (an update's or a replace's)."""
     spec_persistent = _spec_volume_persistent(spec, address)
     spec_protected = _spec_protected(spec, ResourceType.VOLUME, address)
     found: list[Block | None] = []
+    if Action.CREATE in actions or Action.UPDATE in actions:
+        found.append(shrink_block(address, want_size, volume))
     if Action.DELETE in actions:
         found += [
             protection_block(Rule.PERSISTENT, address, volume.persistent or spec_persistent,
@@ -232,7 +237,8 @@ def recheck(change: Change, live: LiveState, spec: Spec, now: datetime,
             return ()
         return volume_blocks(base_address(change.address), change.actions,
                              tuple(change.after or ()), vol, live, spec, now, overrides,
-                             deleting_instances=None)
+                             deleting_instances=None,
+                             want_size=(change.after or {}).get("size_gib"))
     if change.type is ResourceType.INSTANCE:
         inst = _find_instance(change, live)
         if inst is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from planner.live import (
@@ -26,6 +27,9 @@ TAG_VALUE_MAX = 256          # EC2's limit on a tag value
 MODIFY_WINDOW = timedelta(hours=24)
 MODIFY_LIMIT = 4             # volume modifications AWS allows per 24 h
 UNRECORDED = "unrecorded"    # the settings did not fit in a tag
+GIB = 2**30
+GROW_SLACK = 2**20           # mount.sh grows a filesystem this much smaller than its device
+FS_FIELD = " fs="            # trainctl:mounted = "INSTANCE_ID:PATH fs=BYTES" (paths hold no space)
 
 
 def owner_tags(spec: Spec, address: str, own: Mapping[str, str] | None = None, *,
@@ -120,3 +124,40 @@ def with_recorded_modifications(volumes: Iterable[LiveVolume],
         out += [LiveModification(volume_id=v.id, state="completed", start_time=parse_iso(t))
                 for t in recorded]
     return sorted(out, key=lambda m: (m.volume_id, m.start_time))
+
+
+# --- trainctl:mounted -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MountedTag:
+    """A verified mount: where, and the filesystem size it made or grew (None: a tag
+    written before trainctl recorded sizes, or a mount step that did not report one)."""
+
+    instance_id: str
+    path: str
+    fs_bytes: int | None = None
+
+    def needs_grow(self, volume_gib: int) -> bool:
+        """The volume is larger than the filesystem recorded on it (mount.sh's slack)."""
+        return self.fs_bytes is not None and volume_gib * GIB - self.fs_bytes >= GROW_SLACK
+
+
+def mounted_tag_value(instance_id: str, path: str, fs_bytes: int | None) -> str:
+    if fs_bytes is None:
+        return f"{instance_id}:{path}"
+    return f"{instance_id}:{path}{FS_FIELD}{fs_bytes}"
+
+
+def parse_mounted_tag(value: str | None) -> MountedTag | None:
+    """`INSTANCE_ID:PATH` (old) or `INSTANCE_ID:PATH fs=BYTES`; None when not a mount."""
+    if not value or ":" not in value:
+        return None
+    head, sep, size = value.rpartition(FS_FIELD)
+    fs_bytes: int | None = None
+    if sep and size.isdigit() and size.isascii():
+        fs_bytes = int(size)
+    else:
+        head = value
+    instance_id, _, path = head.partition(":")
+    return MountedTag(instance_id, path, fs_bytes)

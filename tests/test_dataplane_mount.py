@@ -53,9 +53,12 @@ def _device_transport(loop: LoopDevice, fstab: Path) -> BashTransport:
 
 
 def _mount(t: BashTransport, path: Path | str, *, read_only: bool = False,
-           fs: str = "ext4", iid: str = "i-1") -> ScriptResult:
+           fs: str = "ext4", iid: str = "i-1", may_format: bool = True,
+           volume_bytes: int | None = None) -> ScriptResult:
+    """The mount step as the engine runs it for a volume trainctl created empty."""
     return steps.mount(t, iid, volume_id=VOL, device="/dev/sdf", path=str(path),
-                       read_only=read_only, filesystem=fs, timeout=120)
+                       read_only=read_only, filesystem=fs, may_format=may_format,
+                       volume_bytes=volume_bytes, timeout=120)
 
 
 def _findmnt(target: Path, col: str) -> str:
@@ -188,8 +191,8 @@ def test_unknown_signature_is_never_formatted(loop: LoopDevice, fstab: Path,
         pytest.skip("mkswap is not installed")
     subprocess.run(["mkswap", loop.path], check=True, capture_output=True)
     r = _mount(_device_transport(loop, fstab), tmp_path / "data")
-    assert r.state == "failed"
-    assert "swap" in r.data["error"]
+    assert r.state == "refused" and not r.ok
+    assert "swap" in r.data["detail"]
     assert _blkid(loop.path, "TYPE") == "swap"           # untouched
     assert _entries(fstab, tmp_path / "data") == []
 

@@ -163,7 +163,7 @@ def test_injection_paths_patterns_and_uris_stay_data(
 
     # mount (sandbox): the mount point is that literal path, fstab records it
     r = steps.mount(t, iid, volume_id="vol-0abc", device="/dev/sdf", path=path + "-m",
-                    read_only=False, filesystem="ext4")
+                    read_only=False, filesystem="ext4", may_format=True)
     assert r.ok, r.output
     assert r.data["path"] == path + "-m"
     assert (sandbox / iid / (path + "-m").lstrip("/")).is_symlink()

@@ -33,8 +33,7 @@ from diffworld import (
 from planner.diff import format_digest_tag, parse_digest_tag, short_digest
 from planner.errors import TrainctlError
 from planner.live import TAG_PERSISTENT, LiveModification
-from planner.plan import Action, Reason, plan_from_json, plan_to_json
-from planner.rules import ShrinkError
+from planner.plan import Action, Reason, Rule, plan_from_json, plan_to_json
 from planner.spec import CostLimits, Dataset, Mount
 
 CREATE, UPDATE, DELETE, NOOP = (Action.CREATE,), (Action.UPDATE,), (Action.DELETE,), (
@@ -250,19 +249,40 @@ def test_detached_volume_gets_attached():
 # --- shrink ------------------------------------------------------------------------------------
 
 
-def test_shrink_is_an_error_listing_every_volume():
-    spec = make_spec([vol("a", 100), vol("b", 50), vol("c", 10)])
+def test_shrink_blocks_that_volume_and_the_rest_of_the_plan_goes_on():
+    spec = make_spec([vol("a", 100), vol("b", 50, type="gp2"), vol("c", 10), vol("d", 20)])
     state = live(volumes=(lvol("vol-a", "volume.a", 200), lvol("vol-b", "volume.b", 60),
                           lvol("vol-c", "volume.c", 10)))
-    with pytest.raises(ShrinkError) as e:
-        plan_of(spec, state)
-    assert isinstance(e.value, TrainctlError)
-    assert str(e.value).splitlines() == [
-        "volumes.a.size_gib: 100 GiB is smaller than the live volume (200 GiB); "
-        "EBS volumes cannot shrink",
-        "volumes.b.size_gib: 50 GiB is smaller than the live volume (60 GiB); "
-        "EBS volumes cannot shrink",
-    ]
+    plan = plan_of(spec, state)
+    a, b = plan.change("volume.a"), plan.change("volume.b")
+    assert a.actions == UPDATE and a.before["size_gib"] == 200 and a.after["size_gib"] == 100
+    assert [blk.rule for blk in a.blocked_by] == [Rule.SHRINK]
+    msg = a.blocked_by[0].message
+    assert "200 GiB live" in msg and "set volumes.a.size_gib to 200" in msg
+    assert b.blocked and b.after["type"] == "gp2"       # the whole volume change waits
+    assert "set volumes.b.size_gib to 60" in b.blocked_by[0].message
+    assert plan.change("volume.c").is_noop
+    assert plan.change("volume.d").actions == CREATE and not plan.change("volume.d").blocked
+    assert plan.summary["blocked"] == 2
+
+
+def test_a_replace_to_a_smaller_size_is_blocked_by_shrink_too():
+    spec = make_spec([vol("a", 100, availability_zone="us-east-1b")])
+    plan = plan_of(spec, live(volumes=(lvol("vol-a", "volume.a", 200),)))
+    c = plan.change("volume.a")
+    assert c.kind == "replace" and Rule.SHRINK in [blk.rule for blk in c.blocked_by]
+
+
+def test_apply_rechecks_shrink_against_fresh_state():
+    from planner.rules import Overrides, recheck
+
+    spec = make_spec([vol("a", 300)])
+    state = live(volumes=(lvol("vol-a", "volume.a", 200),))
+    change = plan_of(spec, state).change("volume.a")
+    assert change.actions == UPDATE and not change.blocked
+    grown_meanwhile = live(volumes=(lvol("vol-a", "volume.a", 400),))
+    blocks = recheck(change, grown_meanwhile, spec, NOW, Overrides())
+    assert [blk.rule for blk in blocks] == [Rule.SHRINK]
 
 
 # --- orphans, import, destroy, other projects --------------------------------------------

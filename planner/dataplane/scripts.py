@@ -113,9 +113,15 @@ def render(name: str, params: Mapping[str, ParamValue]) -> str:
 # --- one builder per step ------------------------------------------------------------------
 
 def mount_script(*, volume_id: str, device: str, path: str, read_only: bool,
-                 filesystem: str) -> str:
+                 filesystem: str, may_format: bool = False,
+                 volume_bytes: int | None = None) -> str:
+    """`may_format`: trainctl created the volume empty (never for a snapshot or import);
+    even then the script formats only a device with no signature that reads as zeros.
+    `volume_bytes`: the volume's size as EC2 reports it (the emulated device's size)."""
     return render("mount", {"VOLUME_ID": volume_id, "DEVICE": device, "MOUNT_PATH": path,
-                            "READ_ONLY": bool(read_only), "FILESYSTEM": filesystem})
+                            "READ_ONLY": bool(read_only), "FILESYSTEM": filesystem,
+                            "MAY_FORMAT": may_format is True,
+                            "VOLUME_BYTES": _count(volume_bytes)})
 
 
 def unmount_script(*, path: str, volume_id: str) -> str:

@@ -1,8 +1,9 @@
 """The status line every data-plane script ends with, and how trainctl reads it.
 
-A script prints `TRAINCTL_STATUS {"status": "ok"|"failed", ...}` as its last status line.
-Anything else (no output, no status line, bad JSON, an unexpected status, a non-zero
-exit after "ok") is never a success.
+A script prints `TRAINCTL_STATUS {"status": "ok"|"failed"|"refused", ...}` as its last
+status line; "refused" is a safety refusal (e.g. mount.sh on a device that may hold data),
+a failure like "failed". Anything else (no output, no status line, bad JSON, an unexpected
+status, a non-zero exit after "ok") is never a success.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 STATUS_PREFIX = "TRAINCTL_STATUS "
 
-State = Literal["ok", "failed", "unknown"]
+State = Literal["ok", "failed", "refused", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class ScriptResult:
         if self.ok:
             return "ok"
         reason = self.data.get("error") or self.data.get("reason") or self.state
+        if self.state == "refused":
+            detail = self.data.get("detail")
+            reason = f"refused: {reason}" + (f" ({detail})" if detail else "")
         where = f" (line {self.data['line']}: {self.data['command']})" if (
             "line" in self.data and "command" in self.data) else ""
         out = truncate_output(self.output, limit).strip()
@@ -59,7 +63,7 @@ def parse_status(output: str | None, exit_code: int | None = None) -> ScriptResu
     if not isinstance(doc, dict):
         return ScriptResult("unknown", {"reason": "status line is not a JSON object"}, text)
     status = doc.get("status")
-    if status not in ("ok", "failed"):
+    if status not in ("ok", "failed", "refused"):
         return ScriptResult("unknown", {"reason": f"unexpected status {status!r}"}, text)
     data = {k: v for k, v in doc.items() if k != "status"}
     if status == "ok" and exit_code not in (None, 0):

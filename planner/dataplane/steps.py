@@ -22,13 +22,17 @@ class Transport(Protocol):
 
 
 def mount(ssm: Transport, instance_id: str, *, volume_id: str, device: str, path: str,
-          read_only: bool, filesystem: str, timeout: float = 600) -> ScriptResult:
-    """Make a filesystem only if the device has none, mount, fstab by UUID (nofail), grow.
+          read_only: bool, filesystem: str, may_format: bool = False,
+          volume_bytes: int | None = None, timeout: float = 600) -> ScriptResult:
+    """Mount, fstab by UUID (nofail), grow. A filesystem is made only when `may_format`
+    (trainctl created the volume empty) and the device has no signature and reads as zeros
+    where filesystems keep their superblocks; otherwise state "refused".
 
-    data: device, uuid, fstype, formatted, grown, mounted, changed, ...
+    data: device, uuid, fstype, formatted, grown, mounted, changed, fs_bytes, ...
     """
     script = scripts.mount_script(volume_id=volume_id, device=device, path=path,
-                                  read_only=read_only, filesystem=filesystem)
+                                  read_only=read_only, filesystem=filesystem,
+                                  may_format=may_format, volume_bytes=volume_bytes)
     return ssm.run(instance_id, script, timeout=timeout)
 
 

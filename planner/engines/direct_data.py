@@ -12,10 +12,16 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from planner.engines.base import OUTPUT_LIMIT, StepFailed
-from planner.live import TAG_DATASET_DIGEST, TAG_MOUNTED, TAG_PROJECT, TAG_TEMPORARY
+from planner.live import (
+    TAG_CREATED_EMPTY,
+    TAG_DATASET_DIGEST,
+    TAG_MOUNTED,
+    TAG_PROJECT,
+    TAG_TEMPORARY,
+)
 from planner.plan import Change
 from planner.spec import Checkpoints, Training
-from planner.tags import safety_from_tags
+from planner.tags import GIB, mounted_tag_value, parse_mounted_tag, safety_from_tags
 
 if TYPE_CHECKING:
     from planner.engines.direct import DirectEngine
@@ -173,13 +179,34 @@ def mount_create(engine: DirectEngine, change: Change) -> dict[str, str]:
         raise StepFailed(f"{change.address}: no mount path or device")
     read_only = bool(after.get("read_only", m.read_only if m else False))
     filesystem = after.get("filesystem") or (vs.filesystem if vs else "ext4")
-    r = _steps().mount(engine.ssm, iid, volume_id=vid, device=device, path=path,
-                       read_only=read_only, filesystem=filesystem, timeout=MOUNT_TIMEOUT)
-    if not r.ok:
-        raise StepFailed(f"{change.address}: mount of {vid} at {path} on {iid} failed: "
-                         f"{_why(r)}")
-    engine.set_tags(vid, {TAG_MOUNTED: f"{iid}:{path}"})
-    return {"instance_id": iid, "volume_id": vid, "path": str(path)}
+    r = _mount(engine, change, iid, vid, v_name, str(device), str(path), read_only, filesystem)
+    fs_bytes = record_mount(engine, vid, iid, str(path), r)
+    return {"instance_id": iid, "volume_id": vid, "path": str(path),
+            **({"fs_bytes": str(fs_bytes)} if fs_bytes is not None else {}),
+            **({"formatted": "true"} if r.data.get("formatted") is True else {}),
+            **({"grown": "true"} if r.data.get("grown") is True else {})}
+
+
+def record_mount(engine: DirectEngine, vid: str, iid: str, path: str, result: Any) -> int | None:
+    """trainctl:mounted = INSTANCE_ID:PATH plus the filesystem size the mount step made or
+    grew, so a later plan sees a volume larger than its filesystem (a grow never lost)."""
+    fs = result.data.get("fs_bytes")
+    fs_bytes = fs if isinstance(fs, int) and not isinstance(fs, bool) and fs > 0 else None
+    engine.set_tags(vid, {TAG_MOUNTED: mounted_tag_value(iid, path, fs_bytes)})
+    return fs_bytes
+
+
+def may_format(engine: DirectEngine, raw_volume: dict[str, Any] | None, v_name: str) -> bool:
+    """Only a volume this project's trainctl created empty may be formatted: tagged so at
+    CreateVolume, made from no snapshot, and neither `snapshot_id` nor `import` in the spec."""
+    if raw_volume is None:
+        return False
+    tags = {t["Key"]: t["Value"] for t in raw_volume.get("Tags", ()) or ()}
+    vs = engine.spec.volumes.get(v_name)
+    return (tags.get(TAG_CREATED_EMPTY) == "true"
+            and tags.get(TAG_PROJECT) == engine.spec.project
+            and not raw_volume.get("SnapshotId")
+            and vs is not None and not vs.snapshot_id and not vs.import_id)
 
 
 def mount_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
@@ -188,8 +215,10 @@ def mount_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
     vid = engine.volume_id_of(v_name, before.get("volume_id"))
     iid = engine.instance_id_of(i_name, before.get("instance_id"))
     raw_v = engine.describe_volume(vid)
-    tag = {t["Key"]: t["Value"] for t in (raw_v or {}).get("Tags", ())}.get(TAG_MOUNTED, "")
-    path = before.get("path") or (tag.split(":", 1)[1] if tag.startswith(f"{iid}:") else "")
+    tag = parse_mounted_tag(
+        {t["Key"]: t["Value"] for t in (raw_v or {}).get("Tags", ())}.get(TAG_MOUNTED))
+    here = tag is not None and tag.instance_id == iid
+    path = before.get("path") or (tag.path if tag is not None and here else "")
     facts = {"instance_id": iid, "volume_id": vid, "path": str(path)}
     raw_i = engine.describe_instance(iid)
     state = (raw_i or {}).get("State", {}).get("Name")
@@ -211,7 +240,7 @@ def mount_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
                              f"{_why(r)}")
     else:
         facts["result"] = f"instance {state or 'gone'}: nothing to unmount"
-    if raw_v is not None and tag.startswith(f"{iid}:"):
+    if raw_v is not None and here:
         engine.set_tags(vid, {TAG_MOUNTED: None})
     return facts
 
@@ -355,13 +384,21 @@ def _sync(engine: DirectEngine, change: Change, iid: str, uri: str, path: str,
                          f"{_why(r)}")
 
 
-def _mount(engine: DirectEngine, change: Change, iid: str, vid: str, device: str, path: str,
-           read_only: bool, filesystem: str) -> None:
+def _mount(engine: DirectEngine, change: Change, iid: str, vid: str, v_name: str, device: str,
+           path: str, read_only: bool, filesystem: str) -> Any:
+    """The mount step, told whether the volume may be formatted (trainctl made it empty)
+    and its size as EC2 reports it. A refusal is a failed step, never a success."""
+    raw = engine.describe_volume(vid)
+    size = (raw or {}).get("Size")
     r = _steps().mount(engine.ssm, iid, volume_id=vid, device=device, path=path,
-                       read_only=read_only, filesystem=filesystem, timeout=MOUNT_TIMEOUT)
+                       read_only=read_only, filesystem=filesystem,
+                       may_format=may_format(engine, raw, v_name),
+                       volume_bytes=int(size) * GIB if isinstance(size, int) else None,
+                       timeout=MOUNT_TIMEOUT)
     if not r.ok:
-        raise StepFailed(f"{change.address}: mount of {vid} at {path} on {iid} failed: "
-                         f"{_why(r)}")
+        raise StepFailed(f"{change.address}: mount of {vid} at {path} on {iid} "
+                         f"{'refused' if r.state == 'refused' else 'failed'}: {_why(r)}")
+    return r
 
 
 def _prewarm_on_instance(engine: DirectEngine, change: Change, i_name: str, v_name: str,
@@ -385,11 +422,12 @@ def _prewarm_on_instance(engine: DirectEngine, change: Change, i_name: str, v_na
     vs = engine.spec.volumes.get(v_name)
     device = m.device if m else PREWARM_DEVICE
     filesystem = after.get("filesystem") or (vs.filesystem if vs else "ext4")
-    _mount(engine, change, iid, vid, device, str(mount_path), False, filesystem)
+    _mount(engine, change, iid, vid, v_name, device, str(mount_path), False, filesystem)
     try:
         _sync(engine, change, iid, uri, target, expected)
     finally:
-        _mount(engine, change, iid, vid, device, str(mount_path), True, filesystem)
+        r = _mount(engine, change, iid, vid, v_name, device, str(mount_path), True, filesystem)
+    record_mount(engine, vid, iid, str(mount_path), r)
     return facts
 
 
@@ -467,7 +505,8 @@ def _prewarm_on_temporary(engine: DirectEngine, change: Change, v_name: str, vid
         if iid not in holders:
             engine.ec2.attach_volume(Device=PREWARM_DEVICE, InstanceId=iid, VolumeId=vid)
         engine.wait(engine.ec2, "volume_in_use", VolumeIds=[vid])
-        _mount(engine, change, iid, vid, PREWARM_DEVICE, PREWARM_MOUNT, False, filesystem)
+        _mount(engine, change, iid, vid, v_name, PREWARM_DEVICE, PREWARM_MOUNT, False,
+               filesystem)
         _sync(engine, change, iid, uri, target, expected)
         r = _steps().unmount(engine.ssm, iid, path=PREWARM_MOUNT, volume_id=vid)
         if not r.ok:

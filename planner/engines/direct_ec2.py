@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from planner.engines import direct_data
 from planner.engines.base import StepFailed
-from planner.live import TAG_CLIENT_TOKEN, TAG_MODIFIED, TAG_ON_DELETE, TAG_PROJECT
+from planner.live import (
+    TAG_CLIENT_TOKEN,
+    TAG_CREATED_EMPTY,
+    TAG_MODIFIED,
+    TAG_ON_DELETE,
+    TAG_PROJECT,
+)
 from planner.plan import Action, Change
 from planner.tags import instance_safety_tags, modified_tag
 
@@ -55,6 +61,8 @@ def volume_create(engine: DirectEngine, change: Change) -> dict[str, str]:
     tags = engine.owner_tags(change.address, vs.tags, persistent=vs.persistent,
                              protect=vs.protect, on_delete=vs.on_delete)
     tags[TAG_CLIENT_TOKEN] = token
+    if not vs.snapshot_id and not vs.import_id:
+        tags[TAG_CREATED_EMPTY] = "true"       # the only volumes mount.sh may format
     kwargs: dict[str, Any] = {
         "AvailabilityZone": vs.availability_zone, "Size": vs.size_gib,
         "VolumeType": vs.type, "Encrypted": vs.encrypted, "ClientToken": token,

@@ -59,7 +59,7 @@ field_raw() {  # field_raw NAME JSON: a value the script already built as JSON
   TRAINCTL_FIELDS+=("$k:$2")
 }
 
-trainctl_emit() {  # trainctl_emit ok|failed
+trainctl_emit() {  # trainctl_emit ok|failed|refused
   local body IFS=,
   body="\"status\":\"$1\""
   if ((${#TRAINCTL_FIELDS[@]})); then
@@ -83,6 +83,15 @@ fail() {  # fail MESSAGE [DETAIL]: report failure and stop
   exit 1
 }
 
+refuse() {  # refuse MESSAGE [DETAIL]: a safety refusal (status "refused": never a success)
+  trap - ERR
+  TRAINCTL_FIELDS=()
+  field_s error "$1"
+  if [ $# -gt 1 ]; then field_s detail "$2"; fi
+  trainctl_emit refused
+  exit 1
+}
+
 trainctl_on_err() {
   local rc=$1 line=$2 cmd=$3
   trap - ERR
@@ -98,7 +107,8 @@ trainctl_on_err() {
 trainctl_on_exit() {
   local rc=$?
   trap - ERR
-  if [ "$TRAINCTL_EMITTED" = failed ] || { [ "$TRAINCTL_EMITTED" = ok ] && [ "$rc" = 0 ]; }; then
+  if [ "$TRAINCTL_EMITTED" = failed ] || [ "$TRAINCTL_EMITTED" = refused ] ||
+    { [ "$TRAINCTL_EMITTED" = ok ] && [ "$rc" = 0 ]; }; then
     return 0
   fi
   TRAINCTL_FIELDS=()
