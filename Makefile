@@ -13,18 +13,20 @@ EXAMPLE ?= examples/quickstart
 venv: $(STAMP)
 venv-demo: $(DEMO_STAMP)
 
-# Optional system tools: Graphviz (graph --format svg|png) and xfsprogs (xfs volumes).
+# Optional system tools: Graphviz (graph --format svg|png), xfsprogs (xfs volumes), and
+# fdisk + cryptsetup-bin (partition-table and LUKS devices that mount.sh must refuse).
 # Installed only where we are root with apt-get; the tests that need them skip otherwise.
 SYSDEPS := $(VENV)/.sysdeps
 sysdeps: $(SYSDEPS)
 
 $(SYSDEPS): | $(STAMP)
-	-@if command -v dot >/dev/null && command -v mkfs.xfs >/dev/null; then :; \
+	-@if command -v dot >/dev/null && command -v mkfs.xfs >/dev/null && \
+	  command -v sfdisk >/dev/null && command -v cryptsetup >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing graphviz and xfsprogs (optional system tools)"; \
+	  echo "installing graphviz, xfsprogs, fdisk, cryptsetup-bin (optional system tools)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    graphviz xfsprogs) >/dev/null 2>&1 || echo "could not install them: those tests skip"; \
-	else echo "graphviz/xfsprogs not installed and not root: those tests skip"; fi
+	    graphviz xfsprogs fdisk cryptsetup-bin) >/dev/null 2>&1 || echo "could not install them: those tests skip"; \
+	else echo "graphviz/xfsprogs/fdisk/cryptsetup not installed and not root: those tests skip"; fi
 	@touch $@
 
 $(STAMP): pyproject.toml

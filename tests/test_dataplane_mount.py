@@ -274,3 +274,62 @@ def test_sandbox_refuses_a_non_empty_mount_point(tmp_path: Path) -> None:
 def test_bad_mount_paths_are_refused(tmp_path: Path, bad: str) -> None:
     r = _mount(BashTransport(tmp_path / "sandbox"), bad)
     assert r.state == "failed"
+
+
+@pytest.mark.root
+def test_a_read_only_mount_still_grows_its_filesystem(loop: LoopDevice, fstab: Path,
+                                                      tmp_path: Path) -> None:
+    """No grow is left pending behind read_only: an ext4 that is not mounted grows offline,
+    then mounts read-only (issue 10, item 7: the recorded size must reach the volume's)."""
+    t = _device_transport(loop, fstab)
+    target = tmp_path / "data"
+    assert _mount(t, target).ok
+    (target / "keep").write_text("keep me")
+    assert steps.unmount(t, "i-1", path=str(target), volume_id=VOL).ok
+    loop.grow("128M")
+    r = _mount(t, target, read_only=True)
+    assert r.ok and r.data["grown"] is True and r.data["grow_pending"] is False, r.output
+    assert r.data["fs_bytes"] == r.data["device_bytes"] == 128 * 2**20
+    assert "ro" in _findmnt(target, "OPTIONS").split(",")
+    assert (target / "keep").read_text() == "keep me"
+
+
+@pytest.mark.root
+def test_a_mounted_read_only_xfs_grows_and_stays_read_only(loop: LoopDevice, fstab: Path,
+                                                           tmp_path: Path) -> None:
+    for tool in ("mkfs.xfs", "xfs_growfs", "xfs_info"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (xfsprogs)")
+    loop.grow("320M")
+    t = _device_transport(loop, fstab)
+    target = tmp_path / "data"
+    assert _mount(t, target, fs="xfs", read_only=True).ok
+    loop.grow("640M")
+    r = _mount(t, target, fs="xfs", read_only=True)
+    assert r.ok and r.data["grown"] is True, r.output
+    assert r.data["fs_bytes"] == 640 * 2**20
+    assert "ro" in _findmnt(target, "OPTIONS").split(",")
+    with pytest.raises(OSError):
+        (target / "g").write_text("y")
+
+
+def test_sandbox_filesystem_size_follows_the_volume(tmp_path: Path) -> None:
+    t = BashTransport(tmp_path / "sandbox")
+    gib = 2**30
+    r = _mount(t, "/data", volume_bytes=10 * gib)
+    assert r.ok and r.data["formatted"] is True and r.data["fs_bytes"] == 10 * gib, r.output
+    assert (tmp_path / "sandbox" / "volumes" / VOL).is_dir()
+    r = _mount(t, "/data", volume_bytes=10 * gib)
+    assert r.ok and r.data["changed"] is False and r.data["grown"] is False
+    r = _mount(t, "/data", volume_bytes=25 * gib, read_only=True)
+    assert r.ok and r.data["grown"] is True and r.data["fs_bytes"] == 25 * gib
+    assert r.data["changed"] is True
+    r = _mount(t, "/data")                     # size unknown: the recorded one is reported
+    assert r.ok and r.data["fs_bytes"] == 25 * gib and r.data["grown"] is False
+
+
+def test_sandbox_never_makes_a_volume_it_may_not_format(tmp_path: Path) -> None:
+    t = BashTransport(tmp_path / "sandbox")
+    r = _mount(t, "/data", may_format=False)
+    assert r.state == "refused" and "not created empty" in r.data["detail"]
+    assert not (tmp_path / "sandbox" / "volumes" / VOL).exists()
