@@ -199,10 +199,12 @@ def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism
                           allow_cost=allow_cost)
     color = not opts.no_color and sys.stdout.isatty()
     label = f"apply {planfile}" if planfile else "apply"
-    with machine_holding(project_key(opts, spec.project, region), label,
-                         os.path.dirname(os.path.abspath(opts.file)),
-                         on_wait=lambda msg: click.echo(msg, err=True)), \
-            holding(lock_for_options(opts, spec.state, region), label):
+    # The folder's (or the state prefix's) lock refuses at once; the machine-wide one of
+    # this project then waits for an apply from another folder.
+    with holding(lock_for_options(opts, spec.state, region), label), \
+            machine_holding(project_key(opts, spec.project, region), label,
+                            os.path.dirname(os.path.abspath(opts.file)),
+                            on_wait=lambda msg: click.echo(msg, err=True)):
         options = saved.options if saved is not None else None
         spec, _graph, _live, fresh = make_plan(
             opts,
