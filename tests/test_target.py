@@ -190,3 +190,9 @@ def test_apply_with_the_flag_or_the_variable_runs_ssm_steps_locally(
     assert again.returncode == 0, again.stdout + again.stderr
     lock = run_cli(*args, "lock", "status", cwd=d, env=env)
     assert lock.returncode == 0 and "unlocked" in lock.stdout
+    ran = run_cli(*args, "exec", "trainer", "--", "echo", "hello", cwd=d, env=env)
+    assert ran.returncode == 0 and ran.stdout == "hello\n", ran.stdout + ran.stderr
+    assert ran.stderr.startswith(f"Target: AWS endpoint {moto_endpoint} (from {source})")
+    destroy = run_cli(*args, "plan", "--destroy", "--json", cwd=d, env=env)
+    assert destroy.returncode == 0, destroy.stderr
+    assert json.loads(destroy.stdout)["summary"]["delete"] >= 2

@@ -105,7 +105,8 @@ def build_policy(project: str | None, spec: Any | None = None) -> dict[str, Any]
         {"Sid": "ChangeOwnedResources", "Effect": "Allow",
          "Action": ["ec2:CreateTags", "ec2:DeleteTags", "ec2:ModifyVolume",
                     "ec2:AttachVolume", "ec2:DetachVolume", "ec2:DeleteVolume",
-                    "ec2:CreateSnapshot", "ec2:TerminateInstances"],
+                    "ec2:CreateSnapshot", "ec2:TerminateInstances",
+                    "ec2:ModifyInstanceAttribute"],   # a leaked temporary instance
          "Resource": [f"{EC2}:volume/*", f"{EC2}:instance/*"],
          "Condition": resource},
         {"Sid": "SpotServiceLinkedRole", "Effect": "Allow",
