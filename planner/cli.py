@@ -19,6 +19,7 @@ COMMANDS = {
     "plan": "Compare the spec with live AWS state and show what apply would do.",
     "apply": "Carry out a plan (saved, or made now and confirmed).",
     "show": "Show a saved plan file.",
+    "cp": "Copy files between this machine, s3:// and INSTANCE:PATH (changed files only).",
     "exec": "Run a command on an instance over SSM; exit with its status.",
     "logs": "Show an instance's training log (--follow to keep reading).",
     "local": "The embedded AWS emulator on 127.0.0.1: up | down | status | env.",

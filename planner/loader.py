@@ -129,7 +129,7 @@ def _build(d: dict[str, Any], file: str) -> Spec:
 
     return Spec(
         version=d["version"], project=d["project"], region=d["region"],
-        defaults=defaults, cost=cost, state=d.get("state"),
+        defaults=defaults, cost=cost, state=d.get("state"), transfer=d.get("transfer"),
         datasets=MappingProxyType(datasets), volumes=MappingProxyType(volumes),
         instances=MappingProxyType(instances), source_file=file,
     )

@@ -117,6 +117,7 @@ class Spec:
     defaults: Defaults = field(default_factory=Defaults)
     cost: CostLimits = field(default_factory=CostLimits)
     state: str | None = None
+    transfer: str | None = None     # s3:// prefix trainctl owns for `trainctl cp`
     datasets: Mapping[str, Dataset] = field(default_factory=lambda: MappingProxyType({}))
     volumes: Mapping[str, Volume] = field(default_factory=lambda: MappingProxyType({}))
     instances: Mapping[str, Instance] = field(default_factory=lambda: MappingProxyType({}))

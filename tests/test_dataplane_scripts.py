@@ -37,6 +37,9 @@ def _rendered() -> dict[str, str]:
             path="/scratch/checkpoints", sync_to="s3://acme-ckpt/run-7/"),
         "exec": scripts.exec_script(run_id="0123456789abcdef", argv=["nvidia-smi", "-L"],
                                     workdir="/scratch"),
+        "cp_push": scripts.cp_push_script(path="/scratch/checkpoints",
+                                          uri="s3://acme-trainctl/transfer/cp/0a1b/",
+                                          delete=True),
         "read_output": scripts.read_output_script(path="/scratch/train.log", offset=0,
                                                   length=12000),
     }

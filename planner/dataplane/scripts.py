@@ -175,3 +175,7 @@ def read_output_script(*, path: str, offset: int, length: int,
                        remove_dir: str | None = None) -> str:
     return render("read_output", {"FILE": path, "OFFSET": _count(offset),
                                   "LENGTH": _count(length), "REMOVE_DIR": remove_dir or ""})
+
+
+def cp_push_script(*, path: str, uri: str, delete: bool) -> str:
+    return render("cp_push", {"SRC_PATH": path, "URI": uri, "DELETE": bool(delete)})

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# trainctl cp: copy a file or folder of the instance to an S3 prefix (changed files only).
+# DELETE=true (only for trainctl's own transfer prefix) also removes objects under URI that
+# SRC_PATH no longer has, so the prefix mirrors the folder.
+set -euo pipefail
+# >>> params
+SRC_PATH=''
+URI=''
+DELETE=''
+# <<< params
+# >>> lib
+# shellcheck source=lib.sh
+. "${BASH_SOURCE[0]%/*}/lib.sh"
+# <<< lib
+
+case $URI in s3://?*/) ;; *) fail "not an s3:// prefix ending in /" "$URI" ;; esac
+check_abs_path "source path" "$SRC_PATH"
+host_path SRC "$SRC_PATH"
+[ -e "$SRC" ] || fail "$SRC_PATH does not exist"
+s3_endpoint
+log=$TRAINCTL_TMP/push.log
+if command -v s5cmd >/dev/null 2>&1 && ! has_glob "$SRC" && ! has_glob "$URI"; then
+  tool=s5cmd
+  cmd=(s5cmd)
+  if [ -n "$S3_ENDPOINT" ]; then cmd+=(--endpoint-url "$S3_ENDPOINT"); fi
+elif command -v aws >/dev/null 2>&1; then
+  tool=aws
+  cmd=(aws)
+  if [ -n "$S3_ENDPOINT" ]; then cmd+=(--endpoint-url "$S3_ENDPOINT"); fi
+  cmd+=(s3)
+else
+  fail "neither s5cmd nor the aws CLI is installed on the instance (or the path has a wildcard)"
+fi
+if [ -d "$SRC/" ]; then
+  kind=dir
+  cmd+=(sync)
+  if [ "$tool" = aws ]; then cmd+=(--no-progress); fi
+  if [ "$DELETE" = true ]; then cmd+=(--delete); fi
+  cmd+=("${SRC%/}/" "$URI")
+  count_files "$SRC"
+elif [ -f "$SRC" ]; then
+  kind=file
+  name=${SRC##*/}
+  cmd+=(cp)
+  if [ "$tool" = aws ]; then cmd+=(--no-progress); fi
+  cmd+=("$SRC" "$URI$name")
+  FILE_COUNT=1
+  FILE_BYTES=$(stat -c %s -- "$SRC")
+else
+  fail "$SRC_PATH is neither a regular file nor a folder"
+fi
+run_logged "$log" "${cmd[@]}"
+if [ "$tool" = s5cmd ]; then
+  copied=$(grep -c '^cp ' -- "$log" || true)
+else
+  copied=$(grep -cE '^(upload|copy): ' -- "$log" || true)
+fi
+field_s tool "$tool"
+field_s kind "$kind"
+field_n copied "$copied"
+field_n objects "$FILE_COUNT"
+field_n bytes "$FILE_BYTES"
+finish_ok
