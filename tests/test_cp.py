@@ -96,6 +96,9 @@ def test_fetch_checkpoints_from_the_instance(world: dict[str, Any]) -> None:
     (ckpt / "latest").unlink()                           # gone on the instance...
     _ok(_cli(d, ep, "cp", "trainer:/scratch/checkpoints", "./ckpt"))
     assert (local / "latest").exists()                   # ...never deleted here
+    (local / "latest").unlink()                          # and not brought back from a
+    _ok(_cli(d, ep, "cp", "trainer:/scratch/checkpoints", "./ckpt"))   # stale transfer copy
+    assert not (local / "latest").exists()
 
 
 def test_single_files_into_a_folder_and_between_instances(world: dict[str, Any]) -> None:

@@ -39,7 +39,7 @@ def _rendered() -> dict[str, str]:
                                     workdir="/scratch"),
         "cp_push": scripts.cp_push_script(path="/scratch/checkpoints",
                                           uri="s3://acme-trainctl/transfer/cp/0a1b/",
-                                          delete=True),
+                                          manifest_uri="s3://acme-trainctl/transfer/cp/0a1b.files"),
         "read_output": scripts.read_output_script(path="/scratch/train.log", offset=0,
                                                   length=12000),
     }

@@ -135,3 +135,14 @@ def ensure_bucket(s3: Any, uri: str, region: str) -> None:
         where = ({} if region == "us-east-1"
                  else {"CreateBucketConfiguration": {"LocationConstraint": region}})
         s3.create_bucket(Bucket=bucket, **where)
+
+
+def prune_mirror(s3: Any, uri: str, manifest_uri: str) -> None:
+    """Delete the objects under trainctl's mirror prefix URI that are not in the
+    NUL-separated file list at MANIFEST_URI (what the instance's folder holds now)."""
+    bucket, prefix = split_s3_uri(uri)
+    m_bucket, _, m_key = manifest_uri[len("s3://"):].partition("/")
+    body = s3.get_object(Bucket=m_bucket, Key=m_key)["Body"].read()
+    keep = {k for k in body.decode("utf-8", "surrogateescape").split("\0") if k}
+    listing, _ = list_stage(s3, uri)
+    _delete(s3, bucket, [prefix + k for k in sorted(listing) if k not in keep])

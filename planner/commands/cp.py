@@ -117,14 +117,20 @@ class Copier:
             raise TrainctlError(f"{what}: {result.message()}")
         return result.data
 
-    def push(self, src: Side, uri: str, *, delete: bool) -> str:
-        """The instance's file or folder to URI; "file" or "dir"."""
+    def push(self, src: Side, uri: str, *, mirror: bool) -> str:
+        """The instance's file or folder to URI; "file" or "dir". MIRROR (trainctl's own
+        transfer prefix): objects there that the source no longer has are then deleted,
+        from the list of files the instance wrote beside the prefix."""
+        from planner.aws.transfer import prune_mirror
         from planner.dataplane import scripts
 
         assert src.instance
+        manifest = uri.rstrip("/") + ".files" if mirror else None
         data = self._ok(self.ssm.run(self.instance_id(src.instance), scripts.cp_push_script(
-            path=src.path.rstrip("/") or "/", uri=uri, delete=delete), timeout=12 * 3600),
-            f"copying {src} to S3")
+            path=src.path.rstrip("/") or "/", uri=uri, manifest_uri=manifest),
+            timeout=12 * 3600), f"copying {src} to S3")
+        if manifest:
+            prune_mirror(self.aws.s3, uri, manifest)
         return str(data.get("kind"))
 
     def pull(self, uri: str, dst_dir: str, instance: str) -> dict[str, object]:
@@ -169,10 +175,10 @@ class Copier:
                     raise TrainctlError(f"{dst}: copying from an instance to S3 needs a "
                                         "prefix ending in /")
                 uri = _join(dst.path, name) + "/" if into else dst.path
-                kind = self.push(src, uri, delete=False)
+                kind = self.push(src, uri, mirror=False)
                 return f"{src} copied to {uri} ({kind})"
             mirror = self.mirror(src, dst)
-            kind = self.push(src, mirror, delete=True)
+            kind = self.push(src, mirror, mirror=True)
             if dst.kind == "local":
                 if kind == "file":
                     target = _local_target(dst.path, name, into)

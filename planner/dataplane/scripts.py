@@ -177,5 +177,5 @@ def read_output_script(*, path: str, offset: int, length: int,
                                   "LENGTH": _count(length), "REMOVE_DIR": remove_dir or ""})
 
 
-def cp_push_script(*, path: str, uri: str, delete: bool) -> str:
-    return render("cp_push", {"SRC_PATH": path, "URI": uri, "DELETE": bool(delete)})
+def cp_push_script(*, path: str, uri: str, manifest_uri: str | None) -> str:
+    return render("cp_push", {"SRC_PATH": path, "URI": uri, "MANIFEST_URI": manifest_uri or ""})

@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# trainctl cp: copy a file or folder of the instance to an S3 prefix (changed files only).
-# DELETE=true (only for trainctl's own transfer prefix) also removes objects under URI that
-# SRC_PATH no longer has, so the prefix mirrors the folder.
+# trainctl cp: a file or folder of the instance to an S3 prefix (changed files, nothing
+# deleted); MANIFEST_URI gets the NUL-separated file list (trainctl prunes its own prefix).
 set -euo pipefail
 # >>> params
 SRC_PATH=''
 URI=''
-DELETE=''
+MANIFEST_URI=''
 # <<< params
 # >>> lib
 # shellcheck source=lib.sh
@@ -20,28 +19,27 @@ host_path SRC "$SRC_PATH"
 s3_endpoint
 log=$TRAINCTL_TMP/push.log
 if command -v s5cmd >/dev/null 2>&1 && ! has_glob "$SRC" && ! has_glob "$URI"; then
-  tool=s5cmd
-  cmd=(s5cmd)
-  if [ -n "$S3_ENDPOINT" ]; then cmd+=(--endpoint-url "$S3_ENDPOINT"); fi
+  tool="s5cmd"
+  base=(s5cmd)
+  if [ -n "$S3_ENDPOINT" ]; then base+=(--endpoint-url "$S3_ENDPOINT"); fi
 elif command -v aws >/dev/null 2>&1; then
-  tool=aws
-  cmd=(aws)
-  if [ -n "$S3_ENDPOINT" ]; then cmd+=(--endpoint-url "$S3_ENDPOINT"); fi
-  cmd+=(s3)
+  tool="aws"
+  base=(aws)
+  if [ -n "$S3_ENDPOINT" ]; then base+=(--endpoint-url "$S3_ENDPOINT"); fi
+  base+=(s3)
 else
   fail "neither s5cmd nor the aws CLI is installed on the instance (or the path has a wildcard)"
 fi
 if [ -d "$SRC/" ]; then
-  kind=dir
-  cmd+=(sync)
+  kind="dir"
+  cmd=("${base[@]}" sync)
   if [ "$tool" = aws ]; then cmd+=(--no-progress); fi
-  if [ "$DELETE" = true ]; then cmd+=(--delete); fi
   cmd+=("${SRC%/}/" "$URI")
   count_files "$SRC"
 elif [ -f "$SRC" ]; then
-  kind=file
+  kind="file"
   name=${SRC##*/}
-  cmd+=(cp)
+  cmd=("${base[@]}" cp)
   if [ "$tool" = aws ]; then cmd+=(--no-progress); fi
   cmd+=("$SRC" "$URI$name")
   FILE_COUNT=1
@@ -50,6 +48,15 @@ else
   fail "$SRC_PATH is neither a regular file nor a folder"
 fi
 run_logged "$log" "${cmd[@]}"
+if [ -n "$MANIFEST_URI" ]; then
+  case $MANIFEST_URI in s3://?*) ;; *) fail "not an s3:// URI" "$MANIFEST_URI" ;; esac
+  if [ "$kind" = dir ]; then
+    find "${SRC%/}/" -type f -printf '%P\0' >"$TRAINCTL_TMP/manifest"
+  else
+    printf '%s\0' "$name" >"$TRAINCTL_TMP/manifest"
+  fi
+  run_logged "$TRAINCTL_TMP/manifest.log" "${base[@]}" cp "$TRAINCTL_TMP/manifest" "$MANIFEST_URI"
+fi
 if [ "$tool" = s5cmd ]; then
   copied=$(grep -c '^cp ' -- "$log" || true)
 else
