@@ -53,13 +53,31 @@ def state_path(state_dir: str) -> str:
 
 
 def read_state(state_dir: str) -> dict[str, Any] | None:
-    """local.json's content, or None when it is missing or unreadable."""
-    try:
-        with open(state_path(state_dir), encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, ValueError):
+    """local.json's content, or None when there is none. A record that is not a file,
+    not JSON or not of planner.fileschemas.LOCAL_SCHEMA (an endpoint that is not an
+    http(s) URL included) is a FileCheckError naming the file and field: never ignored,
+    so commands cannot switch silently from the emulator to other AWS credentials."""
+    from planner.filecheck import FileCheckError, check, read_json
+    from planner.fileschemas import LOCAL_SCHEMA
+    from planner.statedir import check_state_dir
+
+    check_state_dir(state_dir)
+    path = state_path(state_dir)
+    if not os.path.lexists(path):
         return None
-    return doc if isinstance(doc, dict) else None
+    what = "emulator record (trainctl local up writes it)"
+    from planner.endpoint import endpoint_problem
+
+    hint = f"\nhint: if no emulator runs from this folder, remove {path}"
+    try:
+        doc = read_json(path, what)
+        check(path, what, doc, LOCAL_SCHEMA)
+    except FileCheckError as e:
+        raise FileCheckError(f"{e}{hint}") from None
+    problem = endpoint_problem(doc["endpoint"])
+    if problem:
+        raise FileCheckError(f"{path}: not a valid {what}:\n{path}: endpoint: {problem}{hint}")
+    return dict(doc)
 
 
 def _write_state(state_dir: str, doc: dict[str, Any]) -> None:
@@ -213,8 +231,17 @@ def _terminate(pid: int, timeout: float) -> None:
 
 
 def stop(state_dir: str, *, timeout: float = STOP_TIMEOUT) -> dict[str, Any] | None:
-    """Stop the recorded emulator and remove local.json. Returns the record it stopped."""
-    doc = read_state(state_dir)
+    """Stop the recorded emulator and remove local.json. Returns the record it stopped.
+    An invalid record (not JSON, wrong fields) is forgotten: no pid in it can be trusted."""
+    from planner.filecheck import FileCheckError
+
+    try:
+        doc = read_state(state_dir)
+    except FileCheckError:
+        if not os.path.isfile(state_path(state_dir)) or os.path.islink(state_path(state_dir)):
+            raise
+        os.remove(state_path(state_dir))
+        return {"endpoint": "an invalid record, forgotten", "pid": "?"}
     if doc is None:
         return None
     try:

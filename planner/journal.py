@@ -78,14 +78,31 @@ class Journal:
 
 
 def read_journal(path: str) -> list[dict[str, Any]]:
-    """Every complete event in the journal, in order. Torn lines (from a crash) are skipped."""
+    """Every complete event in the journal, in order, each checked against
+    planner.fileschemas.JOURNAL_LINE_SCHEMA. A line torn by a crash (not JSON: a prefix of
+    an object never is) is skipped; a JSON line of the wrong shape is a FileCheckError
+    naming the file, line and field."""
+    from planner.filecheck import FileCheckError, field_name, issues_of, loads_strict
+    from planner.fileschemas import JOURNAL_LINE_SCHEMA
+
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().split(b"\n")
+    except IsADirectoryError:
+        raise FileCheckError(f"{path}: is a directory, not a journal") from None
+    except OSError as e:
+        raise FileCheckError(f"{path}: cannot read the journal: {e.strerror or e}") from None
     events: list[dict[str, Any]] = []
-    with open(path, "rb") as f:
-        for raw in f:
-            try:
-                doc = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                continue  # a line cut short by a crash
-            if isinstance(doc, dict):
-                events.append(doc)
+    for n, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        try:
+            doc = loads_strict(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            continue  # a line cut short by a crash (the next writer ended it)
+        issues = issues_of(doc, JOURNAL_LINE_SCHEMA)
+        if issues:
+            p, m = issues[0]
+            raise FileCheckError(f"{path}:{n + 1}: {field_name(p)}: {m}")
+        events.append(doc)
     return events

@@ -13,8 +13,8 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -22,6 +22,13 @@ from planner.errors import LockHeldError, TrainctlError
 from planner.procs import pid_alive
 
 UNREADABLE_ID = "unreadable"
+STALE_AFTER_HOURS = 12     # an S3 lock from another host older than this may be released
+
+Say = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    pass
 
 
 class LockError(TrainctlError):
@@ -43,6 +50,7 @@ class LockInfo:
     pid: int
     time: str
     operation: str
+    problem: str = field(default="", compare=False)   # why an unreadable lock is so
 
     @classmethod
     def new(cls, operation: str) -> LockInfo:
@@ -53,44 +61,85 @@ class LockInfo:
 
     @classmethod
     def parse(cls, raw: bytes | str) -> LockInfo:
-        """The lock's content; an unreadable one (a crash while writing it) gets id `unreadable`."""
+        """The lock's content, checked against planner.fileschemas.LOCK_SCHEMA; an invalid
+        one (a crash while writing it, an edit) gets id `unreadable` and says why."""
+        from planner.filecheck import FileCheckError, field_name, issues_of, loads_checked
+        from planner.fileschemas import LOCK_SCHEMA
+
         try:
-            doc = json.loads(raw)
-            return cls(id=str(doc["id"]), holder=str(doc.get("holder", "?")),
-                       host=str(doc.get("host", "?")), pid=int(doc.get("pid", 0)),
-                       time=str(doc.get("time", "?")), operation=str(doc.get("operation", "?")))
-        except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError):
-            return cls(id=UNREADABLE_ID, holder="?", host="?", pid=0, time="?", operation="?")
+            doc = loads_checked(raw, "lock", "lock")
+        except FileCheckError as e:
+            return cls.unreadable(str(e).split(": ", 1)[-1])
+        issues = issues_of(doc, LOCK_SCHEMA)
+        if issues:
+            return cls.unreadable("; ".join(f"{field_name(p)}: {m}" for p, m in issues[:5]))
+        return cls(id=doc["id"], holder=doc["holder"], host=doc["host"], pid=doc["pid"],
+                   time=doc["time"], operation=doc["operation"])
+
+    @classmethod
+    def unreadable(cls, problem: str) -> LockInfo:
+        return cls(id=UNREADABLE_ID, holder="?", host="?", pid=0, time="?", operation="?",
+                   problem=problem)
 
     def to_bytes(self) -> bytes:
-        return (json.dumps(asdict(self), indent=2) + "\n").encode()
+        doc = {"id": self.id, "holder": self.holder, "host": self.host, "pid": self.pid,
+               "time": self.time, "operation": self.operation}
+        return (json.dumps(doc, indent=2) + "\n").encode()
 
     def holder_gone(self) -> bool:
         """True when the holder ran on this host and its process no longer exists."""
-        return self.host == socket.gethostname() and not pid_alive(self.pid)
+        return (self.id != UNREADABLE_ID and self.host == socket.gethostname()
+                and not pid_alive(self.pid))
+
+    def age_hours(self, now: datetime | None = None) -> float | None:
+        try:
+            since = datetime.strptime(self.time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            return None
+        return ((now or datetime.now(UTC)) - since).total_seconds() / 3600
+
+    def stale(self) -> bool:
+        """Older than STALE_AFTER_HOURS (its holder cannot be checked from another host)."""
+        age = self.age_hours()
+        return age is not None and age > STALE_AFTER_HOURS
 
     def describe(self) -> str:
         if self.id == UNREADABLE_ID:
-            return "held (the lock's content is unreadable, maybe a crash while taking it)"
+            why = f": {self.problem}" if self.problem else ""
+            return ("held (the lock's content is unreadable, maybe a crash while taking "
+                    f"it{why})")
         return (f"held by {self.holder}@{self.host} (pid {self.pid}) since {self.time} "
                 f"for {self.operation}; lock id {self.id}")
+
+    def who(self) -> str:
+        return (f"{self.holder}@{self.host} (pid {self.pid}, {self.operation} since "
+                f"{self.time}, lock id {self.id})")
 
 
 def held_error(where: str, info: LockInfo) -> LockHeldError:
     msg = f"the lock {where} is {info.describe()}"
-    if info.id == UNREADABLE_ID or info.holder_gone():
-        if info.id != UNREADABLE_ID:
-            msg += f"\nhint: the holder process (pid {info.pid}) is gone"
-        else:
-            msg += "\nhint: the lock is unreadable"
-        msg += f"; if no apply is running: trainctl lock release {info.id}"
+    if info.id == UNREADABLE_ID:
+        msg += ("\nhint: the lock is unreadable; if no apply is running: "
+                f"trainctl lock release {info.id}")
+    elif info.holder_gone():
+        msg += (f"\nhint: the holder process (pid {info.pid}) is gone; if no apply is "
+                f"running: trainctl lock release {info.id}")
+    elif info.host != socket.gethostname() and info.stale():
+        msg += (f"\nhint: the lock is older than {STALE_AFTER_HOURS} h and its holder on "
+                f"{info.host} cannot be checked from here; if no apply runs there, take "
+                f"it over: trainctl lock release {info.id}")
     return LockHeldError(msg)
+
+
+def takeover_message(where: str, old: LockInfo) -> str:
+    return (f"taking over the lock {where}: its holder {old.who()} is gone (no such "
+            "process on this host)")
 
 
 class Lock(Protocol):
     where: str
 
-    def acquire(self, operation: str) -> LockInfo: ...
+    def acquire(self, operation: str, say: Say = _quiet) -> LockInfo: ...
 
     def release(self, lock_id: str) -> None: ...
 
@@ -104,29 +153,61 @@ class LocalLock:
         self.path = os.path.join(state_dir, "lock")
         self.where = self.path
 
-    def acquire(self, operation: str) -> LockInfo:
+    def acquire(self, operation: str, say: Say = _quiet) -> LockInfo:
+        from planner.statedir import check_state_dir
+
+        check_state_dir(os.path.dirname(self.path))
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        info = LockInfo.new(operation)
+        for _ in range(3):
+            info = LockInfo.new(operation)
+            if self._create(info):
+                return info
+            current = self.status()
+            if current is None:       # released in between: try again
+                continue
+            if not current.holder_gone():
+                raise held_error(self.where, current)
+            if self._take_over(current):
+                say(takeover_message(self.where, current))
+        raise held_error(self.where, self.status() or LockInfo.unreadable("changing"))
+
+    def _create(self, info: LockInfo) -> bool:
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            current = self.status()
-            if current is None:       # released in between: try once more
-                return self.acquire(operation)
-            raise held_error(self.where, current) from None
+            return False
         try:
             os.write(fd, info.to_bytes())
             os.fsync(fd)
         finally:
             os.close(fd)
-        return info
+        return True
+
+    def _take_over(self, dead: LockInfo) -> bool:
+        """Remove `dead`'s lock file, only if it still holds `dead` (takeovers serialise on
+        a flock, so two takers never remove each other's new lock)."""
+        import fcntl
+
+        with open(self.path + ".takeover", "a+b") as guard:
+            fcntl.flock(guard.fileno(), fcntl.LOCK_EX)
+            current = self.status()
+            if current is None or current.id != dead.id:
+                return False
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            return True
 
     def status(self) -> LockInfo | None:
+        from planner.statedir import check_state_dir
+
+        check_state_dir(os.path.dirname(self.path))
         try:
             with open(self.path, "rb") as f:
-                return LockInfo.parse(f.read())
+                return LockInfo.parse(f.read(64 * 1024))
         except FileNotFoundError:
             return None
+        except OSError as e:
+            raise LockError(f"{self.path}: cannot read the lock: {e.strerror or e}") from None
 
     def release(self, lock_id: str) -> None:
         current = self.status()
@@ -167,7 +248,7 @@ class S3Lock:
         code, status = _client_error_code(e)
         return code in codes or (status == 412 and "PreconditionFailed" in codes)
 
-    def acquire(self, operation: str, _attempts: int = 3) -> LockInfo:
+    def acquire(self, operation: str, say: Say = _quiet, _attempts: int = 3) -> LockInfo:
         from planner.aws.session import aws_errors
 
         info = LockInfo.new(operation)
@@ -179,10 +260,26 @@ class S3Lock:
             except Exception as e:
                 if not self._is_code(e, "PreconditionFailed", "ConditionalRequestConflict"):
                     raise
-            current = self.status()
-        if current is None and _attempts > 1:   # released in between
-            return self.acquire(operation, _attempts - 1)
-        raise held_error(self.where, current or LockInfo.parse(b""))
+            got = self._get()
+            if got is not None and got[0].holder_gone() and _attempts > 1:
+                if self._delete(got[1]):
+                    say(takeover_message(self.where, got[0]))
+                return self.acquire(operation, say, _attempts - 1)
+        if got is None and _attempts > 1:   # released in between
+            return self.acquire(operation, say, _attempts - 1)
+        raise held_error(self.where, got[0] if got else LockInfo.unreadable("changing"))
+
+    def _delete(self, etag: str) -> bool:
+        """Delete the lock object only if it is still the one read (ETag); False if gone."""
+        try:   # only the object we read: another holder's new lock stays
+            self.s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
+        except Exception as e:
+            if self._is_code(e, "NoSuchKey", "PreconditionFailed"):
+                return False
+            if not self._is_code(e, "NotImplemented", "InvalidArgument"):
+                raise
+            self.s3.delete_object(Bucket=self.bucket, Key=self.key)
+        return True
 
     def _get(self) -> tuple[LockInfo, str] | None:
         try:
@@ -211,14 +308,7 @@ class S3Lock:
             if current.id != lock_id:
                 raise LockError(f"lock id {lock_id} does not match: the lock {self.where} is "
                                 f"{current.describe()}")
-            try:   # only the object we read: another holder's new lock stays
-                self.s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
-            except Exception as e:
-                if self._is_code(e, "NoSuchKey"):
-                    return
-                if not self._is_code(e, "NotImplemented", "InvalidArgument"):
-                    raise
-                self.s3.delete_object(Bucket=self.bucket, Key=self.key)
+            self._delete(etag)
 
 
 def lock_for(state: str | None, state_dir: str, s3: Any = None) -> Lock:
@@ -231,9 +321,9 @@ def lock_for(state: str | None, state_dir: str, s3: Any = None) -> Lock:
 
 
 @contextlib.contextmanager
-def holding(lock: Lock, operation: str) -> Iterator[LockInfo]:
+def holding(lock: Lock, operation: str, say: Say = _quiet) -> Iterator[LockInfo]:
     """Hold `lock` for the block; released in a finally, and only if it is still ours."""
-    info = lock.acquire(operation)
+    info = lock.acquire(operation, say)
     try:
         yield info
     finally:

@@ -276,6 +276,13 @@ def plan_from_json(doc: Any) -> Plan:
             f"plan format_version {version!r} is not supported (this trainctl reads "
             f"{FORMAT_VERSION!r})"
         )
+    from planner.filecheck import field_name, issues_of
+    from planner.fileschemas import plan_schema
+
+    issues = issues_of(doc, plan_schema())
+    if issues:
+        raise PlanFileError("not a valid plan file:\n" + "\n".join(
+            f"{field_name(p)}: {m}" for p, m in issues[:20]))
     try:
         changes = tuple(
             Change(
@@ -325,7 +332,7 @@ def plan_from_json(doc: Any) -> Plan:
                 for d in doc.get("data_locations", ())
             ),
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise PlanFileError(f"corrupt plan file: {type(e).__name__}: {e}") from None
     if "plan_id" in doc and doc["plan_id"] != plan.plan_id:
         raise PlanFileError("corrupt plan file: plan_id does not match its contents")

@@ -124,6 +124,15 @@ def test_a_recorded_emulator_that_does_not_answer_is_an_error(
     assert resolve_endpoint("http://x:1", str(tmp_path)) == ("http://x:1", "--endpoint-url")
 
 
+def test_resolve_endpoint_refuses_a_corrupt_record(tmp_path: Path) -> None:
+    """A corrupt local.json is an error naming it, never a silent switch to AWS."""
+    from planner.errors import TrainctlError
+
+    (tmp_path / "local.json").write_text("{not json")
+    with pytest.raises(TrainctlError, match=r"local.json: not a emulator record"):
+        resolve_endpoint(None, str(tmp_path))
+
+
 def test_no_record_means_aws_itself(tmp_path: Path) -> None:
     assert resolve_endpoint(None, str(tmp_path / "missing")) == (None, "AWS default")
 

@@ -200,7 +200,7 @@ def test_bad_live_snapshot_is_a_clean_error(tmp_path: Path):
     (tmp_path / "live.json").write_text('{"format": "1", "project": "other"}')
     r = plan_cli(tmp_path, None, "--live-snapshot", "live.json")
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert "live.json: not a live snapshot" in r.stderr
+    assert "live.json: not a valid live snapshot" in r.stderr
 
 
 # --- live state from moto -------------------------------------------------------------------------

@@ -254,23 +254,32 @@ def resolve_target(cli_endpoint: str | None, state_dir: str) -> Target:
     """Order: `--endpoint-url`; the emulator recorded in STATE_DIR/local.json, which must
     answer (a recorded emulator that does not is an error, never a silent switch to the
     default credentials); `AWS_ENDPOINT_URL`, used exactly as the flag is; else AWS."""
-    if cli_endpoint:
-        return Target(cli_endpoint, SOURCE_FLAG)
+    from planner.endpoint import check_endpoint
+    from planner.statedir import check_state_dir
+
+    check_state_dir(state_dir)           # every AWS command: .trainctl is usable, or say why
+    if cli_endpoint is not None:
+        return Target(check_endpoint(cli_endpoint, "--endpoint-url"), SOURCE_FLAG)
     path = os.path.join(state_dir, "local.json")
     if os.path.lexists(path):
         return _recorded_emulator(state_dir, path)
     env = os.environ.get("AWS_ENDPOINT_URL", "").strip()
     if env:
-        return Target(env, SOURCE_ENV)
+        return Target(check_endpoint(env, "AWS_ENDPOINT_URL"), SOURCE_ENV)
     return Target(None, SOURCE_AWS)
 
 
 def _recorded_emulator(state_dir: str, path: str) -> Target:
     from planner import emulator
+    from planner.filecheck import FileCheckError
 
-    doc = emulator.read_state(state_dir)
     ways_out = ("start it again with `trainctl local up`, or forget it with `trainctl local "
                 "down` (later commands then use your AWS configuration)")
+    try:
+        doc = emulator.read_state(state_dir)      # checked against LOCAL_SCHEMA
+    except FileCheckError as e:
+        raise emulator.EmulatorError(f"{e}\nthe emulator it records cannot be used; "
+                                     f"{ways_out}") from None
     if doc is None or not isinstance(doc.get("endpoint"), str):
         raise emulator.EmulatorError(f"{path} is unreadable, so the emulator it records "
                                      f"cannot be used; {ways_out}")

@@ -201,7 +201,8 @@ def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism
     label = f"apply {planfile}" if planfile else "apply"
     # The folder's (or the state prefix's) lock refuses at once; the machine-wide one of
     # this project then waits for an apply from another folder.
-    with holding(lock_for_options(opts, spec.state, region), label), \
+    with holding(lock_for_options(opts, spec.state, region), label,
+                 say=lambda m: click.echo(m, err=True)), \
             machine_holding(project_key(opts, spec.project, region), label,
                             os.path.dirname(os.path.abspath(opts.file)),
                             on_wait=lambda msg: click.echo(msg, err=True)):

@@ -30,22 +30,18 @@ NO_OVERRIDES = Overrides()
 
 
 def read_live_snapshot(path: str) -> LiveState:
-    """A live snapshot recorded with `--record-live` (planner.live's JSON form)."""
+    """A live snapshot recorded with `--record-live` (planner.live's JSON form), checked
+    against planner.fileschemas.live_schema before use."""
+    from planner.filecheck import FileCheckError, check, read_json
+    from planner.fileschemas import live_schema
     from planner.live import live_from_json
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except OSError as e:
-        raise TrainctlError(f"{path}: cannot read the live snapshot: {e.strerror or e}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise TrainctlError(f"{path}: not a live snapshot: invalid JSON ({e})") from None
-    if not isinstance(doc, dict):
-        raise TrainctlError(f"{path}: not a live snapshot: the top level is not an object")
+    doc = read_json(path, "live snapshot")
+    check(path, "live snapshot", doc, live_schema())
     try:
         return live_from_json(doc)
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise TrainctlError(f"{path}: not a live snapshot: {type(e).__name__}: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        raise FileCheckError(f"{path}: not a live snapshot: {type(e).__name__}: {e}") from None
 
 
 def _read_aws(opts: Options, spec: Spec, region: str, now: datetime) -> LiveState:

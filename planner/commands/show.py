@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -14,29 +13,18 @@ from planner.plan import Plan, plan_from_json, plan_to_json
 
 
 def read_plan_file(path: str) -> Plan:
-    """Read and parse a plan file; every failure is a one-line TrainctlError."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise TrainctlError(f"{path}: no such plan file") from None
-    except IsADirectoryError:
-        raise TrainctlError(f"{path}: is a directory, not a plan file") from None
-    except OSError as e:
-        raise TrainctlError(f"{path}: cannot read the plan file: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise TrainctlError(f"{path}: not a trainctl plan: not UTF-8 text") from None
-    except json.JSONDecodeError as e:
-        raise TrainctlError(
-            f"{path}: not a trainctl plan: invalid JSON at line {e.lineno} column {e.colno}: "
-            f"{e.msg}"
-        ) from None
-    except RecursionError:
-        raise TrainctlError(f"{path}: not a trainctl plan: JSON nested too deeply") from None
+    """Read, check (planner.fileschemas.plan_schema) and parse a plan file; every failure
+    is a TrainctlError naming the file and, for a bad value, the field."""
+    from planner.filecheck import read_json
+
+    doc = read_json(path, "plan file")
+    if isinstance(doc, dict) and "format_version" not in doc:
+        raise TrainctlError(f"{path}: not a trainctl plan: no format_version")
     try:
         return plan_from_json(doc)
     except PlanFileError as e:
-        raise TrainctlError(f"{path}: {e}") from None
+        head, *lines = str(e).split("\n")
+        raise TrainctlError("\n".join(f"{path}: {line}" for line in [head, *lines])) from None
     except RecursionError:
         raise TrainctlError(f"{path}: corrupt plan file: nested too deeply") from None
 
