@@ -117,7 +117,15 @@ def live_schema() -> dict[str, Any]:
     snapshot = _obj({"id": STR, "volume_id": STR_OR_NULL, "state": STR, "start_time": TIME,
                      "tags": STR_MAP}, ("id", "state", "start_time"))
     manifest = _obj({"uri": STR, "objects": COUNT, "bytes": COUNT, "digest": STR,
-                     "list_calls": COUNT}, ("uri", "objects", "bytes", "digest"))
+                     "list_calls": COUNT, "unsafe_objects": COUNT, "unsafe_keys": STRINGS},
+                    ("uri", "objects", "bytes", "digest"))
+    stage = _obj({
+        **{k: COUNT for k in ("upload_objects", "upload_bytes", "replace_objects",
+                              "replace_bytes", "replace_foreign", "delete_objects",
+                              "delete_bytes", "kept_objects", "kept_bytes")},
+        "delete_examples": STRINGS, "kept_examples": STRINGS,
+        "owner": STR_OR_NULL, "problem": STR_OR_NULL,
+    })
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "trainctl live snapshot",
@@ -127,6 +135,7 @@ def live_schema() -> dict[str, Any]:
             "volumes": _list(volume), "instances": _list(instance),
             "modifications": _list(modification), "snapshots": _list(snapshot),
             "datasets": {"type": "object", "additionalProperties": manifest},
+            "stages": {"type": "object", "additionalProperties": stage},
             "spot_prices": {"type": "object",
                             "additionalProperties": {"type": "number", "minimum": 0}},
             "api_calls": COUNT,
