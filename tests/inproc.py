@@ -51,7 +51,7 @@ def invoke(*args: str, cwd: Path | str | None = None) -> Outcome:
             code: int | str = 0
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        except BaseException:
+        except BaseException:   # the point: any escape is a defect
             code, tb = "traceback", traceback.format_exc()
         return Outcome(code, out.getvalue().decode("utf-8", "replace"),
                        err.getvalue().decode("utf-8", "replace"), tb)
