@@ -18,7 +18,7 @@ import pytest
 from test_dataplane_support import BashTransport, LoopDevice, loop_unavailable
 
 from planner.dataplane import steps
-from planner.dataplane.status import ScriptResult, parse_status
+from planner.dataplane.status import ScriptResult
 
 VOL = "vol-0123456789abcdef0"
 MIB = 2**20
@@ -294,22 +294,3 @@ def test_a_blank_volume_from_a_snapshot_or_import_is_never_formatted(make_loop, 
     r = _mount(loop, fstab, target, may_format=False)
     _assert_refused(r, loop, before, fstab, target)
     assert "not created empty by trainctl" in r.data["detail"]
-
-
-# --- the status line -----------------------------------------------------------------------
-
-def test_refused_is_a_failure_never_a_success() -> None:
-    line = 'TRAINCTL_STATUS {"status": "refused", "error": "e", "detail": "d"}'
-    r = parse_status(line, exit_code=1)
-    assert r.state == "refused" and not r.ok and r.message() == "refused: e (d)\n" \
-        "--- output ---\n" + line
-    assert not parse_status(line, exit_code=0).ok
-
-
-def test_a_script_that_refuses_ends_with_that_status(tmp_path: Path) -> None:
-    t = BashTransport(tmp_path / "sandbox")
-    r = steps.mount(t, "i-1", volume_id=VOL, device="/dev/sdf", path="/data",
-                    read_only=False, filesystem="ext4", may_format=False)
-    assert r.state == "refused" and r.data["error"] == HOLDS_DATA, r.output
-    assert r.output.count("TRAINCTL_STATUS") == 1       # the exit trap adds no other line
-    assert not (t.sandbox("i-1") / "data").exists()

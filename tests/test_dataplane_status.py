@@ -138,3 +138,36 @@ def test_status_json_escapes_every_character() -> None:
     assert r.data == {"value": nasty, "count": 42, "notnum": "007", "flag": True}
     line = [ln for ln in p.stdout.splitlines() if ln.startswith("TRAINCTL_STATUS ")][-1]
     assert json.loads(line.split(" ", 1)[1])["value"] == nasty
+
+
+# --- "refused": a safety refusal is a failure (issue 10, item 3) ----------------------------
+
+def test_refused_is_a_failure_never_a_success() -> None:
+    line = 'TRAINCTL_STATUS {"status": "refused", "error": "e", "detail": "d"}'
+    r = parse_status(line, exit_code=1)
+    assert r.state == "refused" and not r.ok
+    assert r.message() == "refused: e (d)\n--- output ---\n" + line
+    assert not parse_status(line, exit_code=0).ok
+    assert not parse_status(line).ok
+
+
+def test_refused_through_ssm_stays_refused() -> None:
+    from planner.ssm import AwsSsm
+
+    out = 'TRAINCTL_STATUS {"status": "refused", "error": "device holds data"}\n'
+    r = AwsSsm._result({"Status": "Failed", "StandardOutputContent": out, "ResponseCode": 1})
+    assert r.state == "refused" and not r.ok
+
+
+def test_a_script_that_refuses_ends_with_that_status(tmp_path: Path) -> None:
+    from test_dataplane_support import BashTransport
+
+    from planner.dataplane import steps
+
+    t = BashTransport(tmp_path / "sandbox")
+    r = steps.mount(t, "i-1", volume_id="vol-0123456789abcdef0", device="/dev/sdf",
+                    path="/data", read_only=False, filesystem="ext4", may_format=False)
+    assert r.state == "refused", r.output
+    assert r.data["error"] == "device holds data but no known filesystem"
+    assert r.output.count("TRAINCTL_STATUS") == 1       # the exit trap adds no other line
+    assert not (t.sandbox("i-1") / "data").exists()

@@ -144,3 +144,19 @@ def test_an_orphan_mount_deletes_the_recorded_path_not_the_size() -> None:
 def test_no_volume_no_grow() -> None:
     spec, _ = scratch_world()
     assert plan_of(spec, live()).change("mount.trainer.scratch").actions == (Action.CREATE,)
+
+
+def test_a_grow_skipped_behind_a_blocked_replace_is_planned_once_unblocked() -> None:
+    spec, state = _world(150, 200, 150 * GIB)
+    trainer = spec.instances["trainer"]
+    blocked_spec = replace(spec, instances=frozen({"trainer": replace(
+        trainer, instance_type="g5.4xlarge", protect=True)}))
+    first = plan_of(blocked_spec, state)
+    assert first.change("volume.scratch").after["size_gib"] == 200      # the volume grows
+    assert first.change("instance.trainer").blocked                     # ...its trainer waits
+    # apply grew the volume only; the mount (behind the blocked trainer) never ran, so its
+    # tag still says 150 GiB
+    after_apply = with_volume(state, size_gib=200)
+    # the operator drops the instance change: nothing else differs, yet the grow is due
+    m = plan_of(spec, after_apply).change("mount.trainer.scratch")
+    assert m.actions == UPDATE and (m.before["size_gib"], m.after["size_gib"]) == (150, 200)
