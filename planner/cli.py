@@ -18,6 +18,7 @@ COMMANDS = {
     "graph": "Export the dependency graph (dot, mermaid, json, svg, png).",
     "plan": "Compare the spec with live AWS state and show what apply would do.",
     "apply": "Carry out a plan (saved, or made now and confirmed).",
+    "destroy": "Delete what trainctl manages (plan --destroy, confirmed, applied); keep data.",
     "show": "Show a saved plan file.",
     "cp": "Copy files between this machine, s3:// and INSTANCE:PATH (changed files only).",
     "exec": "Run a command on an instance over SSM; exit with its status.",

@@ -908,6 +908,9 @@ class _Diff:
                     + (" ..." if len(valid) > 20 else ""))
                 lines.append(f"--target {t}: no such address{hint}")
             raise TrainctlError("\n".join(lines))
+        if self.options.destroy:         # Terraform's destroy -target: it and its dependents,
+            return set(self.options.targets).union(   # never what it depends on
+                *(nx.descendants(g, t) for t in self.options.targets if t in g))
         keep = with_dependencies(g, self.options.targets)
         for t in self.options.targets:   # deletes below a target must run before it
             keep |= {d for d in nx.descendants(g, t)

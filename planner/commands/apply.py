@@ -175,11 +175,23 @@ def make_engine(opts: Options, spec: Any, plan: Plan, overrides: Any, region: st
               help="Allow deleting or replacing this persistent/protected resource (ADDR), "
                    "or delete this duplicate (ID: vol-..., i-...).")
 @click.option("--allow-cost", is_flag=True, help="Apply although cost limits are exceeded.")
+@click.option("--destroy", is_flag=True,
+              help="Delete everything trainctl manages (persistent/protected volumes stay).")
+@click.option("--target", "targets", multiple=True, metavar="ADDR",
+              help="Apply only this address and what it depends on (repeatable).")
 @click.pass_obj
 def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism: int,
             engine_name: str, force: bool, allow_delete: tuple[str, ...],
-            allow_cost: bool) -> None:
-    """Carry out a plan: a saved PLANFILE, or one made now and confirmed."""
+            allow_cost: bool, destroy: bool = False, targets: tuple[str, ...] = ()) -> None:
+    """Carry out a plan: a saved PLANFILE, or one made now and confirmed.
+
+    \b
+    Examples:
+      trainctl apply                          plan, show, ask, apply
+      trainctl apply plan.json                exactly a reviewed plan file
+      trainctl apply --target volume.scratch  only that address and its dependencies
+      trainctl apply --destroy                the same as `trainctl destroy`
+    """
     from planner.commands.lock import lock_for_options
     from planner.commands.plan import make_plan
     from planner.commands.show import read_plan_file
@@ -188,6 +200,14 @@ def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism
     from planner.rules import Overrides
 
     check_engine(engine_name)
+    if planfile and (destroy or targets):
+        raise ApplyRefused("--destroy and --target choose what to plan; a saved plan file "
+                           "already says (make it with `trainctl plan --destroy` or "
+                           "`--target`)")
+    if targets:
+        click.echo("Warning: applying with --target: only part of the spec converges. "
+                   "Targeting is for exceptions (a stuck resource, a fix); run a full "
+                   "`trainctl apply` afterwards.", err=True)
     saved = read_plan_file(planfile) if planfile else None
     spec = load_spec(opts.file)
     region = opts.region or spec.region
@@ -209,8 +229,8 @@ def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism
         options = saved.options if saved is not None else None
         spec, _graph, _live, fresh = make_plan(
             opts,
-            destroy=options.destroy if options else False,
-            targets=options.targets if options else (),
+            destroy=options.destroy if options else destroy,
+            targets=options.targets if options else targets,
             overrides=overrides,
             now=datetime.now(UTC),
         )

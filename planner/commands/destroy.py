@@ -1,0 +1,35 @@
+"""`trainctl destroy`: `plan --destroy`, shown, confirmed, applied (Terraform's verb).
+
+Persistent and protected volumes survive exactly as they survive `plan --destroy`: their
+deletes stay blocked unless `--allow-delete` names them.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("destroy")
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--target", "targets", multiple=True, metavar="ADDR",
+              help="Destroy only this address and what depends on it (repeatable).")
+@click.option("--parallelism", type=click.IntRange(1, 100), default=10, show_default=True)
+@click.option("--force", is_flag=True, help="Override min-age (never persistent/protected).")
+@click.option("--allow-delete", multiple=True, metavar="ADDR|ID",
+              help="Also delete this persistent/protected resource.")
+@click.pass_context
+def command(ctx: click.Context, auto_approve: bool, targets: tuple[str, ...],
+            parallelism: int, force: bool, allow_delete: tuple[str, ...]) -> None:
+    """Delete everything trainctl manages in this project; keep persistent data.
+
+    \\b
+    Examples:
+      trainctl destroy                      show the destroy plan, ask, apply
+      trainctl destroy --target instance.trainer
+      trainctl destroy --allow-delete volume.imagenet-cache   (also that volume)
+    """
+    from planner.commands import apply
+
+    ctx.invoke(apply.command, planfile=None, auto_approve=auto_approve,
+               parallelism=parallelism, engine_name="direct", force=force,
+               allow_delete=allow_delete, allow_cost=True, destroy=True, targets=targets)
