@@ -17,6 +17,7 @@ from planner.live import (
     TAG_ADDRESS,
     TAG_CHECKPOINTS,
     TAG_CLIENT_TOKEN,
+    TAG_CREATED_EMPTY,
     TAG_DATASET_DIGEST,
     TAG_MODIFIED,
     TAG_MOUNTED,
@@ -60,6 +61,8 @@ def volume_trainctl_tags(vol: dict[str, Any], *, mounted: bool, holds_digest: bo
                          ) -> list[str]:
     """Every tag key trainctl may write on this volume over its life (DESIGN section 3)."""
     keys = ["Name", TAG_PROJECT, TAG_ADDRESS, TAG_CLIENT_TOKEN, TAG_MODIFIED]
+    if not vol.get("snapshot_id") and not vol.get("import"):
+        keys.append(TAG_CREATED_EMPTY)         # set at CreateVolume: it may be formatted
     if vol.get("persistent") is True:
         keys.append(TAG_PERSISTENT)
     if vol.get("protect") is True:

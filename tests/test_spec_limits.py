@@ -62,30 +62,38 @@ def spec_with_tags(n_default: int, n_volume: int, *, volume_extra: str = "",
 # --- tags ------------------------------------------------------------------------------------
 
 def test_merged_tags_at_the_limit_pass_and_one_more_fails(tmp_path: Path) -> None:
-    # a plain volume carries 5 trainctl tags (Name, project, address, client-token,
-    # modified): 45 of the spec's fit, 46 do not
-    loads(tmp_path, spec_with_tags(25, 20))
-    errs = errors_of(tmp_path, spec_with_tags(26, 20))
+    # a plain volume carries 6 trainctl tags (Name, project, address, client-token,
+    # modified, created-empty): 44 of the spec's fit, 45 do not
+    loads(tmp_path, spec_with_tags(24, 20))
+    errs = errors_of(tmp_path, spec_with_tags(25, 20))
     assert len(errs) == 1
-    assert errs[0].startswith("36:5: volumes.data.tags: 51 tags on this EBS volume: "
-                              "46 from defaults.tags and its tags, 5 trainctl's own")
+    assert errs[0].startswith("35:5: volumes.data.tags: 51 tags on this EBS volume: "
+                              "45 from defaults.tags and its tags, 6 trainctl's own")
     assert "EC2 allows 50 per resource: remove 1" in errs[0]
 
 
 def test_tags_overridden_by_the_resource_count_once(tmp_path: Path) -> None:
-    text = spec_with_tags(26, 20).replace("    v0: v\n", "    d0: other\n")
+    text = spec_with_tags(25, 20).replace("    v0: v\n", "    d0: other\n")
     loads(tmp_path, text)
 
 
 def test_trainctl_tags_that_the_spec_implies_are_counted(tmp_path: Path) -> None:
     # persistent, protect, on_delete: snapshot and a mount add 4 more trainctl tags
     extra = "    persistent: true\n    protect: true\n    on_delete: snapshot\n"
-    loads(tmp_path, spec_with_tags(21, 20, volume_extra=extra, mounted=True))
-    errs = errors_of(tmp_path, spec_with_tags(22, 20, volume_extra=extra, mounted=True))
+    loads(tmp_path, spec_with_tags(20, 20, volume_extra=extra, mounted=True))
+    errs = errors_of(tmp_path, spec_with_tags(21, 20, volume_extra=extra, mounted=True))
     assert len(errs) == 1 and "volumes.data.tags: 51 tags" in errs[0]
     for tag in ("trainctl:persistent", "trainctl:protected", "trainctl:on-delete",
                 "trainctl:mounted"):
         assert tag in errs[0]
+
+
+def test_a_volume_from_a_snapshot_carries_no_created_empty_tag(tmp_path: Path) -> None:
+    # trainctl:created-empty is set only on volumes created empty (issue 10, item 3)
+    extra = "    snapshot_id: snap-0123456789abcdef0\n"
+    loads(tmp_path, spec_with_tags(25, 20, volume_extra=extra))
+    errs = errors_of(tmp_path, spec_with_tags(25, 20))
+    assert len(errs) == 1 and "trainctl:created-empty" in errs[0]
 
 
 def test_instance_tags_over_the_limit(tmp_path: Path) -> None:
