@@ -196,7 +196,7 @@ has_glob() {
 
 # s3_sync SRC DST LOG [EXCLUDE...]: copy what changed from SRC to DST (one of them s3://),
 # never deleting anything. Sets SYNC_TOOL and SYNC_COPIED. Into an empty folder it copies
-# (`cp`): with nothing there to compare, `sync` only adds work (s5cmd: 1.8x the time).
+# (`cp`): with nothing there to compare, `sync` only adds work (s5cmd: 2 to 3x the time).
 s3_sync() {
   local src=$1 dst=$2 log=$3 pat verb=sync
   shift 3
