@@ -20,6 +20,7 @@ COMMANDS = {
     "apply": "Carry out a plan (saved, or made now and confirmed).",
     "destroy": "Delete what trainctl manages (plan --destroy, confirmed, applied); keep data.",
     "show": "Show a saved plan file.",
+    "status": "What runs, since when, $/h and spend so far (removed resources included).",
     "cp": "Copy files between this machine, s3:// and INSTANCE:PATH (changed files only).",
     "exec": "Run a command on an instance over SSM; exit with its status.",
     "logs": "Show an instance's training log (--follow to keep reading).",

@@ -261,10 +261,26 @@ def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism
             if not click.confirm("Do you want to perform these actions?", default=False):
                 raise ApplyRefused("Apply cancelled; nothing changed.")
         rc = run_plan(opts, spec, plan, overrides, region, parallelism, color)
+        record_ledger(opts, spec, region)
         if spec.state and spec.state.startswith("s3://"):
             share_records(opts, spec.state, region, plan)
     if rc:
         sys.exit(rc)
+
+
+def record_ledger(opts: Options, spec: Any, region: str) -> None:
+    """Bring the cost ledger up to what exists now (launches, changes, removals), so spend
+    so far survives a terminate. A failure here is only a warning: the apply is done."""
+    from planner.aws.ledger_store import LedgerStore
+    from planner.aws.session import aws_errors, open_aws
+
+    try:
+        aws = open_aws(opts.endpoint_url, opts.state_dir, region, announce=False)[0]
+        with aws_errors():
+            LedgerStore(opts.state_dir, spec.state, aws.s3).update(
+                aws.ec2, spec.project, datetime.now(UTC))
+    except TrainctlError as e:
+        click.echo(f"warning: the cost ledger was not updated: {e}", err=True)
 
 
 def share_records(opts: Options, state: str, region: str, plan: Plan) -> None:
