@@ -134,7 +134,8 @@ def test_status_after_apply_resize_and_terminate(tmp_path: Path, moto_endpoint: 
 
 @pytest.mark.slow
 def test_status_check_training(tmp_path: Path, moto_endpoint: str) -> None:
-    spec = SPEC.replace("    datasets: [tiny]\n", "    training: {process_patterns: ['nope-xyz']}\n")
+    spec = SPEC.replace("    datasets: [tiny]\n",
+                        "    training: {process_patterns: ['nope-xyz']}\n")
     spec = spec.replace("datasets:\n  tiny: {source: s3://stat-data/tiny/, strategy: "
                         "local-cache}\n", "")
     d = tmp_path / "proj"
