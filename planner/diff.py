@@ -981,7 +981,7 @@ class _Diff:
         if keep is not None:
             self.block_resources(keep)
         self.block_on_duplicates(g)
-        changes = self.ordered(g, keep)
+        changes = rules.propagate_blocks(self.ordered(g, keep))
         cost, warnings = plan_cost(self.spec, self.live, changes, self.now)
         warnings += self.empty_datasets() + self.duplicate_warnings()
         warnings += self.stage_warnings()

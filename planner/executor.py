@@ -6,7 +6,9 @@ structural dependency u -> v (v depends on u): forward(u) before forward(v) and
 delete(v) before delete(u). A replace runs its two phases in the order of its actions.
 
 A phase starts as soon as every phase it depends on is done. Blocked changes never reach
-the engine; they and failed phases make every phase downstream of them "skipped".
+the engine, nor does anything downstream of them (the plan marks it `depends-on-blocked`);
+a failed phase makes everything downstream "skipped". A phase the engine's re-check
+blocks just before acting blocks everything downstream of it too.
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from planner.engines.base import Engine, StepFailed
+from planner.engines.base import Engine, StepBlocked, StepFailed
 from planner.errors import TrainctlError
 from planner.journal import Journal
+from planner.phases import PlanOrderError, Step, phase_graph, phases_of, step_order
 from planner.plan import Action, Change, Plan
+from planner.rules import depends_on_block, propagate_blocks
+
+__all__ = ["PlanOrderError", "execute", "phase_graph", "phases_of", "step_order"]
 
 DONE = "done"
 FAILED = "failed"
@@ -30,12 +36,6 @@ SKIPPED = "skipped"
 NOT_STARTED = "not-started"
 BLOCKED = "blocked"
 STATUSES = (DONE, FAILED, SKIPPED, NOT_STARTED, BLOCKED)
-
-Step = tuple[str, Action]          # (address, CREATE | UPDATE | DELETE)
-
-
-class PlanOrderError(TrainctlError):
-    """The plan's phases cannot be ordered (a dependency cycle between phases)."""
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,16 @@ class StepResult:
         return f"{self.action.value} {self.address}"
 
 
+KIND_DONE = {"create": "created", "update": "updated", "replace": "replaced",
+             "delete": "deleted"}
+
+
 @dataclass
 class ExecutionResult:
     steps: list[StepResult]
     interrupted: bool = False
+    kinds: dict[str, str] = field(default_factory=dict)    # address -> Change.kind
+    refused: set[str] = field(default_factory=set)         # blocked by apply's re-check
 
     def by_status(self, status: str) -> list[StepResult]:
         return [s for s in self.steps if s.status == status]
@@ -77,6 +83,14 @@ class ExecutionResult:
             if s.address == address and s.action == action:
                 return s
         raise KeyError((address, action))
+
+    def change_status(self, address: str) -> str:
+        """One status per change: blocked, failed, not started, skipped or done."""
+        mine = {s.status for s in self.steps if s.address == address}
+        for status in (BLOCKED, FAILED, NOT_STARTED, SKIPPED):
+            if status in mine:
+                return status
+        return DONE
 
     @property
     def counts(self) -> dict[str, int]:
@@ -92,81 +106,36 @@ class ExecutionResult:
         return counts
 
     @property
+    def change_counts(self) -> dict[str, int]:
+        """Changes per status (a replace's two steps count once), as the plan counts."""
+        counts = dict.fromkeys(STATUSES, 0)
+        for addr in dict.fromkeys(s.address for s in self.steps):
+            counts[self.change_status(addr)] += 1
+        return counts
+
+    def done_by_kind(self) -> dict[str, int]:
+        out = dict.fromkeys(KIND_DONE, 0)
+        for addr in dict.fromkeys(s.address for s in self.steps):
+            kind = self.kinds.get(addr)
+            if kind in out and self.change_status(addr) == DONE:
+                out[kind] += 1
+        return out
+
+    @property
     def ok(self) -> bool:
-        return not self.interrupted and not self.by_status(FAILED)
+        return not self.interrupted and not self.by_status(FAILED) and not self.refused
 
     def summary_line(self) -> str:
-        c = self.counts
-        line = (f"Apply: {c[DONE]} done, {c[FAILED]} failed, {c[SKIPPED]} skipped, "
-                f"{c[BLOCKED]} blocked.")
+        """In the plan's terms: `Apply: 3 created, ... 2 blocked; 0 failed, 0 skipped.`"""
+        c = self.change_counts
+        done = self.done_by_kind()
+        line = ("Apply: " + ", ".join(f"{n} {KIND_DONE[k]}" for k, n in done.items())
+                + f", {c[BLOCKED]} blocked; {c[FAILED]} failed, {c[SKIPPED]} skipped.")
+        if self.refused:
+            line += f" {len(self.refused)} blocked by the re-check at apply time."
         if c[NOT_STARTED]:
             line += f" {c[NOT_STARTED]} not started (interrupted)."
         return line
-
-
-def phases_of(change: Change) -> list[Action]:
-    """The engine calls a change needs, in order (empty for a no-op)."""
-    return [a for a in change.actions if a != Action.NOOP]
-
-
-def _forward(change: Change) -> Action | None:
-    for a in change.actions:
-        if a in (Action.CREATE, Action.UPDATE):
-            return a
-    return None
-
-
-def phase_graph(changes: Iterable[Change]) -> nx.DiGraph:
-    """The phase DAG of every non-no-op change (blocked ones included, marked `blocked`).
-
-    Node attributes: `change` (the Change), `blocked` (bool). Dependencies through no-op
-    changes count: u -> w (no-op) -> v orders u's phases before v's.
-    """
-    changes = list(changes)
-    by_addr = {c.address: c for c in changes}
-    structural: nx.DiGraph = nx.DiGraph()
-    structural.add_nodes_from(by_addr)
-    for c in changes:
-        for dep in c.depends_on:
-            if dep in by_addr and dep != c.address:
-                structural.add_edge(dep, c.address)
-
-    g: nx.DiGraph = nx.DiGraph()
-    active = [c for c in changes if phases_of(c)]
-    for c in active:
-        phases = phases_of(c)
-        for a in phases:
-            g.add_node((c.address, a), change=c, blocked=c.blocked)
-        if len(phases) == 2:
-            g.add_edge((c.address, phases[0]), (c.address, phases[1]))
-    active_addrs = {c.address for c in active}
-    for v in active:
-        try:
-            ancestors = nx.ancestors(structural, v.address)
-        except nx.NetworkXError:
-            ancestors = set()
-        for u_addr in ancestors & active_addrs:
-            u = by_addr[u_addr]
-            fu, fv = _forward(u), _forward(v)
-            if fu is not None and fv is not None:
-                g.add_edge((u.address, fu), (v.address, fv))
-            if u.deletes and v.deletes:
-                g.add_edge((v.address, Action.DELETE), (u.address, Action.DELETE))
-            if fu is None and u.deletes and fv is not None:
-                # a pure delete that v needs gone first (a temporary instance's cleanup
-                # frees the volume v attaches): delete(u) before forward(v)
-                g.add_edge((u.address, Action.DELETE), (v.address, fv))
-    try:
-        cycle = nx.find_cycle(g)
-    except nx.NetworkXNoCycle:
-        return g
-    names = " -> ".join(f"{a.value} {addr}" for (addr, a), _ in cycle)
-    raise PlanOrderError(f"cannot order the plan's steps: cycle {names}")
-
-
-def step_order(g: nx.DiGraph) -> list[Step]:
-    """A deterministic topological order of the phase DAG (for display and the result)."""
-    return list(nx.lexicographical_topological_sort(g, key=lambda n: f"{n[0]} {n[1].value}"))
 
 
 def _error_message(e: BaseException) -> str:
@@ -186,7 +155,9 @@ def execute(plan: Plan | Iterable[Change], engine: Engine, *, parallelism: int =
     """
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
-    changes = plan.changes if isinstance(plan, Plan) else tuple(plan)
+    # what waits for a blocked change is blocked too (the diff did it already; a plan
+    # built by hand gets the same treatment)
+    changes = propagate_blocks(plan.changes if isinstance(plan, Plan) else tuple(plan))
     g = phase_graph(changes)
     order = step_order(g)
     position = {n: i for i, n in enumerate(order)}
@@ -210,16 +181,25 @@ def execute(plan: Plan | Iterable[Change], engine: Engine, *, parallelism: int =
                 r.message = f"skipped (upstream {why}: {step[0]})"
                 emit(d, "skipped", r.message)
 
-    # Blocked phases: recorded, never run; everything downstream is skipped.
+    refused: set[str] = set()
+
+    def block_descendants(step: Step) -> None:
+        """The re-check just before acting blocked `step`: what waits for it is blocked
+        too (depends-on-blocked), as the plan would have shown it."""
+        for d in sorted(nx.descendants(g, step), key=position.__getitem__):
+            r = results[d]
+            if r.status == NOT_STARTED:
+                r.status = BLOCKED
+                r.message = depends_on_block(d[0], [step[0]]).message
+                emit(d, "skipped", f"blocked: {r.message}")
+
+    # Blocked phases: recorded, never run (everything downstream is blocked as well).
     for n in order:
         if g.nodes[n]["blocked"]:
             r = results[n]
             r.status = BLOCKED
             r.message = "; ".join(b.message for b in g.nodes[n]["change"].blocked_by)
             emit(n, "skipped", f"blocked: {r.message}")
-    for n in order:
-        if g.nodes[n]["blocked"]:
-            skip_descendants(n, "blocked")
 
     def run(step: Step) -> tuple[str, str, float, dict[str, str]]:
         change: Change = g.nodes[step]["change"]
@@ -232,6 +212,9 @@ def execute(plan: Plan | Iterable[Change], engine: Engine, *, parallelism: int =
             elapsed = time.monotonic() - t0
             msg = _error_message(e)
             partial = dict(e.facts) if isinstance(e, StepFailed) else {}
+            if isinstance(e, StepBlocked):
+                emit(step, "skipped", f"blocked: {msg}", elapsed, partial)
+                return BLOCKED, msg, elapsed, partial
             emit(step, "failed", msg, elapsed, partial)
             return FAILED, msg, elapsed, partial
         elapsed = time.monotonic() - t0
@@ -269,6 +252,9 @@ def execute(plan: Plan | Iterable[Change], engine: Engine, *, parallelism: int =
                 if r.status == DONE:
                     for s in g.successors(n):
                         remaining_deps[s] -= 1
+                elif r.status == BLOCKED:
+                    refused.add(n[0])
+                    block_descendants(n)
                 else:
                     skip_descendants(n, "failed")
 
@@ -279,4 +265,5 @@ def execute(plan: Plan | Iterable[Change], engine: Engine, *, parallelism: int =
             interrupted = True
             r.message = "not started (interrupted)"
             emit(n, "interrupted", r.message)
-    return ExecutionResult([results[n] for n in order], interrupted=interrupted)
+    return ExecutionResult([results[n] for n in order], interrupted=interrupted,
+                           kinds={c.address: c.kind for c in changes}, refused=refused)

@@ -59,6 +59,7 @@ class Rule(StrEnum):
     MIN_AGE = "min-age"
     ATTACHED = "attached"
     TRAINING_RUNNING = "training-running"
+    DEPENDS_ON_BLOCKED = "depends-on-blocked"
     AZ_MISMATCH = "az-mismatch"
     SHRINK = "shrink"
     MODIFY_PENDING = "modify-pending"
@@ -203,6 +204,12 @@ class Plan:
     def has_changes(self) -> bool:
         """True when apply would do something (blocked changes are never carried out)."""
         return any(not c.is_noop and not c.blocked for c in self.changes)
+
+    @property
+    def shows_changes(self) -> bool:
+        """True when live state differs from the spec: any change that is not a no-op,
+        blocked ones included (what `--detailed-exitcode` reports as 2)."""
+        return any(not c.is_noop for c in self.changes)
 
     @property
     def applyable(self) -> bool:

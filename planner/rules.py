@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from planner.errors import first_few
 from planner.live import (
     TAG_ADDRESS,
     TAG_PROJECT,
@@ -286,3 +287,53 @@ def duplicate_recheck(change: Change, live: LiveState, spec: Spec,
                                   f"({', '.join([change.id, *others])}); adopt one with "
                                   f"`import:` or delete the other with "
                                   f"--allow-delete {others[0]}"),)
+
+
+# --- what waits for a blocked change --------------------------------------------------
+
+
+def depends_on_block(address: str, blocked: list[str]) -> Block:
+    """The `depends-on-blocked` entry of a change that needs the BLOCKED changes first."""
+    one = len(blocked) == 1
+    return Block(Rule.DEPENDS_ON_BLOCKED,
+                 f"{address} waits for {first_few(blocked)}, which "
+                 f"{'is' if one else 'are'} blocked; it runs once "
+                 f"{'that rule is' if one else 'those rules are'} lifted")
+
+
+def propagate_blocks(changes: tuple[Change, ...]) -> tuple[Change, ...]:
+    """Every change that cannot run because a change it waits for is blocked, blocked
+    too (`depends-on-blocked`, naming the changes blocked by a rule of their own).
+
+    "Waits for" is the executor's phase order (planner.phases): a create or update after
+    what it depends on, a delete before the deletes of what it depends on. A blocked
+    change is blocked whole (a replace that cannot create does not delete either), so
+    this runs to a fixpoint. Apply then runs exactly the plan's unblocked changes.
+    """
+    import networkx as nx
+
+    from planner.phases import phase_graph
+
+    origins = {c.address: {c.address} for c in changes if c.blocked}
+    if not origins:
+        return changes
+    g = phase_graph(changes)
+    phases: dict[str, list[tuple[str, Action]]] = {}
+    for node in g:
+        phases.setdefault(node[0], []).append(node)
+    todo = list(origins)
+    while todo:
+        addr = todo.pop()
+        for node in phases.get(addr, ()):
+            for waiting, _action in nx.descendants(g, node):
+                if waiting in origins and not origins[waiting] - {waiting}:
+                    continue          # blocked by a rule of its own
+                found = origins.setdefault(waiting, set())
+                if not origins[addr] <= found:
+                    found |= origins[addr]
+                    todo.append(waiting)
+    return tuple(
+        replace(c, blocked_by=(depends_on_block(c.address, sorted(origins[c.address])),))
+        if c.address in origins and not c.blocked else c
+        for c in changes
+    )

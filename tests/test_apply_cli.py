@@ -162,7 +162,8 @@ def test_quickstart_from_empty_then_no_changes(tmp_path: Path, moto_endpoint: st
 
     r = ok(cli(d, moto_endpoint, "apply", "--auto-approve"))
     summary = r.stdout.strip().splitlines()[-2]
-    assert summary == "Apply: 8 done, 0 failed, 0 skipped, 0 blocked.", r.stdout
+    assert summary == ("Apply: 8 created, 0 updated, 0 replaced, 0 deleted, 0 blocked; "
+                       "0 failed, 0 skipped."), r.stdout
     no_changes(d, moto_endpoint)
     assert {a: len(v) for a, v in live_volumes(moto_endpoint, "quickstart").items()} == {
         "volume.datasets": 1, "volume.scratch": 1}
@@ -298,7 +299,8 @@ def test_two_concurrent_applies_the_second_is_refused(tmp_path: Path,
         out, err = first.communicate(timeout=120)
         assert first.returncode == 0, err
         assert "Do you want to perform these actions?" in out
-        assert "Apply: 7 done, 0 failed, 0 skipped, 0 blocked." in out
+        assert ("Apply: 7 created, 0 updated, 0 replaced, 0 deleted, 0 blocked; "
+                "0 failed, 0 skipped.") in out
     finally:
         if first.poll() is None:
             first.kill()
@@ -321,7 +323,8 @@ def test_a_failed_step_skips_its_dependents_and_the_rest_is_done(
     d = project(tmp_path, spec)
     r = cli(d, moto_endpoint, "apply", "--auto-approve")
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "Apply: 9 done, 1 failed, 2 skipped, 0 blocked." in r.stdout
+    assert ("Apply: 9 created, 0 updated, 0 replaced, 0 deleted, 0 blocked; "
+            "1 failed, 2 skipped.") in r.stdout
     assert "instance.broken" in r.stderr
     events = journal(d)
     by = {(e["address"], e["event"]) for e in events}
@@ -477,7 +480,7 @@ def test_enforced_cost_limits_refuse_unless_allowed(tmp_path: Path, moto_endpoin
     assert r.returncode == 1 and "--allow-cost" in r.stderr and "max_hourly_usd" in r.stderr
     assert live_volumes(moto_endpoint) == {}
     r = ok(cli(d, moto_endpoint, "apply", "--auto-approve", "--allow-cost"))
-    assert "Apply: 7 done" in r.stdout
+    assert "Apply: 7 created" in r.stdout
 
 
 def test_answering_no_at_the_prompt_changes_nothing(tmp_path: Path, moto_endpoint: str) -> None:

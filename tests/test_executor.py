@@ -218,7 +218,8 @@ def test_a_failed_step_skips_exactly_its_descendants() -> None:
     assert done == {c.address for c in changes} - skipped - {"volume.data"}
     assert result.counts == {"done": 7, "failed": 1, "skipped": 3, "not-started": 0,
                              "blocked": 0}
-    assert result.summary_line() == "Apply: 7 done, 1 failed, 3 skipped, 0 blocked."
+    assert result.summary_line() == (
+        "Apply: 7 created, 0 updated, 0 replaced, 0 deleted, 0 blocked; 1 failed, 3 skipped.")
 
 
 def test_any_exception_is_a_failed_step_not_a_crash() -> None:
@@ -248,13 +249,41 @@ def test_blocked_changes_never_reach_the_engine_and_skip_their_dependents() -> N
     result = execute(changes, engine)
     started = {a for a, _ in engine.started()}
     assert started == {"instance.i", "volume.new"}
-    assert result.step("attachment.i.keep", C).status == SKIPPED
+    assert result.step("attachment.i.keep", C).status == "blocked"
     assert result.step("attachment.i.keep", C).message == (
-        "skipped (upstream blocked: volume.keep)")
+        "attachment.i.keep waits for volume.keep, which is blocked; it runs once that "
+        "rule is lifted")
     assert result.step("volume.old", D).status == "blocked"
     assert result.step("volume.old", D).message == "volume.old is persistent"
-    assert result.counts["blocked"] == 2      # changes, not phases
+    assert result.counts["blocked"] == 3      # changes, not phases
     assert result.ok                          # blocked is not an error
+    assert result.summary_line() == (
+        "Apply: 2 created, 0 updated, 0 replaced, 0 deleted, 3 blocked; 0 failed, 0 skipped.")
+
+
+def test_a_step_the_recheck_blocks_blocks_what_waits_for_it() -> None:
+    from planner.engines.base import StepBlocked
+
+    changes = [
+        change("instance.i", D, C),
+        change("volume.v"),
+        change("attachment.i.v", deps=("instance.i", "volume.v")),
+        change("mount.i.v", deps=("attachment.i.v",)),
+        change("volume.w"),
+    ]
+    err = StepBlocked("instance.i", (Block(Rule.PROTECTED, "instance.i is protected"),))
+    engine = FakeEngine(fail={("instance.i", D): err})
+    result = execute(changes, engine)
+    assert {a for a, _ in engine.started()} == {"instance.i", "volume.v", "volume.w"}
+    for addr, act in (("instance.i", D), ("instance.i", C), ("attachment.i.v", C),
+                      ("mount.i.v", C)):
+        assert result.step(addr, act).status == "blocked", addr
+    assert "waits for instance.i," in result.step("mount.i.v", C).message
+    assert result.refused == {"instance.i"}
+    assert not result.ok                      # the plan said it would run: exit 1
+    assert result.summary_line() == (
+        "Apply: 2 created, 0 updated, 0 replaced, 0 deleted, 3 blocked; 0 failed, 0 skipped."
+        " 1 blocked by the re-check at apply time.")
 
 
 def test_stop_event_lets_running_steps_finish_and_starts_nothing_new() -> None:
@@ -274,7 +303,7 @@ def test_stop_event_lets_running_steps_finish_and_starts_nothing_new() -> None:
     rest = result.by_status(NOT_STARTED)
     assert len(rest) == 5
     assert all(s.message == "not started (interrupted)" for s in rest)
-    assert "1 done" in result.summary_line() and "5 not started" in result.summary_line()
+    assert "1 created" in result.summary_line() and "5 not started" in result.summary_line()
 
 
 def test_on_event_sees_every_event() -> None:

@@ -52,6 +52,6 @@ def test_a_volume_grown_outside_trainctl_gets_its_filesystem_grown(tmp_path: Pat
     assert m["actions"] == ["update"] and m["reason"] == "mount_because_volume_grew"
     assert (m["before"]["size_gib"], m["after"]["size_gib"]) == (10, 25)
     r = ok(cli(d, moto_endpoint, "apply", "--auto-approve"))
-    assert "1 done, 0 failed" in r.stdout, r.stdout
+    assert "1 updated, 0 replaced, 0 deleted, 0 blocked; 0 failed" in r.stdout, r.stdout
     assert _mounted(moto_endpoint, "volume.data").fs_bytes == 25 * GIB
     no_changes(d, moto_endpoint)

@@ -237,7 +237,7 @@ def test_orphan_persistent_volume_is_blocked_and_destroy_keeps_it(
     assert [b["rule"] for b in c["blocked_by"]] == ["persistent"]
     assert doc["summary"]["blocked"] == 1
     r = plan_cli(tmp_path, moto_endpoint, "--detailed-exitcode")
-    assert r.returncode == 0, "a blocked delete is nothing to apply"
+    assert r.returncode == 2, "a blocked delete is still a difference (issue 11)"
     destroy = by_address(plan_json(tmp_path, moto_endpoint, "--destroy"))
     assert destroy["volume.old-cache"]["blocked_by"][0]["rule"] == "persistent"
     assert destroy["volume.scratch"]["actions"] == ["delete"]

@@ -104,7 +104,8 @@ def _say(message: str, *, to_stderr: bool) -> None:
 @click.option("--markdown", "markdown_out", metavar="OUT", default=None,
               help="Write a pull-request comment body (Markdown) to OUT.")
 @click.option("--detailed-exitcode", is_flag=True,
-              help="Exit 2 when the plan has changes to apply (0 none, 1 error).")
+              help="Exit 2 when the plan shows any change, blocked ones included; 0 when "
+                   "live state matches the spec; 1 on error.")
 @click.option("--destroy", is_flag=True, help="Plan to delete everything trainctl manages.")
 @click.option("--target", "targets", multiple=True, metavar="ADDR",
               help="Plan only this address and what it depends on (repeatable).")
@@ -142,4 +143,4 @@ def command(opts: Options, out: str | None, as_json: bool, markdown_out: str | N
 
         _write(markdown_out, render_markdown(plan, graph))
         _say(f"Markdown written to {markdown_out}", to_stderr=as_json)
-    return 2 if detailed_exitcode and plan.has_changes else 0
+    return 2 if detailed_exitcode and plan.shows_changes else 0
