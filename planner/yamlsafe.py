@@ -83,8 +83,8 @@ def _merge_sources(node: MappingNode) -> list[MappingNode]:
     out: list[MappingNode] = []
     for key_node, value_node in node.value:
         if _is_merge(key_node):
-            out.extend(value_node.value if isinstance(value_node, SequenceNode)
-                       else [value_node])
+            nodes = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+            out.extend(n for n in nodes if isinstance(n, MappingNode))
     return out
 
 

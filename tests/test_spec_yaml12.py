@@ -290,3 +290,26 @@ def test_min_age_is_bounded(tmp_path: Path) -> None:
                                                "  availability_zone")
     assert errors_of(tmp_path, text) == [
         "5:20: defaults.min_age_minutes: must be at most 52560000; got 9223372036854775807"]
+
+
+@pytest.mark.parametrize("text", [
+    "a: {<<: 1}\n", "a: {<<: [1, {x: 1}]}\n", "b: &b {x: 1}\na: {<<: [*b, [2]]}\n",
+    "a: &a {<<: *a}\n", "a: &a {b: {<<: *a}}\n", "a: {? [x] : 1}\n", "a: !!map [1]\n",
+    "a: !!seq {x: 1}\n", "a: &x 1\nb: {<<: *x}\n",
+])
+def test_odd_merges_and_tags_are_clean_errors(tmp_path: Path, text: str) -> None:
+    f = tmp_path / "t.yaml"
+    f.write_text(text)
+    with pytest.raises(SpecError) as exc:
+        load_spec(str(f))
+    (issue,) = exc.value.issues
+    assert issue.line >= 1 and issue.path == ""
+
+
+def test_positions_through_merges_and_aliases() -> None:
+    doc = parse_yaml("base: &b {x: 1, y: [2, 3]}\nd:\n  <<: *b\n  y: 4\ne: *b\n", "f.yaml")
+    assert doc.pos(("d", "x")) == (1, 14)           # merged: where the anchor holds it
+    assert doc.pos(("d", "y")) == (4, 6)            # explicit key wins
+    assert doc.pos(("e", "y", 1)) == (1, 24)        # through an alias
+    assert doc.pos(("d", "nope"), key=True) == (2, 1)
+    assert doc.pos(("e", "y", 7)) == (1, 17)        # missing index: its list's key
