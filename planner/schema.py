@@ -204,10 +204,22 @@ def _issues_for(err: ValidationError, doc: YamlDoc) -> list[SpecIssue]:
     return [doc.issue(path, err.message)]
 
 
+def _integral_floats(value: Any) -> bool:
+    """Any float like 100.0 in data not loaded by yamlsafe (which flags them as it goes)."""
+    if isinstance(value, float):
+        return value.is_integer()
+    if isinstance(value, dict):
+        return any(_integral_floats(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_integral_floats(v) for v in value)
+    return False
+
+
 def check(doc: YamlDoc) -> tuple[list[SpecIssue], set[str]]:
     """The schema's issues, and the paths whose values it rejected (the semantic checks
     skip those; a rule across keys, like "a local source needs stage", rejects none)."""
-    if not doc.has_integral_floats and _fast().is_valid(doc.data):
+    integral = doc.has_integral_floats if doc.root is not None else _integral_floats(doc.data)
+    if not integral and _fast().is_valid(doc.data):
         return [], set()
     issues: set[SpecIssue] = set()
     rejected: set[str] = set()

@@ -313,3 +313,12 @@ def test_positions_through_merges_and_aliases() -> None:
     assert doc.pos(("e", "y", 1)) == (1, 24)        # through an alias
     assert doc.pos(("d", "nope"), key=True) == (2, 1)
     assert doc.pos(("e", "y", 7)) == (1, 17)        # missing index: its list's key
+
+
+def test_a_hand_made_document_with_integral_floats_is_explained() -> None:
+    from planner.yamlsafe import YamlDoc
+
+    doc = YamlDoc(file="f.yaml", data={"version": 1, "project": "p", "region": "us-east-1",
+                                       "volumes": {"a": {"size_gib": 100.0}}})
+    issues, rejected = schema_mod.check(doc)
+    assert [i.path for i in issues] == ["volumes.a.size_gib"] and rejected
