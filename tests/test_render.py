@@ -243,17 +243,20 @@ def test_text_user_strings_are_not_markup() -> None:
 def test_markdown_sections() -> None:
     md = render_markdown(sample_plan(), None)
     assert md.startswith("## trainctl plan: `llm-finetune` in `us-east-1`\n")
-    assert "| create | update | replace | delete | no-op | blocked |" in md
-    assert "| 3 | 0 | 2 | 1 | 1 | 2 |" in md
-    alert = md[md.index("> [!WARNING]"):].split("\n\n")[0]
-    for addr in ("volume.checkpoints", "instance.trainer", "volume.old-cache",
-                 "instance.old-helper", "volume.imagenet-cache"):
-        assert f"`{addr}`" in alert
-    assert "blocked by `persistent`" in alert
-    assert "forced by `availability_zone`" in alert
-    assert "`volume.scratch`" not in alert
-    assert "> [!CAUTION]" in md and "max_hourly_usd" in md
-    assert "| `volume.old-cache` | `-` delete | it is no longer in the spec | `persistent` |" in md
+    assert ("**Plan:** 3 to create, 0 to update, 2 to replace, 1 to delete, 2 blocked "
+            "(1 unchanged).") in md
+    deleting = md[md.index("> **Warning: this plan deletes"):].split("\n\n")[0]
+    for addr in ("volume.checkpoints", "instance.trainer", "instance.old-helper"):
+        assert f"`{addr}`" in deleting
+    assert "forced by `availability_zone`" in deleting
+    # a blocked delete is not a deletion: it is listed with the blocked changes
+    assert "`volume.old-cache`" not in deleting and "`volume.scratch`" not in deleting
+    blocked = md[md.index("> **Blocked: 2 changes"):].split("\n\n")[0]
+    assert "`volume.old-cache`" in blocked and "blocked by `persistent`" in blocked
+    assert "`volume.imagenet-cache`" in blocked
+    assert "> **Caution: cost limits exceeded:** max_hourly_usd" in md
+    assert ("- `-` delete `volume.old-cache`: it is no longer in the spec "
+            "(**blocked**: `persistent`)") in md
     assert "`dataset.imagenet`" not in md.split("```mermaid")[0]
     assert "<details><summary>Dependency graph</summary>" in md
     mermaid = md.split("```mermaid\n")[1].split("```")[0]
@@ -265,7 +268,7 @@ def test_markdown_sections() -> None:
 def test_markdown_without_changes_has_no_alert() -> None:
     md = render_markdown(empty_plan(), None)
     assert "**No changes.**" in md
-    assert "[!WARNING]" not in md and "### Changes" not in md
+    assert "Warning" not in md and "### Changes" not in md
 
 
 def test_markdown_escapes_table_pipes() -> None:

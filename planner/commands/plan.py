@@ -141,6 +141,6 @@ def command(opts: Options, out: str | None, as_json: bool, markdown_out: str | N
     if markdown_out:
         from planner.render.markdown import render_markdown
 
-        _write(markdown_out, render_markdown(plan, graph))
+        _write(markdown_out, render_markdown(plan, graph, plan_file=out))
         _say(f"Markdown written to {markdown_out}", to_stderr=as_json)
     return 2 if detailed_exitcode and plan.shows_changes else 0

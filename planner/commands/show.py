@@ -45,7 +45,7 @@ def command(opts: Options, planfile: str, as_json: bool, as_markdown: bool) -> N
     elif as_markdown:
         from planner.render.markdown import render_markdown
 
-        click.echo(render_markdown(plan, None), nl=False)
+        click.echo(render_markdown(plan, None, plan_file=planfile), nl=False)
     else:
         from planner.render.text import render_text
 

@@ -1,7 +1,16 @@
-"""The plan as a pull-request comment (GitHub-flavoured Markdown): summary table,
-a deletion warning alert, cost delta, change table and the Mermaid graph. Pure."""
+"""The plan as a pull-request comment: summary, the deletion and blocked blocks, cost,
+the changes, attribute diffs and the Mermaid graph. Pure.
+
+Portable Markdown (GitHub, GitLab, plain CommonMark): lists and blockquotes rather than
+GitHub-only alerts; `<details>` only around what may fold away. The body stays under
+BUDGET characters (GitHub refuses comments over 65,536): past it the summary, the
+deletion and blocked blocks and the cost stay, the rest folds into counts per type with
+a pointer to the full plan file."""
 
 from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
 
 import networkx as nx
 
@@ -57,24 +66,54 @@ def _object_line(c: Change) -> str:
     return line
 
 
-def _warning_block(plan: Plan) -> list[str]:
-    deletes = [c for c in plan.changes if c.deletes]
-    objects = [c for c in plan.changes if not c.deletes and c.deleted_objects[0]]
-    other_blocked = [c for c in plan.changes
-                     if c.blocked and not c.deletes and c not in objects]
-    if not deletes and not objects and not other_blocked:
-        return []
-    out = ["> [!WARNING]"]
+BUDGET = 60_000          # characters of the whole body
+BLOCK_BUDGET = 20_000    # characters of the deletion block, and again of the blocked block
+
+
+def _type_counts(changes: list[Change]) -> str:
+    counts = Counter(c.type.value for c in changes)
+    return ", ".join(f"{n:,} {_code(t)}" for t, n in sorted(counts.items()))
+
+
+def _bounded(head: str, lines: list[str], changes: list[Change], budget: int,
+             pointer: str) -> list[str]:
+    """`head` and as many LINES as fit in BUDGET characters; the rest as counts per type
+    (never dropped silently: the head and the counts always show)."""
+    out, used = [head], len(head)
+    for i, line in enumerate(lines):
+        if used + len(line) + 1 > budget:
+            rest = changes[i:]
+            out.append(f"> - ... and {len(rest):,} more ({_type_counts(rest)}): {pointer}")
+            break
+        out.append(line)
+        used += len(line) + 1
+    return out
+
+
+def _warning_block(plan: Plan, pointer: str, budget: int = BLOCK_BUDGET) -> list[str]:
+    """What apply will really delete or replace, then what it will not do (blocked)."""
+    deletes = [c for c in plan.changes if c.deletes and not c.blocked]
+    objects = [c for c in plan.changes
+               if not c.deletes and not c.blocked and c.deleted_objects[0]]
+    blocked = [c for c in plan.changes if c.blocked]
+    out: list[str] = []
     if deletes or objects:
-        out.append("> This plan deletes or replaces resources:")
-        out += [_risk_line(c) for c in deletes]
-        out += [_object_line(c) for c in objects]
-    if other_blocked:
-        if deletes:
-            out.append(">")
-        out.append("> Blocked changes (apply never carries them out):")
-        out += [_risk_line(c) for c in other_blocked]
-    return [*out, ""]
+        n = len(deletes) + len(objects)
+        out += _bounded(
+            f"> **Warning: this plan deletes or replaces {n:,} "
+            f"resource{'s' if n != 1 else ''}:**",
+            [_risk_line(c) for c in deletes] + [_object_line(c) for c in objects],
+            deletes + objects, budget, pointer)
+        out.append("")
+    if blocked:
+        n = len(blocked)
+        out += _bounded(
+            f"> **Blocked: {n:,} change{'s' if n != 1 else ''} that apply never carries "
+            f"out:**",
+            [_object_line(c) if not c.deletes and c.deleted_objects[0] else _risk_line(c)
+             for c in blocked], blocked, budget, pointer)
+        out.append("")
+    return out
 
 
 def _attribute_details(shown: list[Change]) -> list[str]:
@@ -104,8 +143,8 @@ def _cost(plan: Plan) -> list[str]:
         "",
     ]
     if cost.exceeded:
-        out.append("> [!CAUTION]")
-        out.append("> Cost limits exceeded: " + ", ".join(_cell(x) for x in cost.exceeded)
+        out.append("> **Caution: cost limits exceeded:** "
+                   + ", ".join(_cell(x) for x in cost.exceeded)
                    + ("." if plan.applyable else
                       ". The spec enforces them: this plan cannot be applied without "
                       "`--allow-cost`."))
@@ -113,60 +152,109 @@ def _cost(plan: Plan) -> list[str]:
     return out
 
 
-def render_markdown(plan: Plan, graph: nx.DiGraph | None = None) -> str:
-    """A PR-comment body. Without a graph, the plan's own depends_on is drawn."""
+def _summary_line(plan: Plan) -> str:
     s = plan.summary
-    shown = [c for c in plan.changes if not c.is_noop]
-    out = [
-        f"## trainctl plan: {_code(plan.project)} in {_code(plan.region)}",
-        "",
-        "| " + " | ".join(SUMMARY_KEYS) + " |",
-        "| " + " | ".join("---:" for _ in SUMMARY_KEYS) + " |",
-        "| " + " | ".join(str(s[k]) for k in SUMMARY_KEYS) + " |",
-        "",
-    ]
-    if not shown:
-        out += ["**No changes.** Live state matches the spec.", ""]
-    out += _warning_block(plan)
-    out += _cost(plan)
-    if shown:
-        out += [
-            "### Changes",
-            "",
-            "| address | action | reason | blocked by |",
-            "| --- | --- | --- | --- |",
-        ]
-        for c in shown:
-            out.append(f"| {_code(c.address)} | {_action(c)} | "
-                       f"{_cell(reason_words(c.reason))} | {_rules(c)} |")
-        out.append("")
-        out += _attribute_details(shown)
-        if len(shown) < len(plan.changes):
-            out += [f"{len(plan.changes) - len(shown)} unchanged, not listed.", ""]
-    if plan.warnings:
-        out += ["### Warnings", ""]
-        for w in plan.warnings:
-            where = f"{_code(w.address)} ({_code(w.rule.value)})" if w.address else _code(
-                w.rule.value)
-            out.append(f"- {where}: {_cell(w.message)}")
-        out.append("")
-    if plan.data_locations:
-        out += ["### Datasets", "", "| dataset | instance | reads it at | strategy |",
-                "| --- | --- | --- | --- |"]
-        out += [f"| {_code(d.dataset)} | {_code(d.instance)} | {_code(d.location)} | "
-                f"{d.strategy} |" for d in plan.data_locations]
-        out.append("")
+    return (f"**Plan:** {s['create']:,} to create, {s['update']:,} to update, "
+            f"{s['replace']:,} to replace, {s['delete']:,} to delete, "
+            f"{s['blocked']:,} blocked ({s['no-op']:,} unchanged).")
+
+
+def _changes(shown: list[Change]) -> list[str]:
+    out = ["### Changes", ""]
+    for c in shown:
+        line = f"- {_action(c)} {_code(c.address)}: {_cell(reason_words(c.reason))}"
+        if c.blocked:
+            line += f" (**blocked**: {_rules(c)})"
+        out.append(line)
+    return [*out, ""]
+
+
+def _changes_folded(shown: list[Change], pointer: str) -> list[str]:
+    """Counts per type and action instead of one line per change."""
+    per: dict[str, Counter[str]] = {}
+    for c in shown:
+        per.setdefault(c.type.value, Counter())["blocked" if c.blocked else c.kind] += 1
+    out = ["### Changes", "", f"{len(shown):,} changes, too many for a comment; {pointer}", ""]
+    for t, counts in sorted(per.items()):
+        out.append(f"- {_code(t)}: " + ", ".join(
+            f"{counts[k]:,} {k}" for k in SUMMARY_KEYS if counts[k]))
+    return [*out, ""]
+
+
+def _warnings(plan: Plan) -> list[str]:
+    out = ["### Warnings", ""]
+    for w in plan.warnings:
+        where = f"{_code(w.address)} ({_code(w.rule.value)})" if w.address else _code(
+            w.rule.value)
+        out.append(f"- {where}: {_cell(w.message)}")
+    return [*out, ""]
+
+
+def _warnings_folded(plan: Plan, pointer: str) -> list[str]:
+    counts = Counter(w.rule.value for w in plan.warnings)
+    return ["### Warnings", "", f"{len(plan.warnings):,} warnings ("
+            + ", ".join(f"{n:,} {_code(r)}" for r, n in sorted(counts.items()))
+            + f"); {pointer}", ""]
+
+
+def _datasets(plan: Plan) -> list[str]:
+    out = ["### Datasets", ""]
+    out += [f"- {_code(d.dataset)} on {_code(d.instance)}: {_code(d.location)} "
+            f"({d.strategy})" for d in plan.data_locations]
+    return [*out, ""]
+
+
+def _graph(plan: Plan, graph: nx.DiGraph | None) -> list[str]:
     mermaid = to_mermaid(graph if graph is not None else graph_from_plan(plan), plan)
-    out += [
-        "<details><summary>Dependency graph</summary>",
-        "",
-        "```mermaid",
-        mermaid.rstrip("\n"),
-        "```",
-        "",
-        "</details>",
-        "",
-        f"<sub>plan {_code(plan.plan_id)}, created {plan.created_at}, "
-        f"spec {_code(plan.spec_digest)}, live {_code(plan.live_digest)}</sub>",
-    ]
+    return ["<details><summary>Dependency graph</summary>", "", "```mermaid",
+            mermaid.rstrip("\n"), "```", "", "</details>", ""]
+
+
+def render_markdown(plan: Plan, graph: nx.DiGraph | None = None, *,
+                    plan_file: str | None = None, budget: int = BUDGET) -> str:
+    """A PR-comment body under `budget` characters. Without a graph, the plan's own
+    depends_on is drawn. `plan_file` is where the full plan is (the pointer when
+    detail folds away)."""
+    pointer = (f"the full plan is in {_code(plan_file)} (`trainctl show {plan_file}`)"
+               if plan_file else "the full plan: `trainctl plan -o plan.json` then "
+               "`trainctl show plan.json`")
+    shown = [c for c in plan.changes if not c.is_noop]
+    head = [f"## trainctl plan: {_code(plan.project)} in {_code(plan.region)}", "",
+            _summary_line(plan), ""]
+    if not shown:
+        head += ["**No changes.** Live state matches the spec.", ""]
+    head += _warning_block(plan, pointer)
+    head += _cost(plan)
+    foot = [f"<sub>plan {_code(plan.plan_id)}, created {plan.created_at}, "
+            f"spec {_code(plan.spec_digest)}, live {_code(plan.live_digest)}</sub>"]
+    # optional sections in order: (full, folded); a section folds when it and the
+    # folded rest would not fit
+    sections: list[tuple[Callable[[], list[str]], Callable[[], list[str]]]] = []
+    if shown:
+        sections.append((lambda: _changes(shown), lambda: _changes_folded(shown, pointer)))
+        sections.append((lambda: _attribute_details(shown), lambda: [
+            f"Attribute changes are left out for size; {pointer}.", ""]))
+    if plan.warnings:
+        sections.append((lambda: _warnings(plan), lambda: _warnings_folded(plan, pointer)))
+    if plan.data_locations:
+        n = len(plan.data_locations)
+        sections.append((lambda: _datasets(plan), lambda: [
+            "### Datasets", "", f"{n:,} dataset locations; {pointer}", ""]))
+    sections.append((lambda: _graph(plan, graph), lambda: [
+        f"The dependency graph is left out ({len(plan.changes):,} nodes): "
+        "`trainctl graph --plan PLANFILE`.", ""]))
+
+    def size(lines: list[str]) -> int:
+        return sum(len(x) + 1 for x in lines)
+
+    folded = [f() for _, f in sections]
+    out = list(head)
+    for i, (full, _fold) in enumerate(sections):
+        body = full()
+        if size(out) + size(body) + sum(size(x) for x in folded[i + 1:]) + size(foot) \
+                <= budget:
+            out += body
+        else:
+            out += folded[i]
+    out += foot
     return "\n".join(out) + "\n"
