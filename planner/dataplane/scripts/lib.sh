@@ -194,8 +194,144 @@ has_glob() {
   return 1
 }
 
+s3_split() {  # s3_split URI: S3_BUCKET, and S3_PREFIX ("" or ending in one '/')
+  local rest=${1#s3://}
+  S3_BUCKET=${rest%%/*}
+  S3_PREFIX=""
+  case $rest in */?*) S3_PREFIX=${rest#*/} ;; esac
+  if [ -n "$S3_PREFIX" ]; then S3_PREFIX=${S3_PREFIX%/}/; fi
+}
+
+pick_sync_tool() {  # pick_sync_tool SRC DST: SYNC_TOOL, s5cmd unless a path has a wildcard
+  SYNC_TOOL=""
+  if command -v s5cmd >/dev/null 2>&1 && ! has_glob "$1" && ! has_glob "$2"; then
+    SYNC_TOOL=s5cmd
+  elif command -v aws >/dev/null 2>&1; then
+    SYNC_TOOL=aws
+  elif command -v s5cmd >/dev/null 2>&1; then
+    fail "s5cmd would read '*', '?' or '[' in a path as a wildcard and the aws CLI is missing" \
+      "$1 -> $2"
+  else
+    fail "neither s5cmd nor the aws CLI is installed on the instance"
+  fi
+}
+
+# The key check: reads the tool's JSON listing (s5cmd --json ls lines, or the aws CLI's
+# JSON list of keys), decodes each key's escapes and prints `UNSAFE "<key as listed>" (why)`
+# for every key below PFX that is not a safe relative path (planner/keys.py's rule), and
+# "UNREADABLE <line>" for a line it cannot read; then "CHECKED <count>".
+# shellcheck disable=SC2016  # awk code, not shell
+TRAINCTL_KEY_AWK='
+function why_unsafe(key, flag,    rel, path, n, i, parts) {
+  if (substr(key, 1, length(pfx)) != pfx) return "not below the prefix"
+  rel = substr(key, length(pfx) + 1)
+  if (rel == "") return ""
+  if (flag != "") return flag
+  path = rel
+  if (substr(path, length(path)) == "/") path = substr(path, 1, length(path) - 1)
+  if (path ~ /[\001-\037\177]/) return "a control character"
+  if (path == "") return "an empty segment"
+  if (substr(path, 1, 1) == "/") return "a leading /"
+  n = split(path, parts, "/")
+  for (i = 1; i <= n; i++) if (parts[i] == "..") return "a .. segment"
+  for (i = 1; i <= n; i++) if (parts[i] == ".") return "a . segment"
+  for (i = 1; i <= n; i++) if (parts[i] == "") return "an empty segment"
+  return ""
+}
+{
+  line = $0
+  if (mode == "s5cmd") {
+    if (line == "") next
+    if (index(line, "{\"key\":\"") != 1) { print "UNREADABLE " line; next }
+    start = 9
+  } else {
+    if (line ~ /^[ \t]*(\[|\]|null|\[\])[ \t]*$/ || line == "") next
+    if (match(line, /^[ \t]*"/) == 0) { print "UNREADABLE " line; next }
+    start = RLENGTH + 1
+  }
+  key = ""; flag = ""; closed = 0; L = length(line); j = start
+  while (j <= L) {
+    c = substr(line, j, 1)
+    if (c == "\"") { closed = 1; break }
+    if (c == "\\") {
+      e = substr(line, j + 1, 1)
+      if (e == "u") {
+        h = tolower(substr(line, j + 2, 4)); j += 6
+        if (h ~ /^00[01]/ || h == "007f") flag = "a control character"
+        else if (h == "005c") flag = "a backslash"
+        else if (h == "002f") key = key "/"
+        else if (h == "002e") key = key "."
+        else key = key "_"
+        continue
+      }
+      if (e == "\\") flag = "a backslash"
+      else if (e == "/") key = key "/"
+      else if (e == "\"") key = key "_"
+      else flag = "a control character"
+      j += 2
+      continue
+    }
+    key = key c
+    j++
+  }
+  if (!closed) { print "UNREADABLE " line; next }
+  n++
+  why = why_unsafe(key, flag)
+  if (why != "") print "UNSAFE \"" substr(line, start, j - start) "\" (" why ")"
+}
+END { print "CHECKED " n + 0 }
+'
+
+# check_s3_keys URI LOG: list every key below URI with SYNC_TOOL, before anything is
+# copied, and fail when one is not a safe relative path below the prefix ('..', a leading
+# '/', empty or '.' segments, backslashes, control characters): s5cmd writes a '..' key
+# outside the destination. Sets KEYS_CHECKED.
+check_s3_keys() {
+  local uri=$1 log=$2 out=$TRAINCTL_TMP/keys.json found=$TRAINCTL_TMP/keys.check rc=0
+  local pfx mode bad
+  local -a cmd
+  s3_endpoint
+  s3_split "$uri"
+  if [ "$SYNC_TOOL" = s5cmd ]; then
+    cmd=(s5cmd)
+    if [ -n "$S3_ENDPOINT" ]; then cmd+=(--endpoint-url "$S3_ENDPOINT"); fi
+    cmd+=(--json ls "s3://$S3_BUCKET/$S3_PREFIX*")
+    pfx="s3://$S3_BUCKET/$S3_PREFIX"
+    mode=s5cmd
+  else
+    cmd=(aws)
+    if [ -n "$S3_ENDPOINT" ]; then cmd+=(--endpoint-url "$S3_ENDPOINT"); fi
+    cmd+=(s3api list-objects-v2 --bucket "$S3_BUCKET" --prefix "$S3_PREFIX"
+      --query 'Contents[].Key' --output json)
+    pfx=$S3_PREFIX
+    mode=aws
+  fi
+  "${cmd[@]}" >"$out" 2>>"$log" || rc=$?
+  if [ "$rc" != 0 ]; then
+    if [ "$mode" = s5cmd ] && grep -q '"error":"no object found"' -- "$log"; then
+      : >"$out"
+    else
+      fail "listing $uri to check its keys failed with exit code $rc; nothing was copied" \
+        "$(log_tail "$log")"
+    fi
+  fi
+  LC_ALL=C awk -v mode="$mode" -v pfx="$pfx" "$TRAINCTL_KEY_AWK" "$out" >"$found"
+  if grep -q '^UNREADABLE ' -- "$found"; then
+    fail "the listing of $uri could not be read to check its keys; nothing was copied" \
+      "$(grep '^UNREADABLE ' -- "$found" | head -n 3 | cut -c1-300)"
+  fi
+  bad=$(grep -c '^UNSAFE ' -- "$found" || true)
+  if [ "$bad" != 0 ]; then
+    refuse "$bad key(s) under $uri are not safe relative paths and could be written outside the destination; nothing was copied: $(grep '^UNSAFE ' -- "$found" | head -n 5 | cut -c8- | paste -sd ' ' -)" \
+      "$(grep '^UNSAFE ' -- "$found" | head -n 20 | cut -c8-)"
+  fi
+  KEYS_CHECKED=$(sed -n 's/^CHECKED //p' -- "$found")
+  KEYS_CHECKED_FOR=$uri
+}
+
 # s3_sync SRC DST LOG [EXCLUDE...]: copy what changed from SRC to DST (one of them s3://),
-# never deleting anything. Sets SYNC_TOOL and SYNC_COPIED. Into an empty folder it copies
+# never deleting anything. From S3, every key is checked first (check_s3_keys). Sets
+# SYNC_TOOL, SYNC_COPIED and (from S3) KEYS_CHECKED. Into an empty folder it copies
 # (`cp`): with nothing there to compare, `sync` only adds work (s5cmd: 2 to 3x the time).
 s3_sync() {
   local src=$1 dst=$2 log=$3 pat verb=sync
@@ -205,17 +341,10 @@ s3_sync() {
     s3://*) if [ -d "$dst" ] && [ -z "$(find "$dst" -mindepth 1 -print -quit)" ]; then verb="cp"; fi ;;
   esac
   s3_endpoint
-  SYNC_TOOL=""
-  if command -v s5cmd >/dev/null 2>&1 && ! has_glob "$src" && ! has_glob "$dst"; then
-    SYNC_TOOL=s5cmd
-  elif command -v aws >/dev/null 2>&1; then
-    SYNC_TOOL=aws
-  elif command -v s5cmd >/dev/null 2>&1; then
-    fail "s5cmd would read '*', '?' or '[' in a path as a wildcard and the aws CLI is missing" \
-      "$src -> $dst"
-  else
-    fail "neither s5cmd nor the aws CLI is installed on the instance"
-  fi
+  pick_sync_tool "$src" "$dst"
+  case $src in
+    s3://*) [ "${KEYS_CHECKED_FOR:-}" = "$src" ] || check_s3_keys "$src" "$log" ;;
+  esac
   if [ "$SYNC_TOOL" = s5cmd ]; then
     cmd=(s5cmd)
     if [ -n "$S3_ENDPOINT" ]; then cmd+=(--endpoint-url "$S3_ENDPOINT"); fi
@@ -243,6 +372,17 @@ s3_sync() {
     SYNC_COPIED=$(grep -c '^cp ' -- "$log" || true)
   else
     SYNC_COPIED=$(grep -cE '^(download|upload|copy): ' -- "$log" || true)
+  fi
+}
+
+# top_exclude VAR URI NAME: the exclude pattern for SYNC_TOOL that skips the object NAME
+# right below URI (s5cmd matches the key below the bucket, the aws CLI the path below URI).
+top_exclude() {
+  s3_split "$2"
+  if [ "$SYNC_TOOL" = s5cmd ]; then
+    printf -v "$1" '%s' "$S3_PREFIX$3"
+  else
+    printf -v "$1" '%s' "$3"
   fi
 }
 

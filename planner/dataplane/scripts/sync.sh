@@ -20,10 +20,15 @@ for n in "$EXPECT_OBJECTS" "$EXPECT_BYTES"; do
 done
 
 host_path DEST "$DEST_PATH"
+pick_sync_tool "$URI" "$DEST"
+# every key is checked before anything is written (s3_sync does it again, just before)
+check_s3_keys "$URI" "$TRAINCTL_TMP/sync.log"
 mkdir -p -- "$DEST"
 [ -w "$DEST/" ] || fail "$DEST_PATH is not writable (a read-only mount?)"
 
-s3_sync "$URI" "$DEST" "$TRAINCTL_TMP/sync.log"
+# trainctl's record under a stage is not part of the dataset
+top_exclude RECORD_SKIP "$URI" .trainctl-stage.json
+s3_sync "$URI" "$DEST" "$TRAINCTL_TMP/sync.log" "$RECORD_SKIP"
 count_files "$DEST"
 
 if [ -n "$EXPECT_OBJECTS" ] && [ "$FILE_COUNT" -lt "$EXPECT_OBJECTS" ]; then
@@ -39,6 +44,7 @@ field_s tool "$SYNC_TOOL"
 field_s uri "$URI"
 field_s path "$DEST_PATH"
 field_n copied "$SYNC_COPIED"
+field_n keys_checked "$KEYS_CHECKED"
 field_n objects "$FILE_COUNT"
 field_n bytes "$FILE_BYTES"
 if [ -n "$EXPECT_OBJECTS" ]; then field_n extra_objects $((FILE_COUNT - EXPECT_OBJECTS)); fi
