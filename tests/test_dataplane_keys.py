@@ -76,12 +76,14 @@ def test_an_unsafe_key_refuses_the_sync_and_nothing_is_written(
                             "TMPDIR": str(world / "tmp")})
     dest = box / IID / "data" / "imagenet"
     r = sync(t, len(GOOD) + 1)
-    assert r.state == "failed", r.output
     error = r.data["error"]
     assert "nothing was copied" in error, r.output
-    if not (tool == "s5cmd" and re.search(r"[\x00-\x1f]", key)):
+    if tool == "s5cmd" and re.search(r"[\x00-\x1f]", key):
         # s5cmd cannot even list a key with a control character (its XML parser refuses
         # moto's answer): then the failed listing is the refusal
+        assert r.state == "failed" and "listing" in error, r.output
+    else:
+        assert r.state == "refused", r.output
         assert "not safe relative paths" in error and "1 key(s)" in error, r.output
     assert files_under(world) == set(), files_under(world)           # nothing at all
     assert not dest.exists()
@@ -98,7 +100,7 @@ def test_the_refusal_names_the_keys(tool: str, s3, moto_endpoint: str,  # type: 
                       {**s3_env(moto_endpoint), "PATH": tool_path(tmp_path, tool)})
     r = sync(t, 4)
     error = r.data["error"]
-    assert r.state == "failed" and error.startswith("3 key(s) under s3://keys-bucket/imagenet/")
+    assert r.state == "refused" and error.startswith("3 key(s) under s3://keys-bucket/imagenet/")
     assert "imagenet/../up.txt" in error and "(a .. segment)" in error
     assert "imagenet/a//b.txt" in error and "(an empty segment)" in error
     assert "back\\\\slash.txt" in error and "(a backslash)" in error       # as JSON shows it
@@ -118,12 +120,17 @@ def test_odd_but_safe_keys_sync_and_the_stage_record_stays_in_s3(
     objects["sub/" + RECORD_NAME] = b"data"      # only the top-level one is trainctl's
     box = tmp_path / "sandbox"
     t = BashTransport(box, {**s3_env(moto_endpoint), "PATH": tool_path(tmp_path, tool)})
-    r = sync(t, len(objects))
-    assert r.ok, r.output
-    assert r.data["keys_checked"] == len(objects) + 1 and r.data["extra_objects"] == 0
     dest = box / IID / "data" / "imagenet"
-    assert files_under(dest) == set(objects)
-    assert files_under(box) == {f"{IID}/data/imagenet/{k}" for k in objects}
+    for _ in range(2):              # into an empty folder (cp), then into a full one (sync)
+        r = sync(t, len(objects))
+        assert r.ok, r.output
+        assert r.data["keys_checked"] == len(objects) + 1 and r.data["extra_objects"] == 0
+        assert files_under(dest) == set(objects)
+        assert files_under(box) == {f"{IID}/data/imagenet/{k}" for k in objects}
+    s3.put_object(Bucket=BUCKET, Key=PREFIX + "later.txt", Body=b"new")
+    r = sync(t, len(objects) + 1)
+    assert r.ok and r.data["copied"] == 1, r.output
+    assert files_under(dest) == {*objects, "later.txt"}
 
 
 @pytest.mark.parametrize("tool", ["s5cmd", "aws"])

@@ -106,7 +106,8 @@ def test_sync_into_an_empty_folder_copies_without_comparing(
                                expect_objects=len(OBJECTS), expect_bytes=None)
         assert r.ok, r.output
     assert r.data["copied"] == 0
-    used = calls.read_text().splitlines()
+    used = [c for c in calls.read_text().splitlines()      # the key checks list first
+            if " ls " not in f" {c} " and " list-objects-v2 " not in f" {c} "]
     assert len(used) == 2
     assert f" {first} " in f" {used[0]} " and f" {then} " not in f" {used[0]} "
     assert f" {then} " in f" {used[1]} "

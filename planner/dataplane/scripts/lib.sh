@@ -330,7 +330,9 @@ check_s3_keys() {
 }
 
 # s3_sync SRC DST LOG [EXCLUDE...]: copy what changed from SRC to DST (one of them s3://),
-# never deleting anything. From S3, every key is checked first (check_s3_keys). Sets
+# never deleting anything. An EXCLUDE `/NAME` skips the object NAME right below an S3 SRC
+# (s5cmd's sync matches the key below the bucket, its cp and the aws CLI the path below
+# SRC, so it is written for each). From S3, every key is checked first (check_s3_keys). Sets
 # SYNC_TOOL, SYNC_COPIED and (from S3) KEYS_CHECKED. Into an empty folder it copies
 # (`cp`): with nothing there to compare, `sync` only adds work (s5cmd: 2 to 3x the time).
 s3_sync() {
@@ -349,7 +351,13 @@ s3_sync() {
     cmd=(s5cmd)
     if [ -n "$S3_ENDPOINT" ]; then cmd+=(--endpoint-url "$S3_ENDPOINT"); fi
     cmd+=("$verb")
-    for pat in ${1+"$@"}; do cmd+=(--exclude "$pat"); done
+    for pat in ${1+"$@"}; do
+      case $pat in
+        /*) s3_split "$src"
+          if [ "$verb" = sync ]; then pat=$S3_PREFIX${pat#/}; else pat=${pat#/}; fi ;;
+      esac
+      cmd+=(--exclude "$pat")
+    done
     case $src in
       s3://*) cmd+=("${src%/}/*" "${dst%/}/") ;;
       *) cmd+=("${src%/}/" "${dst%/}/") ;;
@@ -364,7 +372,7 @@ s3_sync() {
       # a same-size object changed in S3 is copied again only with exact timestamps
       case $src in s3://*) cmd+=(--exact-timestamps) ;; esac
     fi
-    for pat in ${1+"$@"}; do cmd+=(--exclude "$pat"); done
+    for pat in ${1+"$@"}; do cmd+=(--exclude "${pat#/}"); done
     cmd+=("${src%/}/" "${dst%/}/")
   fi
   run_logged "$log" "${cmd[@]}"
@@ -372,17 +380,6 @@ s3_sync() {
     SYNC_COPIED=$(grep -c '^cp ' -- "$log" || true)
   else
     SYNC_COPIED=$(grep -cE '^(download|upload|copy): ' -- "$log" || true)
-  fi
-}
-
-# top_exclude VAR URI NAME: the exclude pattern for SYNC_TOOL that skips the object NAME
-# right below URI (s5cmd matches the key below the bucket, the aws CLI the path below URI).
-top_exclude() {
-  s3_split "$2"
-  if [ "$SYNC_TOOL" = s5cmd ]; then
-    printf -v "$1" '%s' "$S3_PREFIX$3"
-  else
-    printf -v "$1" '%s' "$3"
   fi
 }
 

@@ -27,8 +27,7 @@ mkdir -p -- "$DEST"
 [ -w "$DEST/" ] || fail "$DEST_PATH is not writable (a read-only mount?)"
 
 # trainctl's record under a stage is not part of the dataset
-top_exclude RECORD_SKIP "$URI" .trainctl-stage.json
-s3_sync "$URI" "$DEST" "$TRAINCTL_TMP/sync.log" "$RECORD_SKIP"
+s3_sync "$URI" "$DEST" "$TRAINCTL_TMP/sync.log" /.trainctl-stage.json
 count_files "$DEST"
 
 if [ -n "$EXPECT_OBJECTS" ] && [ "$FILE_COUNT" -lt "$EXPECT_OBJECTS" ]; then
