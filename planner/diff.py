@@ -90,9 +90,29 @@ def parse_digest_tag(value: str | None) -> dict[str, str]:
     return out
 
 
-def format_digest_tag(entries: Mapping[str, str]) -> str:
-    """Inverse of parse_digest_tag, entries sorted by name, digests shortened."""
-    return ",".join(f"{k}={short_digest(v)}" for k, v in sorted(entries.items()))
+def entry_value(digest: str, objects: int | None = None, size: int | None = None) -> str:
+    """An entry's value: `sha256:<32 hex>`, with `:OBJECTS:BYTES` when known (so the next
+    refill can say `objects 6 -> 7`). Readers that compare digests only see the digest."""
+    d = str(short_digest(digest))
+    return f"{d}:{objects}:{size}" if objects is not None and size is not None else d
+
+
+def entry_counts(value: str | None) -> tuple[int | None, int | None]:
+    """(objects, bytes) an entry recorded, or (None, None) for a digest-only entry."""
+    parts = (value or "").split(":")
+    if len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():
+        return int(parts[2]), int(parts[3])
+    return None, None
+
+
+def format_digest_tag(entries: Mapping[str, str], *, counts: bool = True) -> str:
+    """Inverse of parse_digest_tag, entries sorted by name, digests shortened (and their
+    counts kept, unless `counts` is false)."""
+    out = []
+    for k, v in sorted(entries.items()):
+        objects, size = entry_counts(v) if counts else (None, None)
+        out.append(f"{k}={entry_value(v, objects, size)}")
+    return ",".join(out)
 
 
 def digest_matches(tag_value: str | None, dataset: str, manifest_digest: str | None) -> bool:
@@ -123,6 +143,12 @@ def _profile_matches(spec_profile: str | None, live_arn: str | None) -> bool:
     if live_arn is None:
         return False
     return live_arn == spec_profile or live_arn.endswith("/" + spec_profile)
+
+
+def _profile_name(arn: str | None) -> str | None:
+    """An instance profile's name: `trainctl-ssm` for `arn:aws:iam::1:instance-profile/...`
+    (the spec names profiles, EC2 reports ARNs: compare and show names)."""
+    return arn.rsplit("/", 1)[-1] if arn else None
 
 
 def _change(addr: str, actions: tuple[Action, ...], reason: Reason, *,
@@ -306,7 +332,8 @@ class _Diff:
         if vs.encrypted and not lv.encrypted:
             paths.append("encrypted")
         if paths:
-            return self.replace_change(addr, lv.id, paths, self.volume_before(lv), create)
+            return self.replace_change(addr, lv.id, paths, self.volume_before(lv), create,
+                                       lv.tags)
         before: dict[str, Any] = {"id": lv.id}
         after: dict[str, Any] = {"id": lv.id}
         # A smaller size than live is drift on this volume, blocked by the `shrink` rule.
@@ -323,7 +350,7 @@ class _Diff:
         return {
             "id": li.id, "instance_type": li.instance_type, "ami": li.ami, "market": li.market,
             "availability_zone": li.availability_zone, "subnet_id": li.subnet_id,
-            "iam_instance_profile": li.iam_instance_profile, "state": li.state,
+            "iam_instance_profile": _profile_name(li.iam_instance_profile), "state": li.state,
         }
 
     def instance_change(self, ins: Instance) -> Change:
@@ -351,7 +378,8 @@ class _Diff:
         ]
         paths = [k for k, differs in checks if differs]
         if paths:
-            return self.replace_change(addr, li.id, paths, self.instance_before(li), create)
+            return self.replace_change(addr, li.id, paths, self.instance_before(li), create,
+                                       li.tags)
         before: dict[str, Any] = {"id": li.id}
         after: dict[str, Any] = {"id": li.id}
         return self.update_change(addr, li.id, before, after, tags, li.tags)
@@ -368,14 +396,25 @@ class _Diff:
         return _change(addr, (UPDATE,), reason, id=live_id, before=before, after=after)
 
     def replace_change(self, addr: str, live_id: str, paths: list[str],
-                       before: dict[str, Any], after: dict[str, Any]) -> Change:
-        """A replace forced by PATHS; an imported resource is adopted as it is, never
-        replaced, so there it is an error."""
+                       live: dict[str, Any], create: dict[str, Any],
+                       live_tags: Mapping[str, str]) -> Change:
+        """A replace forced by PATHS, showing only what changes: attributes the spec sets
+        that differ from LIVE (those it leaves to AWS, like an unnamed subnet, are not
+        shown as null), and the tags that differ. An imported resource is adopted as it
+        is, never replaced, so there it is an error."""
         if addr in self.adopting:
             kind = addr.split(".", 1)[0]
             raise TrainctlError(
                 f"{addr}: import: {live_id} differs in {', '.join(paths)}; an imported "
                 f"{kind} is adopted as it is, so make the spec match it")
+        before: dict[str, Any] = {"id": live_id}
+        after: dict[str, Any] = {}
+        for key, want in create.items():
+            if key in ("name", "tags") or key not in live:
+                continue
+            if key in paths or (want is not None and want != live[key]):
+                before[key], after[key] = live[key], want
+        self._tag_diff(create.get("tags") or {}, live_tags, before, after)
         return _change(addr, REPLACE, Reason.REPLACE_BECAUSE_CANNOT_UPDATE, id=live_id,
                        before=before, after=after, replace_paths=paths)
 
@@ -786,11 +825,22 @@ class _Diff:
                  **self.prewarm_via(v_name)}
         reason = Reason.CREATE_BECAUSE_MISSING if new_volume else (
             Reason.PREWARM_BECAUSE_DATASET_CHANGED)
-        before = None
-        if recorded is not None:
-            before = {"digest_entry": f"{name}={parse_digest_tag(recorded).get(name)}"}
+        before = self.refill_before(recorded, name)
         return self.with_unsafe_blocks(
-            _change(addr, (CREATE,), reason, before=before, after=after), name)
+            _change(addr, (UPDATE,) if before else (CREATE,), reason, before=before,
+                    after=after), name)
+
+    @staticmethod
+    def refill_before(recorded: str | None, name: str) -> dict[str, Any] | None:
+        """What a refill replaces: the dataset as last filled or synced (its digest, and
+        its counts when the tag recorded them). None when nothing was filled yet: then
+        the fill or sync is a create."""
+        entry = parse_digest_tag(recorded).get(name)
+        if entry is None:
+            return None
+        objects, size = entry_counts(entry)
+        return {"objects": objects, "bytes": size, "digest": short_digest(entry),
+                "digest_entry": f"{name}={short_digest(entry)}"}
 
     def sync_change(self, addr: str) -> Change:
         _, (i_name, d_name) = parse_address(addr)
@@ -818,10 +868,9 @@ class _Diff:
             reason = Reason.CREATE_BECAUSE_MISSING
         else:
             reason = Reason.SYNC_BECAUSE_DATASET_CHANGED
-        before = None
-        if recorded is not None:
-            before = {"digest_entry": f"{d_name}={parse_digest_tag(recorded).get(d_name)}"}
-        change = _change(addr, (CREATE,), reason, before=before, after=after)
+        before = self.refill_before(recorded, d_name)
+        change = _change(addr, (UPDATE,) if before else (CREATE,), reason, before=before,
+                         after=after)
         if ds.strategy == "existing-ebs":
             return change          # a check of the volume's files: nothing is copied
         return self.with_unsafe_blocks(change, d_name)

@@ -32,7 +32,7 @@ from diffworld import (
 
 from planner.diff import format_digest_tag, parse_digest_tag, short_digest
 from planner.errors import TrainctlError
-from planner.live import TAG_PERSISTENT, LiveModification
+from planner.live import TAG_DATASET_DIGEST, TAG_PERSISTENT, LiveModification
 from planner.plan import Action, Reason, Rule, plan_from_json, plan_to_json
 from planner.spec import CostLimits, Dataset, Mount
 
@@ -490,7 +490,10 @@ def test_sync_is_needed_when_the_digest_tag_differs():
     assert c.after["digest_entry"] == "imagenet=sha256:" + "a" * 32
     assert c.depends_on == ("mount.trainer.scratch",)
     stale = plan_of(spec, state(dict(digest_tag(imagenet=DIGEST_B, other=DIGEST_A))))
-    assert stale.change("sync.trainer.imagenet").actions == CREATE
+    refill = stale.change("sync.trainer.imagenet")    # a refill updates what was synced
+    assert refill.actions == UPDATE and refill.reason is Reason.SYNC_BECAUSE_DATASET_CHANGED
+    assert refill.before["digest"] == "sha256:" + "b" * 32
+    assert refill.before["objects"] is None           # an old tag without counts
     done = plan_of(spec, state(dict(digest_tag(other=DIGEST_B, imagenet=DIGEST_A))))
     assert done.change("sync.trainer.imagenet").actions == NOOP
 
@@ -554,7 +557,7 @@ def test_prewarm_of_an_attached_volume_goes_through_its_instance():
             instances=(linst("i-1", "instance.trainer"),), datasets=datasets)
 
     c = plan_of(spec, state(digest_tag(imagenet=DIGEST_A))).change("prewarm.imagenet")
-    assert c.actions == CREATE and c.reason is Reason.PREWARM_BECAUSE_DATASET_CHANGED
+    assert c.actions == UPDATE and c.reason is Reason.PREWARM_BECAUSE_DATASET_CHANGED
     assert c.after["via"] == "instance.trainer" and c.after["instance_id"] == "i-1"
     assert c.after["mount_path"] == "/data" and c.after["mounted"] is True
     assert c.after["volume_id"] == "vol-2"
@@ -689,3 +692,60 @@ def test_an_empty_dataset_listing_is_a_warning() -> None:
     assert "s3://acme/web-typo/ lists no object" in warnings[0].message
     full = replace(live(), datasets=frozen({"web": manifest("s3://acme/web/", DIGEST_A)}))
     assert plan_of(spec, full).warnings == ()
+
+
+def test_a_refill_is_an_update_that_says_what_changed():
+    from planner.diff import entry_value
+    from planner.render import attribute_diff
+
+    spec = dataset_world("prewarmed-ebs")
+    recorded = frozen({TAG_DATASET_DIGEST: "imagenet=" + entry_value(DIGEST_A, 6, 600)})
+    state = live(
+        volumes=(lvol("vol-2", "volume.cache", 500, attached_to=(("i-1", "/dev/sdf"),),
+                      extra_tags=frozen({**mounted_tag("i-1", "/data"), **recorded})),),
+        instances=(linst("i-1", "instance.trainer"),),
+        datasets={"imagenet": manifest("s3://ds/imagenet/", DIGEST_B, objects=7, size=700)})
+    c = plan_of(spec, state).change("prewarm.imagenet")
+    assert c.actions == UPDATE and c.kind == "update"
+    assert (c.before["objects"], c.after["objects"]) == (6, 7)
+    assert (c.before["bytes"], c.after["bytes"]) == (600, 700)
+    rows = {k: text for _op, k, text in attribute_diff(c)[0]}
+    assert rows["objects"] == "6 -> 7" and rows["bytes"] == "600 -> 700"
+    # the counts ride along in the tag; digest comparisons ignore them
+    assert parse_digest_tag(format_digest_tag({"a": entry_value(DIGEST_A, 6, 600)})) == {
+        "a": "sha256:" + "a" * 32 + ":6:600"}
+    same = live(volumes=state.volumes, instances=state.instances,
+                datasets={"imagenet": manifest("s3://ds/imagenet/", DIGEST_A, objects=6,
+                                               size=600)})
+    assert plan_of(spec, same).change("prewarm.imagenet").actions == NOOP
+
+
+def test_a_replace_shows_only_what_changes():
+    from planner.render.text import render_text
+
+    spec, state = scratch_world()
+    spec = replace(spec, instances=frozen({"trainer": inst(
+        instance_type="g5.4xlarge", mounts=(Mount("scratch", "/dev/sdg", "/scratch"),))}))
+    state = replace(state, instances=(linst("i-1", "instance.trainer", subnet_id="subnet-1"),))
+    plan = plan_of(spec, state)
+    c = plan.change("instance.trainer")
+    assert c.actions == REPLACE and c.replace_paths == ("instance_type",)
+    assert dict(c.before) == {"id": "i-1", "instance_type": "g5.2xlarge"}
+    assert dict(c.after) == {"instance_type": "g5.4xlarge"}
+    text = render_text(plan, color=False)
+    block = text[text.index("-/+ instance.trainer"):].split("\n\n")[0]
+    for absent in ("subnet_id", "arn:", "iam_instance_profile", "state", "- id", "+ name",
+                   "tags"):
+        assert absent not in block, block
+    assert '~ instance_type = "g5.2xlarge" -> "g5.4xlarge"  # forces replacement' in block
+
+
+def test_a_replace_compares_the_instance_profile_by_name():
+    spec, state = scratch_world()
+    spec = replace(spec, instances=frozen({"trainer": inst(
+        iam_instance_profile="other-profile",
+        mounts=(Mount("scratch", "/dev/sdg", "/scratch"),))}))
+    c = plan_of(spec, state).change("instance.trainer")
+    assert c.replace_paths == ("iam_instance_profile",)
+    assert (c.before["iam_instance_profile"], c.after["iam_instance_profile"]) == (
+        "trainctl-ssm", "other-profile")

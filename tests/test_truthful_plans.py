@@ -151,3 +151,33 @@ def test_detailed_exitcode_destroy_with_nothing_left_is_0(tmp_path: Path,
     (d / "trainctl.yaml").write_text(spec())
     assert cli(d, moto_endpoint, "plan", "--destroy", "--detailed-exitcode").returncode == 0
     assert cli(d, moto_endpoint, "plan", "--detailed-exitcode").returncode == 2
+
+
+def test_a_dataset_refill_is_an_update_that_says_what_changed(tmp_path: Path,
+                                                              moto_endpoint: str) -> None:
+    import os
+    import shutil
+
+    import boto3
+    from conftest import EXAMPLES
+
+    from planner.emulator import seed
+
+    d = tmp_path / "quickstart"
+    shutil.copytree(EXAMPLES / "quickstart", d)
+    seed(moto_endpoint, "us-east-1",
+         buckets=["trainctl-demo-datasets", "trainctl-demo-checkpoints"])
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    for i in range(3):
+        s3.put_object(Bucket="trainctl-demo-datasets", Key=f"tiny-imagenet/part-{i}.bin",
+                      Body=os.urandom(2048))
+    ok(cli(d, moto_endpoint, "apply", "--auto-approve"))
+    s3.put_object(Bucket="trainctl-demo-datasets", Key="tiny-imagenet/part-3.bin",
+                  Body=os.urandom(1000))
+    c = changes(plan_json(d, moto_endpoint))["prewarm.tiny-imagenet"]
+    assert c["actions"] == ["update"], c
+    assert (c["before"]["objects"], c["after"]["objects"]) == (3, 4)
+    assert (c["before"]["bytes"], c["after"]["bytes"]) == (3 * 2048, 3 * 2048 + 1000)
+    text = ok(cli(d, moto_endpoint, "plan")).stdout
+    assert "~ objects" in text and "3 -> 4" in text
+    assert "1 to update" in text and "0 to create" in text

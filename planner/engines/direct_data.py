@@ -248,9 +248,11 @@ def mount_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
 # --- datasets ----------------------------------------------------------------------
 
 
-def record_digest(engine: DirectEngine, resource_id: str, dataset: str, digest: str) -> str:
-    """Set this dataset's entry of the trainctl:dataset-digest tag, keeping the others."""
-    from planner.diff import format_digest_tag, parse_digest_tag
+def record_digest(engine: DirectEngine, resource_id: str, dataset: str, digest: str,
+                  objects: int | None = None, size: int | None = None) -> str:
+    """Set this dataset's entry of the trainctl:dataset-digest tag (with its object count
+    and bytes when they fit the tag), keeping the others."""
+    from planner.diff import entry_value, format_digest_tag, parse_digest_tag
 
     with engine.resource_lock(resource_id):
         if resource_id.startswith("vol-"):
@@ -261,8 +263,10 @@ def record_digest(engine: DirectEngine, resource_id: str, dataset: str, digest: 
             raise StepFailed(f"{resource_id} is gone; dataset {dataset} not recorded")
         tags = {t["Key"]: t["Value"] for t in raw.get("Tags", ())}
         entries = parse_digest_tag(tags.get(TAG_DATASET_DIGEST))
-        entries[dataset] = digest
+        entries[dataset] = entry_value(digest, objects, size)
         value = format_digest_tag(entries)
+        if len(value) > TAG_VALUE_LIMIT:      # the counts are a courtesy: drop them first
+            value = format_digest_tag(entries, counts=False)
         if len(value) > TAG_VALUE_LIMIT:
             raise StepFailed(f"{resource_id}: too many datasets for the "
                              f"{TAG_DATASET_DIGEST} tag ({len(value)} > {TAG_VALUE_LIMIT} "
@@ -303,9 +307,11 @@ def sync_create(engine: DirectEngine, change: Change) -> dict[str, str]:
     if strategy == "existing-ebs":
         r = steps.verify_dataset(engine.ssm, iid, path=path)
         digest = after.get("digest")
+        counts: tuple[Any, Any] = (after.get("objects"), after.get("bytes"))
         what = "verify"
     else:
         objects, size, digest = _expected(engine, after, uri)
+        counts = (objects, size)
         r = steps.sync_dataset(engine.ssm, iid, uri=uri, path=path, expect_objects=objects,
                                expect_bytes=size)
         what = "sync"
@@ -319,7 +325,7 @@ def sync_create(engine: DirectEngine, change: Change) -> dict[str, str]:
             target = engine.volume_id_of(record_on.split(".", 1)[1], after.get("volume_id"))
         else:
             target = iid
-        facts["digest_tag"] = record_digest(engine, target, d_name, str(digest))
+        facts["digest_tag"] = record_digest(engine, target, d_name, str(digest), *counts)
         facts["recorded_on"] = target
     return facts
 
@@ -371,7 +377,8 @@ def prewarm_create(engine: DirectEngine, change: Change) -> dict[str, str]:
     else:
         facts = _prewarm_on_temporary(engine, change, str(v_name), vid, uri, rel, expected,
                                       after)
-    facts["digest_tag"] = record_digest(engine, vid, d_name, expected[2])
+    facts["digest_tag"] = record_digest(engine, vid, d_name, expected[2], expected[0],
+                                        expected[1])
     return facts
 
 

@@ -84,6 +84,8 @@ def attribute_diff(change: Change) -> tuple[list[tuple[str, str, str]], int]:
         elif key not in before:
             rows.append(("+", key, fmt_value(after[key])))
         elif key not in after:
+            if key == "id" and before[key] == change.id:
+                continue          # the id is in the change's header already
             rows.append(("-", key, fmt_value(before[key])))
         elif before[key] != after[key]:
             rows.append(("~", key, f"{fmt_value(before[key])} -> {fmt_value(after[key])}"))
