@@ -102,7 +102,7 @@ def test_apply_keeps_what_trainctl_did_not_write_and_the_plan_counts_what_it_del
     md_file = proj / "plan.md"
     ok(cli(proj, moto_endpoint, "plan", "--markdown", str(md_file)))
     md = md_file.read_text()
-    warning = md.split("> [!WARNING]", 1)[1].split("\n\n", 1)[0]
+    warning = md.split("**Warning: this plan deletes", 1)[1].split("\n\n", 1)[0]
     assert "`dataset.corpus`" in warning and "deletes 2 objects" in warning
 
     ok(cli(proj, moto_endpoint, "apply", "--auto-approve"))

@@ -163,7 +163,7 @@ def test_stale_objects_are_counted_in_the_plan_in_json_text_and_markdown() -> No
     assert "deletes 2 objects (2.9 KiB (3,000 bytes)) under s3://stage/imagenet/" in text
     assert "S3 objects to delete: 2 (2.9 KiB (3,000 bytes))" in text
     md = render_markdown(plan)
-    warning = md.split("> [!WARNING]", 1)[1].split("\n\n", 1)[0]
+    warning = md.split("**Warning: this plan deletes", 1)[1].split("\n\n", 1)[0]
     assert "`dataset.imagenet`" in warning and "deletes 2 objects" in warning
     assert "old/a" in warning
     w = [x for x in plan.warnings if x.rule is Rule.FOREIGN_OBJECTS]
