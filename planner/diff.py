@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -43,6 +43,7 @@ from planner.plan import (
     Block,
     Change,
     DataLocation,
+    Expiry,
     Plan,
     PlanOptions,
     PlanWarning,
@@ -1050,7 +1051,23 @@ class _Diff:
                              data_location(self.spec, i, d))
                 for i in self.spec.instances.values() for d in i.datasets
             ),
+            expiries=() if self.options.destroy else self.expiries(),
         )
+
+    def expiries(self) -> tuple[Expiry, ...]:
+        out = []
+        for i in self.spec.instances.values():
+            if not (i.max_lifetime or i.idle_stop_minutes):
+                continue
+            addr = f"instance.{i.name}"
+            live = self.instances.get(addr)
+            change = self.changes.get(addr)
+            relaunch = change is not None and change.kind in ("create", "replace")
+            at = (iso(live.launch_time + timedelta(seconds=i.lifetime_seconds))
+                  if live is not None and i.lifetime_seconds and not relaunch else None)
+            out.append(Expiry(i.name, i.max_lifetime, at, i.idle_stop_minutes,
+                              i.idle_action))
+        return tuple(out)
 
 
 def diff(spec: Spec, graph: nx.DiGraph, live: LiveState, *, now: datetime,

@@ -125,6 +125,8 @@ def _build(d: dict[str, Any], file: str) -> Spec:
                               log=tr.get("log"))
             if tr is not None else None,
             tags=_frozen({**default_tags, **i.get("tags", {})}),
+            max_lifetime=i.get("max_lifetime"), idle_stop_minutes=i.get("idle_stop_minutes"),
+            idle_action=i.get("idle_action", "stop"),
         )
 
     return Spec(

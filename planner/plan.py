@@ -155,6 +155,18 @@ class CostSummary:
 
 
 @dataclass(frozen=True)
+class Expiry:
+    """An instance's lifetime and idle limits, and when its lifetime ends (None until it
+    is launched: then `max_lifetime` after launch)."""
+
+    instance: str
+    max_lifetime: str | None
+    expires_at: str | None
+    idle_stop_minutes: int | None
+    action: str
+
+
+@dataclass(frozen=True)
 class DataLocation:
     """Where an instance reads a dataset: a path on it, or the S3 URI for direct-s3."""
 
@@ -183,6 +195,7 @@ class Plan:
     options: PlanOptions = field(default_factory=PlanOptions)
     cost_enforced: bool = False
     data_locations: tuple[DataLocation, ...] = ()
+    expiries: tuple[Expiry, ...] = ()
     format_version: str = FORMAT_VERSION
 
     @property
@@ -266,6 +279,12 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
              "location": d.location}
             for d in plan.data_locations
         ],
+        "expiries": [
+            {"instance": e.instance, "max_lifetime": e.max_lifetime,
+             "expires_at": e.expires_at, "idle_stop_minutes": e.idle_stop_minutes,
+             "action": e.action}
+            for e in plan.expiries
+        ],
         "summary": plan.summary,
         "applyable": plan.applyable,
     }
@@ -337,6 +356,11 @@ def plan_from_json(doc: Any) -> Plan:
                 DataLocation(str(d["dataset"]), str(d["instance"]), str(d["strategy"]),
                              str(d["location"]))
                 for d in doc.get("data_locations", ())
+            ),
+            expiries=tuple(
+                Expiry(str(e["instance"]), e["max_lifetime"], e["expires_at"],
+                       e["idle_stop_minutes"], str(e["action"]))
+                for e in doc.get("expiries", ())
             ),
         )
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:

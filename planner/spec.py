@@ -13,6 +13,7 @@ FILESYSTEMS = ("xfs", "ext4")
 STRATEGIES = ("prewarmed-ebs", "existing-ebs", "local-cache", "direct-s3")
 MARKETS = ("on-demand", "spot")
 ON_DELETE = ("delete", "snapshot")
+IDLE_ACTIONS = ("stop", "terminate")
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,21 @@ class Instance:
     checkpoints: Checkpoints | None = None
     training: Training | None = None
     tags: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+    max_lifetime: str | None = None        # "12h": stopped/terminated on the instance itself
+    idle_stop_minutes: int | None = None   # no training job and GPUs under 5 % this long
+    idle_action: str = "stop"              # what both limits do: stop | terminate
+
+    @property
+    def lifetime_seconds(self) -> int | None:
+        return duration_seconds(self.max_lifetime) if self.max_lifetime else None
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> int:
+    """`90m`, `12h`, `2d`, `30s` as seconds (the schema allows nothing else)."""
+    return int(text[:-1]) * _UNITS[text[-1]]
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,14 @@ def _rendered() -> dict[str, str]:
         "cp_push": scripts.cp_push_script(path="/scratch/checkpoints",
                                           uri="s3://acme-trainctl/transfer/cp/0a1b/",
                                           manifest_uri="s3://acme-trainctl/transfer/cp/0a1b.files"),
+        "lifetime_watcher": scripts.lifetime_watcher_script(
+            instance_id="i-0123456789abcdef0", deadline=1_800_000_000, idle_seconds=1800,
+            action="stop", ckpt_path="/scratch/checkpoints", sync_to="s3://acme-ckpt/run-7/",
+            pid_file="/var/run/train.pid", patterns=["python.*train"], interval=60),
+        "install_lifetime_watcher": scripts.install_lifetime_watcher_script(
+            instance_id="i-0123456789abcdef0", deadline=None, idle_seconds=600,
+            action="terminate", ckpt_path=None, sync_to=None, pid_file=None, patterns=[],
+            interval=60),
         "read_output": scripts.read_output_script(path="/scratch/train.log", offset=0,
                                                   length=12000),
     }

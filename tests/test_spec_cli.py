@@ -74,7 +74,7 @@ def test_all_errors_at_once_on_the_command_line(tmp_path: Path) -> None:
         f"{f}:5:3: volumes.v: no availability_zone here and no defaults.availability_zone",
         f"{f}:5:17: volumes.v.size_gib: must be at least 1; got 0",
         f"{f}:6:1: extra: unknown key 'extra' (expected one of: cost, datasets, defaults, "
-        "instances, project, region, state, version, volumes)"]
+        "instances, project, region, state, transfer, version, volumes)"]
 
 
 def test_oversized_file_on_the_command_line(tmp_path: Path) -> None:

@@ -179,3 +179,21 @@ def read_output_script(*, path: str, offset: int, length: int,
 
 def cp_push_script(*, path: str, uri: str, manifest_uri: str | None) -> str:
     return render("cp_push", {"SRC_PATH": path, "URI": uri, "MANIFEST_URI": manifest_uri or ""})
+
+
+def lifetime_watcher_script(*, instance_id: str, deadline: int | None,
+                            idle_seconds: int | None, action: str, ckpt_path: str | None,
+                            sync_to: str | None, pid_file: str | None,
+                            patterns: Sequence[str], interval: int) -> str:
+    """The long-running lifetime/idle watcher (installed by install_lifetime_watcher)."""
+    return render("lifetime_watcher", {
+        "INSTANCE_ID": instance_id, "DEADLINE": _count(deadline),
+        "IDLE_SECONDS": _count(idle_seconds), "ACTION": action, "CKPT_PATH": ckpt_path or "",
+        "SYNC_TO": sync_to or "", "PID_FILE": pid_file or "", "PATTERNS": list(patterns),
+        "INTERVAL": _count(interval)})
+
+
+def install_lifetime_watcher_script(**watcher: object) -> str:
+    text = lifetime_watcher_script(**watcher)  # type: ignore[arg-type]
+    b64 = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return render("install_lifetime_watcher", {"WATCHER_B64": b64})

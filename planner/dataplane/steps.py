@@ -100,3 +100,17 @@ def install_spot_watcher(ssm: Transport, instance_id: str, *, path: str, sync_to
     """Install and start the spot-notice watcher. data: mode (systemd|nohup), changed, ..."""
     script = scripts.install_spot_watcher_script(path=path, sync_to=sync_to)
     return ssm.run(instance_id, script, timeout=timeout)
+
+
+def install_lifetime_watcher(ssm: Transport, instance_id: str, *, deadline: int | None,
+                             idle_seconds: int | None, action: str, ckpt_path: str | None,
+                             sync_to: str | None, pid_file: str | None,
+                             patterns: Sequence[str], interval: int = 60,
+                             timeout: float = 300) -> ScriptResult:
+    """Start the watcher that stops or terminates the instance at DEADLINE (epoch seconds)
+    or after IDLE_SECONDS without a training job or GPU use. data: mode, pid, ..."""
+    script = scripts.install_lifetime_watcher_script(
+        instance_id=instance_id, deadline=deadline, idle_seconds=idle_seconds, action=action,
+        ckpt_path=ckpt_path, sync_to=sync_to, pid_file=pid_file, patterns=patterns,
+        interval=interval)
+    return ssm.run(instance_id, script, timeout=timeout)

@@ -20,7 +20,7 @@ from planner.live import (
     TAG_TEMPORARY,
 )
 from planner.plan import Change
-from planner.spec import Checkpoints, Training
+from planner.spec import Checkpoints, Instance, Training
 from planner.tags import GIB, mounted_tag_value, parse_mounted_tag, safety_from_tags
 
 if TYPE_CHECKING:
@@ -63,6 +63,28 @@ def install_spot_watcher(engine: DirectEngine, change: Change, iid: str, path: s
     mode = r.data.get("mode")
     facts["spot_watcher"] = (f"installed ({mode})" if mode != "none"
                              else f"not started: {r.data.get('reason')}")
+
+
+def install_lifetime_watcher(engine: DirectEngine, change: Change, ins: Instance, iid: str,
+                             facts: dict[str, str]) -> None:
+    """max_lifetime and idle_stop_minutes, enforced on the instance from its launch time."""
+    deadline = None
+    if ins.lifetime_seconds:
+        desc = engine.ec2.describe_instances(InstanceIds=[iid])
+        launched = desc["Reservations"][0]["Instances"][0]["LaunchTime"]
+        deadline = int(launched.timestamp()) + ins.lifetime_seconds
+    ck, tr = ins.checkpoints, ins.training
+    r = _steps().install_lifetime_watcher(
+        engine.ssm, iid, deadline=deadline,
+        idle_seconds=ins.idle_stop_minutes * 60 if ins.idle_stop_minutes else None,
+        action=ins.idle_action, ckpt_path=ck.path if ck else None,
+        sync_to=ck.sync_to if ck else None, pid_file=tr.pid_file if tr else None,
+        patterns=tr.process_patterns if tr else (),
+        interval=int(os.environ.get("TRAINCTL_WATCH_INTERVAL", "60")))
+    if not r.ok:
+        raise StepFailed(f"{change.address}: {iid} runs, but its lifetime watcher was not "
+                         f"started: {_why(r)}", facts=facts)
+    facts["lifetime_watcher"] = f"started ({r.data.get('mode')})"
 
 
 def instance_settings(engine: DirectEngine, i_name: str, iid: str

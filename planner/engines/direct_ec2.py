@@ -210,6 +210,9 @@ def instance_create(engine: DirectEngine, change: Change) -> dict[str, str]:
                 {"ResourceType": "volume", "Tags": tag_list(root_tags)},
             ],
         }
+        if ins.max_lifetime or ins.idle_stop_minutes:
+            # the lifetime watcher shuts the instance down: stop, or terminate
+            kwargs["InstanceInitiatedShutdownBehavior"] = ins.idle_action
         if ins.subnet_id:
             kwargs["SubnetId"] = ins.subnet_id
         if ins.market == "spot":
@@ -230,6 +233,8 @@ def instance_create(engine: DirectEngine, change: Change) -> dict[str, str]:
     ckpt = ins.checkpoints
     if ins.market == "spot" and ckpt is not None and ckpt.sync_to:
         direct_data.install_spot_watcher(engine, change, iid, ckpt.path, ckpt.sync_to, facts)
+    if ins.max_lifetime or ins.idle_stop_minutes:
+        direct_data.install_lifetime_watcher(engine, change, ins, iid, facts)
     return facts
 
 

@@ -204,6 +204,14 @@ def _datasets(plan: Plan) -> list[str]:
     return [*out, ""]
 
 
+def _limits(plan: Plan) -> list[str]:
+    from planner.render.text import expiry_text
+
+    out = ["### Limits (enforced on the instance)", ""]
+    out += [f"- {_code(e.instance)}: {expiry_text(e)}" for e in plan.expiries]
+    return [*out, ""]
+
+
 def _graph(plan: Plan, graph: nx.DiGraph | None) -> list[str]:
     mermaid = to_mermaid(graph if graph is not None else graph_from_plan(plan), plan)
     return ["<details><summary>Dependency graph</summary>", "", "```mermaid",
@@ -240,6 +248,10 @@ def render_markdown(plan: Plan, graph: nx.DiGraph | None = None, *,
         n = len(plan.data_locations)
         sections.append((lambda: _datasets(plan), lambda: [
             "### Datasets", "", f"{n:,} dataset locations; {pointer}", ""]))
+    if plan.expiries:
+        n = len(plan.expiries)
+        sections.append((lambda: _limits(plan), lambda: [
+            "### Limits", "", f"{n:,} instances with lifetime or idle limits; {pointer}", ""]))
     sections.append((lambda: _graph(plan, graph), lambda: [
         f"The dependency graph is left out ({len(plan.changes):,} nodes): "
         "`trainctl graph --plan PLANFILE`.", ""]))

@@ -9,7 +9,7 @@ from io import StringIO
 from rich.console import Console
 from rich.text import Text
 
-from planner.plan import Change, Plan
+from planner.plan import Change, Expiry, Plan
 from planner.render import (
     VERBS,
     attribute_diff,
@@ -92,6 +92,16 @@ def _cost_lines(plan: Plan) -> list[Text]:
     return lines
 
 
+def expiry_text(e: Expiry) -> str:
+    parts = []
+    if e.max_lifetime:
+        parts.append(f"expires {e.expires_at}" if e.expires_at
+                     else f"expires {e.max_lifetime} after launch")
+    if e.idle_stop_minutes:
+        parts.append(f"idle after {e.idle_stop_minutes} min")
+    return f"{', '.join(parts)}; then {e.action}"
+
+
 def render_text(plan: Plan, *, color: bool) -> str:
     """The plan for a terminal; with color=False the result holds no ANSI escapes."""
     console, buf = _console(color)
@@ -134,6 +144,11 @@ def render_text(plan: Plan, *, color: bool) -> str:
         out(Text("Datasets:", style="bold"))
         for d in plan.data_locations:
             out(Text(f"  {d.dataset} on {d.instance}: {d.location} ({d.strategy})"))
+        out()
+    if plan.expiries:
+        out(Text("Limits (enforced on the instance):", style="bold"))
+        for e in plan.expiries:
+            out(Text(f"  {e.instance}: {expiry_text(e)}"))
         out()
     for line in _cost_lines(plan):
         out(line)
