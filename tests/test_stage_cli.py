@@ -132,3 +132,11 @@ instances:
         assert "datasets.corpus.stage" in r.stdout + r.stderr
         assert "equals checkpoints.sync_to of instance 'trainer'" in r.stdout + r.stderr
     assert keys(moto_endpoint) == before
+
+
+def test_the_iam_policy_lets_trainctl_read_its_stage_record(proj: Path) -> None:
+    doc = json.loads(ok(run_cli("iam-policy", cwd=proj)).stdout)
+    objects = [s for s in doc["Statement"] if s.get("Sid", "").startswith("UploadStagesObjects")]
+    assert len(objects) == 1
+    assert "s3:GetObject" in objects[0]["Action"]
+    assert objects[0]["Resource"] == [f"arn:aws:s3:::{BUCKET}/stages/corpus/*"]

@@ -142,9 +142,10 @@ def build_policy(project: str | None, spec: Any | None = None) -> dict[str, Any]
         stages = sorted({str(d.stage) for d in spec.datasets.values()
                          if d.is_local and d.stage})
         statements += _s3_statements("ListDatasets", reads, [])
+        # GetObject: trainctl's record of what it wrote under a stage (planner.stage)
         statements += _s3_statements("UploadStages", stages,
-                                     ["s3:PutObject", "s3:AbortMultipartUpload",
-                                      "s3:DeleteObject"])
+                                     ["s3:GetObject", "s3:PutObject",
+                                      "s3:AbortMultipartUpload", "s3:DeleteObject"])
         if spec.state and spec.state.startswith("s3://"):
             statements += _s3_statements("StateLockAndPlans", [spec.state],
                                          ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"])
