@@ -255,3 +255,14 @@ def test_progress_bar_runs(aws: Aws, local: Path, capsys: pytest.CaptureFixture[
 def test_missing_folder_is_a_clear_error(aws: Aws, tmp_path: Path) -> None:
     with pytest.raises(TrainctlError, match="not a directory"):
         up(aws, tmp_path / "nope")
+
+
+def test_a_record_trainctl_may_not_read_owns_nothing() -> None:
+    from botocore.exceptions import ClientError
+
+    class Denied:
+        def get_object(self, **_: Any) -> Any:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetObject")
+
+    record, problem = read_record(Denied(), STAGE)
+    assert record is None and problem is not None and "AccessDenied" in problem

@@ -174,15 +174,20 @@ def list_prefix(s3: Any, uri: str) -> tuple[list[Entry], list[str], int]:
 
 def read_record(s3: Any, stage_uri: str) -> tuple[StageRecord | None, str | None]:
     """(the stage record or None, why it could not be read or None). No record, or no
-    bucket, is (None, None): nothing under the stage is trainctl's yet."""
+    bucket, is (None, None): nothing under the stage is trainctl's yet. A record that
+    cannot be read owns nothing: nothing is deleted (the plan warns)."""
     from botocore.exceptions import ClientError
 
     bucket, prefix = split_s3_uri(stage_uri)
     try:
         raw = s3.get_object(Bucket=bucket, Key=prefix + RECORD_NAME)["Body"].read()
     except ClientError as e:
-        if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchBucket", "404"):
+        code = e.response.get("Error", {}).get("Code")
+        if code in ("NoSuchKey", "NoSuchBucket", "404"):
             return None, None
+        if code in ACCESS_DENIED_CODES or code == "403":
+            return None, (f"s3://{bucket}/{prefix}{RECORD_NAME} cannot be read ({code}; "
+                          "iam-policy grants s3:GetObject there)")
         raise
     try:
         return record_from_bytes(raw), None
