@@ -65,6 +65,10 @@ def test_a_lifetime_that_expires_on_the_emulator(tmp_path: Path, moto_endpoint: 
     ckpt.mkdir(parents=True)
     (ckpt / "last.pt").write_bytes(b"weights")
     assert _state(ec2, iid) == "running"
+    st = run_cli("--endpoint-url", moto_endpoint, "status", "--json", cwd=d, input="")
+    row = next(r for r in __import__("json").loads(st.stdout)["resources"]
+           if r["address"] == "instance.trainer")
+    assert row["expires_at"] and row["expiry_action"] == "terminate"
     assert _wait_state(ec2, iid, "terminated", 40) == "terminated"
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="life-ckpt").get("Contents", [])]
     assert keys == ["run/last.pt"]                  # synced before the terminate

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -136,6 +136,11 @@ def status_doc(opts: Options, *, check_training: bool,
                "since": o.since.strftime("%Y-%m-%dT%H:%M:%SZ"), "age": _age(o.since, now),
                "hourly_usd": hourly, "spent_usd": s.usd if s else None,
                "flags": list(o.flags)}
+        ins = spec.instances.get(o.address.removeprefix("instance."))
+        if o.kind is Kind.INSTANCE and ins is not None and ins.lifetime_seconds:
+            row["expires_at"] = (o.since + timedelta(seconds=ins.lifetime_seconds)
+                                 ).strftime("%Y-%m-%dT%H:%M:%SZ")
+            row["expiry_action"] = ins.idle_action
         if o.id in training:
             row["training"] = training[o.id]
         resources.append(row)
@@ -168,6 +173,8 @@ def render_status(doc: Mapping[str, Any], *, color: bool) -> None:
         table.add_column(col, justify="right" if col in ("$/H", "SPENT", "AGE") else "left")
     for r in doc["resources"]:
         marks = " ".join(f"[{f}]" for f in r["flags"])
+        if "expires_at" in r:
+            marks = (marks + f" {r['expiry_action']}s at {r['expires_at']}").strip()
         if "training" in r:
             marks = (marks + f" training: {r['training']}").strip()
         cells = (r["address"], r["id"], r["state"], r["availability_zone"] or "", r["size"],
