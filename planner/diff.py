@@ -29,6 +29,7 @@ from planner.live import (
     TAG_PERSISTENT,
     TAG_PROJECT,
     TAG_PROTECTED,
+    TAG_TEMPORARY,
     DatasetManifest,
     LiveAttachment,
     LiveInstance,
@@ -367,6 +368,10 @@ class _Diff:
             "tags": tags,
         }
         if li is None:
+            gone = self.terminated_outside(addr)
+            if gone is not None:
+                return _change(addr, (CREATE,), Reason.CREATE_BECAUSE_DELETED_OUTSIDE,
+                               before={"id": gone.id, "state": gone.state}, after=create)
             return _change(addr, (CREATE,), Reason.CREATE_BECAUSE_MISSING, after=create)
         checks = [
             ("instance_type", ins.instance_type != li.instance_type),
@@ -384,6 +389,15 @@ class _Diff:
         before: dict[str, Any] = {"id": li.id}
         after: dict[str, Any] = {"id": li.id}
         return self.update_change(addr, li.id, before, after, tags, li.tags)
+
+    def terminated_outside(self, addr: str) -> LiveInstance | None:
+        """The latest instance that carried ADDR and is terminated (or terminating) while
+        no live one does: someone ended it outside trainctl (the console, a spot
+        reclaim, a script)."""
+        gone = [i for i in self.live.instances
+                if self._ours(i.tags) and i.address == addr
+                and i.state in GONE_INSTANCE_STATES and i.tags.get(TAG_TEMPORARY) != "true"]
+        return max(gone, key=lambda i: (i.launch_time, i.id), default=None)
 
     def update_change(self, addr: str, live_id: str, before: dict[str, Any],
                       after: dict[str, Any], tags: Mapping[str, str],

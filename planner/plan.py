@@ -36,6 +36,7 @@ class ResourceType(StrEnum):
 class Reason(StrEnum):
     NO_CHANGE = "no_change"
     CREATE_BECAUSE_MISSING = "create_because_missing"
+    CREATE_BECAUSE_DELETED_OUTSIDE = "create_because_deleted_outside"
     UPDATE_BECAUSE_DRIFT = "update_because_drift"
     REPLACE_BECAUSE_CANNOT_UPDATE = "replace_because_cannot_update"
     REPLACE_BECAUSE_DEPENDENCY_REPLACED = "replace_because_dependency_replaced"

@@ -749,3 +749,25 @@ def test_a_replace_compares_the_instance_profile_by_name():
     assert c.replace_paths == ("iam_instance_profile",)
     assert (c.before["iam_instance_profile"], c.after["iam_instance_profile"]) == (
         "trainctl-ssm", "other-profile")
+
+
+def test_an_instance_terminated_outside_trainctl_reads_as_such():
+    from planner.render.text import render_text
+
+    spec, state = scratch_world()
+    gone = linst("i-1", "instance.trainer", state="terminated")
+    state = replace(state, instances=(gone,), volumes=(lvol("vol-1", "volume.scratch", 200),))
+    plan = plan_of(spec, state)
+    c = plan.change("instance.trainer")
+    assert c.actions == CREATE and c.reason is Reason.CREATE_BECAUSE_DELETED_OUTSIDE
+    assert c.before["id"] == "i-1" and c.id is None
+    assert "# instance.trainer will be created: i-1 was terminated outside trainctl" in (
+        render_text(plan, color=False))
+    # nothing to act on: the terminated instance is never an attachment's target
+    assert plan.change("attachment.trainer.scratch").after["instance_id"] is None
+    # a live instance at the address wins; none at all is "missing"
+    alive = replace(state, instances=(gone, linst("i-2", "instance.trainer")))
+    assert plan_of(spec, alive).change("instance.trainer").reason is not (
+        Reason.CREATE_BECAUSE_DELETED_OUTSIDE)
+    assert plan_of(spec, replace(state, instances=())).change(
+        "instance.trainer").reason is Reason.CREATE_BECAUSE_MISSING

@@ -138,7 +138,8 @@ def test_reader_maps_every_field(ec2: Any, aws: AwsContext, moto_endpoint: str) 
     assert live.api_calls == aws.total_calls() > 0
 
 
-def test_other_projects_and_terminated_instances_never_appear(ec2: Any, aws: AwsContext) -> None:
+def test_other_projects_never_appear_terminated_instances_read_as_such(
+        ec2: Any, aws: AwsContext) -> None:
     mine = volume(ec2, "proj", "volume.a")
     volume(ec2, "proj-other", "volume.a")
     volume(ec2, "projx", "volume.b")
@@ -154,7 +155,9 @@ def test_other_projects_and_terminated_instances_never_appear(ec2: Any, aws: Aws
     live = read_live(make_spec(), aws, now=NOW)
 
     assert [v.id for v in live.volumes] == [mine]
-    assert {i.id: i.state for i in live.instances} == {keep: "running", stopped: "stopped"}
+    # terminated: read, so the plan can say "terminated outside trainctl" (never acted on)
+    assert {i.id: i.state for i in live.instances} == {keep: "running", stopped: "stopped",
+                                                       gone: "terminated"}
     assert live.snapshots == ()
     assert live.spot_prices == {}
 

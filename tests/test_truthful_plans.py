@@ -181,3 +181,19 @@ def test_a_dataset_refill_is_an_update_that_says_what_changed(tmp_path: Path,
     text = ok(cli(d, moto_endpoint, "plan")).stdout
     assert "~ objects" in text and "3 -> 4" in text
     assert "1 to update" in text and "0 to create" in text
+
+
+def test_an_instance_terminated_outside_trainctl_reads_as_such(applied: Path,
+                                                               moto_endpoint: str) -> None:
+    import boto3
+
+    d = applied
+    iid = changes(plan_json(d, moto_endpoint))["instance.trainer"]["id"]
+    ec2 = boto3.client("ec2", endpoint_url=moto_endpoint, region_name="us-east-1")
+    ec2.terminate_instances(InstanceIds=[iid])
+    c = changes(plan_json(d, moto_endpoint))["instance.trainer"]
+    assert c["actions"] == ["create"] and c["reason"] == "create_because_deleted_outside"
+    text = ok(cli(d, moto_endpoint, "plan")).stdout
+    assert f"instance.trainer will be created: {iid} was terminated outside trainctl" in text
+    ok(cli(d, moto_endpoint, "apply", "--auto-approve"))
+    assert cli(d, moto_endpoint, "plan", "--detailed-exitcode").returncode == 0

@@ -63,6 +63,9 @@ MODIFICATION_IDS = 500     # volume ids per DescribeVolumesModifications call
 FILTER_VALUES = 200        # values per EC2 filter
 LIST_PAGE = 1000           # ListObjectsV2 MaxKeys cap
 LIVE_INSTANCE_STATES = ("pending", "running", "stopping", "stopped")
+# read too: an instance terminated outside trainctl stays visible for a while, so the
+# plan can say so instead of "does not exist yet" (the diff never acts on one)
+READ_INSTANCE_STATES = (*LIVE_INSTANCE_STATES, "shutting-down", "terminated")
 LIVE_VOLUME_STATES = ("creating", "available", "in-use", "error")
 READ_THREADS = 8
 
@@ -310,7 +313,7 @@ def _read_instances(spec: Spec, ec2: Any) -> list[dict[str, Any]]:
     return list(_instances(_pages(
         ec2, "describe_instances", "Reservations",
         Filters=[_project_filter(spec),
-                 {"Name": "instance-state-name", "Values": list(LIVE_INSTANCE_STATES)}],
+                 {"Name": "instance-state-name", "Values": list(READ_INSTANCE_STATES)}],
         PaginationConfig={"PageSize": INSTANCE_PAGE},
     )))
 

@@ -12,6 +12,7 @@ from planner.plan import Change, CostSummary, Reason
 REASON_WORDS: dict[Reason, str] = {
     Reason.NO_CHANGE: "it matches the spec",
     Reason.CREATE_BECAUSE_MISSING: "it does not exist yet",
+    Reason.CREATE_BECAUSE_DELETED_OUTSIDE: "it was terminated outside trainctl",
     Reason.UPDATE_BECAUSE_DRIFT: "live state differs from the spec",
     Reason.REPLACE_BECAUSE_CANNOT_UPDATE: "a changed attribute cannot be updated in place",
     Reason.REPLACE_BECAUSE_DEPENDENCY_REPLACED: "something it depends on is replaced",
@@ -41,6 +42,15 @@ VERBS = {
 
 def reason_words(reason: Reason) -> str:
     return REASON_WORDS.get(reason, reason.value.replace("_", " "))
+
+
+def change_reason(change: Change) -> str:
+    """The reason in words for this change, naming the resource it is about when the
+    plan holds it (`i-0abc was terminated outside trainctl`)."""
+    gone = (change.before or {}).get("id")
+    if change.reason is Reason.CREATE_BECAUSE_DELETED_OUTSIDE and gone:
+        return f"{gone} was terminated outside trainctl"
+    return reason_words(change.reason)
 
 
 def symbol(change: Change) -> str:

@@ -18,9 +18,9 @@ from planner.export import graph_from_plan, to_mermaid
 from planner.plan import SUMMARY_KEYS, Change, Plan
 from planner.render import (
     attribute_diff,
+    change_reason,
     cost_delta,
     object_deletion_words,
-    reason_words,
     symbol,
     usd,
 )
@@ -162,7 +162,7 @@ def _summary_line(plan: Plan) -> str:
 def _changes(shown: list[Change]) -> list[str]:
     out = ["### Changes", ""]
     for c in shown:
-        line = f"- {_action(c)} {_code(c.address)}: {_cell(reason_words(c.reason))}"
+        line = f"- {_action(c)} {_code(c.address)}: {_cell(change_reason(c))}"
         if c.blocked:
             line += f" (**blocked**: {_rules(c)})"
         out.append(line)

@@ -13,11 +13,11 @@ from planner.plan import Change, Expiry, Plan
 from planner.render import (
     VERBS,
     attribute_diff,
+    change_reason,
     cost_delta,
     forces_replacement,
     object_deletion_words,
     object_deletions,
-    reason_words,
     size_words,
     symbol,
     usd,
@@ -47,7 +47,7 @@ def _console(color: bool) -> tuple[Console, StringIO]:
 
 def _change_block(c: Change) -> list[Text]:
     style = STYLES[c.kind]
-    lines = [Text(f"  # {c.address} {VERBS[c.kind]}: {reason_words(c.reason)}", style=DIM)]
+    lines = [Text(f"  # {c.address} {VERBS[c.kind]}: {change_reason(c)}", style=DIM)]
     head = Text()
     head.append(f"{symbol(c):>3}", style=f"bold {style}".strip())
     head.append(f" {c.address}", style="bold")
