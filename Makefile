@@ -67,5 +67,10 @@ demo: venv-demo
 bench: venv
 	$(BIN)/python -m bench
 
+# Many more fuzz examples than the suite runs (docs/reliability.md); prints the counts.
+fuzz: venv
+	TRAINCTL_FUZZ_PROFILE=fuzz $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+	  tests/test_fuzz.py tests/test_file_checks.py::test_every_live_snapshot_field_of_the_wrong_type_names_it
+
 clean:
 	rm -rf $(VENV) .trainctl build *.egg-info

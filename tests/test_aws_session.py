@@ -28,7 +28,7 @@ def test_clients_are_lazy_shared_and_configured(moto_endpoint: str) -> None:
     assert set(aws._clients) == {"ec2"}
     cfg = ec2.meta.config
     assert cfg.retries["mode"] == "adaptive"
-    assert cfg.retries["total_max_attempts"] == 2   # fail fast against a local emulator
+    assert cfg.retries["total_max_attempts"] == 5   # as against AWS (issue 12)
     assert USER_AGENT_EXTRA in cfg.user_agent_extra
     assert ec2.meta.endpoint_url == moto_endpoint
     assert ec2.meta.region_name == "us-east-1"

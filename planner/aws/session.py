@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 USER_AGENT_EXTRA = "trainctl/0.1"
 CONNECT_TIMEOUT = 10          # seconds
 READ_TIMEOUT = 60
-MAX_ATTEMPTS_AWS = 5          # botocore retry budget against AWS
-MAX_ATTEMPTS_LOOPBACK = 2     # an emulator on this machine: refused means down, fail fast
+MAX_ATTEMPTS_AWS = 5          # botocore retry budget, against AWS and the emulator alike:
+                              # loopback gets the same throttling and lost answers (issue 12)
 
 ACCESS_DENIED_CODES = frozenset({
     "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure",
@@ -58,9 +58,7 @@ class AwsContext:
         self.region = region
         self.endpoint_url = endpoint_url
         self.retry_mode = retry_mode
-        self.max_attempts = max_attempts or (
-            MAX_ATTEMPTS_LOOPBACK if _is_loopback(endpoint_url) else MAX_ATTEMPTS_AWS
-        )
+        self.max_attempts = max_attempts or MAX_ATTEMPTS_AWS
         self.calls: Counter[str] = Counter()
         self.target: Target | None = None     # set by open_aws
         self.account: str | None = None       # AWS itself: the account id (STS)
