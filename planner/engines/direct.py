@@ -317,7 +317,8 @@ class DirectEngine:
         tries = PROFILE_PROPAGATION_TRIES if self._profile_new and not self.emulated else 1
         for attempt in range(tries):
             try:
-                inst = dict(self.ec2.run_instances(**kwargs)["Instances"][0])
+                resp = self.ec2.run_instances(**kwargs)
+                inst = dict(resp["Instances"][0])
             except ClientError as e:
                 propagating = (_error_code(e) == "InvalidParameterValue"
                                and "iam instance profile" in str(e).lower())
@@ -325,6 +326,9 @@ class DirectEngine:
                     raise
                 time.sleep(PROFILE_PROPAGATION_DELAY)
                 continue
+            if kwargs.get("ClientToken") and _retried(resp):
+                self.drop_lost_twins("instance", str(kwargs["ClientToken"]),
+                                     str(inst["InstanceId"]))
             if kwargs.get("ClientToken"):
                 specs = kwargs.get("TagSpecifications", ())
                 tags: list[dict[str, str]] = next(
@@ -334,6 +338,30 @@ class DirectEngine:
                     self.remember_created("instance", address, kwargs["ClientToken"], inst)
             return inst
         raise AssertionError("unreachable")
+
+    def drop_lost_twins(self, kind: str, token: str, keep: str) -> list[str]:
+        """A create botocore retried may have run twice: its first answer was lost, and
+        moto (unlike AWS) ignores ClientToken. The twins carry this step's own token (its
+        tag, or the instance's ClientToken), were made seconds ago and hold nothing: keep
+        the one answered, remove the others. Returns the ids removed."""
+        project = {"Name": f"tag:{TAG_PROJECT}", "Values": [self.spec.project]}
+        if kind == "volume":
+            vols = self.ec2.describe_volumes(Filters=[
+                project, {"Name": f"tag:{TAG_CLIENT_TOKEN}", "Values": [token]}])["Volumes"]
+            twins = [str(v["VolumeId"]) for v in vols if v["VolumeId"] != keep
+                     and v.get("State") in ("creating", "available")]
+            for vid in twins:
+                self.wait(self.ec2, "volume_available", VolumeIds=[vid])
+                self.ec2.delete_volume(VolumeId=vid)
+            return twins
+        pages = self.ec2.get_paginator("describe_instances").paginate(Filters=[
+            project, {"Name": "instance-state-name", "Values": list(LIVE_INSTANCE_STATES)}])
+        twins = [str(i["InstanceId"]) for page in pages for r in page.get("Reservations", ())
+                 for i in r.get("Instances", ())
+                 if i.get("ClientToken") == token and i["InstanceId"] != keep]
+        if twins:
+            self.ec2.terminate_instances(InstanceIds=twins)
+        return twins
 
     def instance_by_token(self, address: str, token: str) -> dict[str, Any] | None:
         return self._by_token("instance", address, token)
@@ -415,3 +443,8 @@ def _the_one(rtype: str, name: str, found: list[dict[str, Any]]) -> dict[str, An
         what = f"no live {rtype}" if not found else f"{len(found)} live {rtype}s"
         raise StepFailed(f"{rtype}.{name}: {what} tagged with this address")
     return dict(found[0])
+
+
+def _retried(resp: Mapping[str, Any]) -> bool:
+    """True when botocore sent the call more than once (an answer may have been lost)."""
+    return bool((resp.get("ResponseMetadata") or {}).get("RetryAttempts"))

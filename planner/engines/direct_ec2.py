@@ -75,6 +75,8 @@ def volume_create(engine: DirectEngine, change: Change) -> dict[str, str]:
     if vs.snapshot_id:
         kwargs["SnapshotId"] = vs.snapshot_id
     created = engine.ec2.create_volume(**kwargs)
+    if (created.get("ResponseMetadata") or {}).get("RetryAttempts"):
+        engine.drop_lost_twins("volume", token, str(created["VolumeId"]))
     engine.remember_created("volume", change.address, token, created)
     vid = str(created["VolumeId"])
     if created.get("State") != "available":      # AWS answers "creating": wait for it
