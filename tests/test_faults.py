@@ -10,7 +10,6 @@ import os
 import shutil
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import EXAMPLES, run_cli
