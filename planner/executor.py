@@ -13,6 +13,8 @@ blocks just before acting blocks everything downstream of it too.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -138,6 +140,15 @@ class ExecutionResult:
         return line
 
 
+# Tests only (issue 12, crashes): `ADDRESS:ACTION:EVENT` makes apply SIGKILL itself at
+# that journal event, a real kill -9 at a named point.
+_CRASH_AT = os.environ.get("TRAINCTL_TEST_SIGKILL_AT", "")
+
+
+def _sigkill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _error_message(e: BaseException) -> str:
     if isinstance(e, TrainctlError | StepFailed):
         return str(e) or type(e).__name__
@@ -167,8 +178,13 @@ def execute(plan: Plan | Iterable[Change], engine: Engine, *, parallelism: int =
 
     def emit(step: Step, event: str, message: str = "", elapsed: float | None = None,
              facts: Mapping[str, str] | None = None) -> None:
+        crash = f"{step[0]}:{step[1].value}:{event}" == _CRASH_AT
+        if crash and event == "finished":     # the step acted; the journal never says so
+            _sigkill_self()
         if journal is not None:
             journal.event(step[0], step[1].value, event, message, facts)
+        if crash:                             # started: journalled, nothing done yet
+            _sigkill_self()
         if on_event is not None:
             with emit_lock:
                 on_event(StepEvent(step[0], step[1], event, message, elapsed, dict(facts or {})))
