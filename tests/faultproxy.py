@@ -72,13 +72,14 @@ class FaultProxy:
     """Start with `start()`; `url` is its endpoint; `counts` what it did, by kind."""
 
     def __init__(self, upstream: str, *, before: float = 0.2, after: float = 0.2,
-                 seed: int = 12):
+                 seed: int = 12, once: dict[str, str] | None = None):
         self.upstream = urlsplit(upstream)
         self.before, self.after = before, after
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.enabled = True
+        self.once = dict(once or {})    # API action -> fate, for its first call only
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -105,9 +106,13 @@ class FaultProxy:
         self.server.shutdown()
         self.server.server_close()
 
-    def _draw(self, service: str | None) -> str:
+    def _draw(self, service: str | None, body: bytes = b"") -> str:
         with self.lock:
-            if not self.enabled or service not in SERVICES:
+            action = next((a for a in self.once if f"Action={a}&".encode() in body + b"&"),
+                          None)
+            if action is not None:
+                fate = self.once.pop(action)
+            elif not self.enabled or service not in SERVICES:
                 fate = "pass"
             else:
                 r = self.rng.random()
@@ -125,7 +130,7 @@ class FaultProxy:
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
         service = service_of(h.headers)
-        fate = self._draw(service)
+        fate = self._draw(service, body)
         if fate == "reset":
             sock = h.connection
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

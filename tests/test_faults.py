@@ -103,3 +103,40 @@ def test_apply_converges_under_injected_faults(tmp_path: Path, moto_endpoint: st
     assert insts == Counter({"instance.trainer": 1}), insts      # no temporary left
     got = _files(d / ".trainctl" / "sandbox")
     assert {k: got.get(k) for k in want} == want
+
+
+LOST_CREATES = """\
+version: 1
+project: twins
+region: us-east-1
+defaults: {availability_zone: us-east-1a, min_age_minutes: 0}
+volumes:
+  scratch: {size_gib: 10}
+instances:
+  trainer:
+    instance_type: t3.micro
+    ami: ami-0123456789abcdef0
+"""
+
+
+def test_a_create_whose_answer_was_lost_leaves_no_twin(tmp_path: Path,
+                                                       moto_endpoint: str) -> None:
+    """The first CreateVolume and RunInstances run, then their answers are lost; botocore
+    retries them and moto (ignoring ClientToken) creates again: the engine removes the
+    twin carrying its own token, so one volume and one instance remain."""
+    from planner.emulator import seed
+
+    seed(moto_endpoint, "us-east-1")
+    (tmp_path / "trainctl.yaml").write_text(LOST_CREATES)
+    proxy = FaultProxy(moto_endpoint, before=0, after=0,
+                       once={"CreateVolume": "lost", "RunInstances": "lost"}).start()
+    try:
+        r = run_cli("--endpoint-url", proxy.url, "apply", "--auto-approve", cwd=tmp_path,
+                    input="", timeout=300)
+    finally:
+        proxy.stop()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert proxy.counts["ec2 lost"] == 2 and not proxy.once
+    vols, insts = _by_address(moto_endpoint, "twins")
+    assert vols == Counter({"volume.scratch": 1}), vols
+    assert insts == Counter({"instance.trainer": 1}), insts
