@@ -204,7 +204,7 @@ def test_spec_edits_converge(tmp_path: Path, moto_endpoint: str) -> None:
 
     (d / "trainctl.yaml").write_text(EDITED)     # grow data, drop scratch, add an instance
     r = ok(cli(d, moto_endpoint, "apply", "--auto-approve"))     # one apply converges
-    assert "0 failed, 0 skipped, 0 blocked" in r.stdout
+    assert "0 blocked; 0 failed, 0 skipped." in r.stdout
     no_changes(d, moto_endpoint)
     vols = live_volumes(moto_endpoint)
     assert set(vols) == {"volume.data"} and len(vols["volume.data"]) == 1
@@ -429,7 +429,7 @@ def test_a_hand_edited_plan_cannot_delete_a_persistent_volume(tmp_path: Path,
     r = ok(cli(d, moto_endpoint, "apply", "plan.json"))
     assert "1 change blocked, not carried out" in r.stdout
     assert "volume.data (delete): persistent" in r.stdout
-    assert "1 blocked." in r.stdout
+    assert "1 blocked; 0 failed" in r.stdout
     still = ec2(moto_endpoint).describe_volumes(VolumeIds=[data_id])["Volumes"]
     assert len(still) == 1
     assert "volume.scratch" not in live_volumes(moto_endpoint)
