@@ -74,6 +74,22 @@ main(sys.argv[1:])
 """
 
 
+# An engine whose create of FAIL_ADDR fails as AWS would (for a cause plan cannot see).
+FAIL_MAIN = """\
+import os, sys
+from planner.engines import direct
+from planner.engines.base import StepFailed
+real_apply = direct.DirectEngine.apply
+def failing_apply(self, change, action):
+    if change.address == os.environ["FAIL_ADDR"]:
+        raise StepFailed(f"{change.address}: InsufficientInstanceCapacity (injected)")
+    return real_apply(self, change, action)
+direct.DirectEngine.apply = failing_apply
+from planner.cli import main
+main(sys.argv[1:])
+"""
+
+
 # --- helpers ---------------------------------------------------------------------------------
 
 def project(tmp_path: Path, spec: str = BASE) -> Path:
@@ -312,16 +328,19 @@ def test_two_concurrent_applies_the_second_is_refused(tmp_path: Path,
 
 def test_a_failed_step_skips_its_dependents_and_the_rest_is_done(
         tmp_path: Path, moto_endpoint: str) -> None:
-    # A subnet that does not exist: only run_instances finds out (plan reads no subnets).
+    # A failure plan cannot foresee (no capacity): injected into the engine's create.
     spec = BASE + (
         "  other:\n    instance_type: t3.micro\n    ami: ami-0123456789abcdef0\n"
         "  broken:\n    instance_type: t3.micro\n    ami: ami-0123456789abcdef0\n"
-        "    subnet_id: subnet-0123456789abcdef0\n"
         "    mounts:\n      - {volume: spare, device: /dev/sdh, path: /spare}\n")
     spec = spec.replace("  scratch: {size_gib: 20}\n",
                         "  scratch: {size_gib: 20}\n  spare: {size_gib: 5}\n")
     d = project(tmp_path, spec)
-    r = cli(d, moto_endpoint, "apply", "--auto-approve")
+    r = subprocess.run(
+        [sys.executable, "-c", FAIL_MAIN, "--endpoint-url", moto_endpoint,
+         "apply", "--auto-approve"],
+        cwd=d, env={**os.environ, "FAIL_ADDR": "instance.broken", "PYTHONPATH": str(ROOT)},
+        input="", capture_output=True, text=True, timeout=300)
     assert r.returncode == 1, r.stdout + r.stderr
     assert ("Apply: 9 created, 0 updated, 0 replaced, 0 deleted, 0 blocked; "
             "1 failed, 2 skipped.") in r.stdout
@@ -330,7 +349,7 @@ def test_a_failed_step_skips_its_dependents_and_the_rest_is_done(
     by = {(e["address"], e["event"]) for e in events}
     assert ("instance.broken", "failed") in by
     failed = next(e for e in events if e["event"] == "failed")
-    assert "InvalidSubnetID.NotFound" in failed["message"]
+    assert "InsufficientInstanceCapacity" in failed["message"]
     for addr in ("attachment.broken.spare", "mount.broken.spare"):
         assert (addr, "skipped") in by and (addr, "started") not in by
         msg = next(e["message"] for e in events if e["address"] == addr)
@@ -467,7 +486,8 @@ def test_s3_state_lock_held_refuses_apply(tmp_path: Path, moto_endpoint: str) ->
     assert S3Lock(s3, "s3://team-state/itest/").status() is None
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="team-state")["Contents"]}
     plan_id = journal(d)[0]["plan_id"]
-    assert keys == {f"itest/plans/{plan_id}.json", f"itest/journal/{plan_id}.jsonl"}
+    assert keys == {f"itest/plans/{plan_id}.json", f"itest/journal/{plan_id}.jsonl",
+                    "itest/ledger.jsonl"}       # the cost ledger is shared there too
 
 
 def test_enforced_cost_limits_refuse_unless_allowed(tmp_path: Path, moto_endpoint: str) -> None:
