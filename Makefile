@@ -8,7 +8,7 @@ STAMP      := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 EXAMPLE ?= examples/quickstart
 
-.PHONY: venv venv-demo sysdeps test lint demo bench clean
+.PHONY: venv venv-demo sysdeps test lint demo bench fuzz faults clean
 
 venv: $(STAMP)
 venv-demo: $(DEMO_STAMP)
@@ -71,6 +71,11 @@ bench: venv
 fuzz: venv
 	TRAINCTL_FUZZ_PROFILE=fuzz $(BIN)/python -m pytest -q -s -p no:cacheprovider \
 	  tests/test_fuzz.py tests/test_file_checks.py::test_every_live_snapshot_field_of_the_wrong_type_names_it
+
+# The fault-proxy and kill -9 tests with their figures (TRAINCTL_FAULT_SEED picks the faults).
+faults: venv
+	$(BIN)/python -m pytest -q -s -p no:cacheprovider -p no:logging \
+	  tests/test_faults.py tests/test_crashes.py
 
 clean:
 	rm -rf $(VENV) .trainctl build *.egg-info
