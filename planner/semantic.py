@@ -110,14 +110,18 @@ class _Checker:
                 out.append((("instances", name, "checkpoints", "sync_to"),
                             f"checkpoints.sync_to of instance {name!r}", uri))
         state = self.get_str(self.doc.data, "state", ())
-        if state is not None:
+        if state is not None and state.startswith("s3://"):
             out.append((("state",), "the state prefix", state))
+        transfer = self.get_str(self.doc.data, "transfer", ())
+        if transfer is not None and transfer.startswith("s3://"):
+            out.append((("transfer",), "the transfer prefix", transfer))
         return out
 
     def check_stages(self) -> None:
         """A stage is a prefix trainctl owns alone (its upload deletes stale objects
         there): not a bucket root, overlapping no other S3 prefix of the spec."""
         locations = self.s3_locations()
+        self.check_transfer(locations)
         for path, _what, uri in locations:
             if path[-1] != "stage" or path[0] != "datasets":
                 continue
@@ -130,6 +134,22 @@ class _Checker:
                 if rel is not None:
                     self.add(path, f"stage {uri} {rel} {what} ({other}); a stage is a "
                                    "prefix trainctl owns alone: give it its own prefix")
+
+    def check_transfer(self, locations: list[tuple[Path, str, str]]) -> None:
+        """`transfer:` is trainctl's too (`trainctl cp` writes and prunes there): it
+        overlaps no dataset source, stage or checkpoint destination. Inside `state:` is
+        the default layout; a stage overlapping it is reported at the stage."""
+        found = [uri for path, _w, uri in locations if path == ("transfer",)]
+        if not found:
+            return
+        for other_path, what, other in locations:
+            if other_path[0] in ("transfer", "state") or other_path[-1] == "stage":
+                continue
+            rel = relation(found[0], other)
+            if rel is not None:
+                self.add(("transfer",), f"transfer {found[0]} {rel} {what} ({other}); "
+                                        "the transfer prefix is one trainctl owns alone: "
+                                        "give it its own prefix")
 
     def check_az(self, az: str | None, path: Path) -> None:
         if az is not None and self.region is not None and not az_in_region(az, self.region):

@@ -119,3 +119,41 @@ def test_validate_lists_every_stage_error_at_once(tmp_path: Path) -> None:
     lines = [ln for ln in (r.stdout + r.stderr).splitlines() if "trainctl.yaml:" in ln]
     assert [ln.split(": ")[1] for ln in lines] == [
         "datasets.root.stage", "datasets.st.stage", "datasets.ck.stage"]
+
+
+@pytest.mark.parametrize(("transfer", "relation"), [
+    ("s3://acme-stage/d/", "equals"), ("s3://acme-stage/", "lies inside"),
+    ("s3://acme-stage/d/x/", "contains")])
+def test_a_stage_overlapping_the_transfer_prefix(tmp_path: Path, transfer: str,
+                                                 relation: str) -> None:
+    """`trainctl cp` writes and prunes under `transfer:`: a stage may not share it."""
+    errs = errors_of(tmp_path, HEAD + f"transfer: {transfer}\n" + "datasets:\n"
+                     + local("d", "s3://acme-stage/d/"))
+    assert len(errs) == 1 and errs[0].startswith("8:32: datasets.d.stage: ")
+    assert f"{relation} the transfer prefix" in errs[0]
+
+
+@pytest.mark.parametrize(("transfer", "what"), [
+    ("s3://acme-data/imagenet/", "equals the source of dataset 'remote'"),
+    ("s3://acme-data/", "contains the source of dataset 'remote'"),
+    ("s3://acme-data/imagenet/cp/", "lies inside the source of dataset 'remote'"),
+    ("s3://acme-ckpt/run-7/", "equals checkpoints.sync_to of instance 't'")])
+def test_the_transfer_prefix_overlaps_no_dataset_or_checkpoints(
+        tmp_path: Path, transfer: str, what: str) -> None:
+    """cp's mirror would write into a dataset's source (or checkpoints) and prune there."""
+    errs = errors_of(tmp_path, HEAD + f"transfer: {transfer}\n" + "datasets:\n"
+                     + "  remote: {source: 's3://acme-data/imagenet/', strategy: local-cache}\n"
+                     + "instances:\n  t:\n" + INSTANCE
+                     + "    checkpoints: {path: /c, sync_to: 's3://acme-ckpt/run-7/'}\n")
+    assert len(errs) == 1 and errs[0].startswith("6:11: transfer: ")
+    assert what in errs[0]
+
+
+def test_a_transfer_prefix_of_its_own_or_inside_state_is_fine(tmp_path: Path) -> None:
+    (tmp_path / "corpus").mkdir()
+    f = tmp_path / "t.yaml"
+    f.write_text(HEAD + "state: s3://acme-state/demo/\n"
+                 + "transfer: s3://acme-state/demo/transfer/\n" + "datasets:\n"
+                 + local("d", "s3://acme-stage/d/")
+                 + "  remote: {source: 's3://acme-data/imagenet/', strategy: local-cache}\n")
+    assert set(load_spec(str(f)).datasets) == {"d", "remote"}
