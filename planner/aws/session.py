@@ -40,6 +40,20 @@ NO_CREDENTIALS_MESSAGE = (
 )
 
 
+RECORD_CALLS_ENV = "TRAINCTL_RECORD_AWS_CALLS"   # a file: one `service:Operation` a call
+_RECORD_LOCK = threading.Lock()
+
+
+def _recorder(service: str, path: str) -> Callable[..., None]:
+    """A before-call hook appending `service:Operation` to PATH (tests check every call
+    against `trainctl iam-policy`)."""
+    def record(model: Any = None, **_: Any) -> None:
+        if model is not None:
+            with _RECORD_LOCK, open(path, "a", encoding="utf-8") as f:
+                f.write(f"{service}:{model.name}\n")
+    return record
+
+
 def _is_loopback(url: str | None) -> bool:
     host = urlparse(url).hostname if url else None
     return host in {"127.0.0.1", "localhost", "::1"}
@@ -94,6 +108,9 @@ class AwsContext:
             kwargs["endpoint_url"] = self.endpoint_url
         c = self.session.client(service, **kwargs)
         c.meta.events.register("before-call", self._count)
+        record = os.environ.get(RECORD_CALLS_ENV)
+        if record:
+            c.meta.events.register("before-call", _recorder(service, record))
         for event, handler in self._hooks:
             c.meta.events.register(event, handler)
         return c

@@ -19,7 +19,6 @@ from planner.cli import Options
 
 TAG = "trainctl:project"
 SSM_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-EC2 = "arn:aws:ec2:*:*"
 
 READ_ONLY_EC2 = [
     "ec2:DescribeVolumes", "ec2:DescribeInstances", "ec2:DescribeVolumesModifications",
@@ -76,52 +75,100 @@ def _project_role_statements(role: str) -> list[dict[str, Any]]:
     ]
 
 
+def _and(*conditions: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Condition blocks merged (IAM ANDs every key of every operator)."""
+    out: dict[str, dict[str, Any]] = {}
+    for c in conditions:
+        for operator, keys in c.items():
+            out.setdefault(operator, {}).update(keys)
+    return out
+
+
 def build_policy(project: str | None, spec: Any | None = None) -> dict[str, Any]:
     """The policy document. `project` None: any trainctl project (the tag must be set)."""
+    region = spec.region if spec is not None else "*"
+    ec2 = f"arn:aws:ec2:{region}:*"
+    snapshots = f"arn:aws:ec2:{region}::snapshot/*"
     if project:
-        request = {"StringEquals": {f"aws:RequestTag/{TAG}": project}}
-        resource = {"StringEquals": {f"aws:ResourceTag/{TAG}": project}}
+        request = {f"aws:RequestTag/{TAG}": project}
+        resource = {f"aws:ResourceTag/{TAG}": project}
         ssm_resource = {"StringEquals": {f"ssm:resourceTag/{TAG}": project}}
+        op = "StringEquals"
     else:
-        request = {"StringLike": {f"aws:RequestTag/{TAG}": "?*"}}
-        resource = {"StringLike": {f"aws:ResourceTag/{TAG}": "?*"}}
+        request = {f"aws:RequestTag/{TAG}": "?*"}
+        resource = {f"aws:ResourceTag/{TAG}": "?*"}
         ssm_resource = {"StringLike": {f"ssm:resourceTag/{TAG}": "?*"}}
+        op = "StringLike"
+    owned = [f"{ec2}:volume/*", f"{ec2}:instance/*"]
+    in_region = ({"StringEquals": {"aws:RequestedRegion": region}}
+                 if spec is not None else None)
+    amis = sorted({i.ami for i in spec.instances.values()}) if spec is not None else []
+    spec_snapshots = sorted({v.snapshot_id for v in spec.volumes.values()
+                             if v.snapshot_id}) if spec is not None else []
     statements: list[dict[str, Any]] = [
-        {"Sid": "ReadLiveState", "Effect": "Allow", "Action": READ_ONLY_EC2, "Resource": "*"},
+        {"Sid": "ReadLiveState", "Effect": "Allow", "Action": READ_ONLY_EC2, "Resource": "*",
+         **({"Condition": in_region} if in_region else {})},
         {"Sid": "CreateTaggedVolumesInstancesSnapshots", "Effect": "Allow",
          "Action": ["ec2:CreateVolume", "ec2:RunInstances", "ec2:CreateSnapshot"],
-         "Resource": [f"{EC2}:volume/*", f"{EC2}:instance/*", "arn:aws:ec2:*::snapshot/*"],
-         "Condition": request},
+         "Resource": [*owned, snapshots], "Condition": {op: request}},
         {"Sid": "RunInstancesWith", "Effect": "Allow", "Action": "ec2:RunInstances",
-         "Resource": ["arn:aws:ec2:*::image/*", f"{EC2}:subnet/*", f"{EC2}:network-interface/*",
-                      f"{EC2}:security-group/*", f"{EC2}:key-pair/*",
-                      f"{EC2}:spot-instances-request/*"]},
-        {"Sid": "CreateVolumeFromSnapshot", "Effect": "Allow", "Action": "ec2:CreateVolume",
-         "Resource": "arn:aws:ec2:*::snapshot/*"},
+         "Resource": [*([f"arn:aws:ec2:{region}::image/{a}" for a in amis]
+                        or [f"arn:aws:ec2:{region}::image/*"]),
+                      f"{ec2}:subnet/*", f"{ec2}:network-interface/*",
+                      f"{ec2}:security-group/*", f"{ec2}:key-pair/*",
+                      f"{ec2}:spot-instances-request/*"]},
+        # restores only from the project's own snapshots and those the spec names
+        {"Sid": "CreateVolumeFromProjectSnapshots", "Effect": "Allow",
+         "Action": "ec2:CreateVolume", "Resource": snapshots, "Condition": {op: resource}},
+        *([{"Sid": "CreateVolumeFromSpecSnapshots", "Effect": "Allow",
+            "Action": "ec2:CreateVolume",
+            "Resource": [f"arn:aws:ec2:{region}::snapshot/{sid}" for sid in spec_snapshots]}]
+          if spec_snapshots else []),
+        # tags given at creation, which must name this project
         {"Sid": "TagOnCreate", "Effect": "Allow", "Action": "ec2:CreateTags",
-         "Resource": [f"{EC2}:volume/*", f"{EC2}:instance/*", "arn:aws:ec2:*::snapshot/*"],
-         "Condition": {"StringEquals": {
-             "ec2:CreateAction": ["CreateVolume", "RunInstances", "CreateSnapshot"]}}},
+         "Resource": [*owned, snapshots],
+         "Condition": _and({"StringEquals": {
+             "ec2:CreateAction": ["CreateVolume", "RunInstances", "CreateSnapshot"]}},
+             {op: request})},
         {"Sid": "ChangeOwnedResources", "Effect": "Allow",
-         "Action": ["ec2:CreateTags", "ec2:DeleteTags", "ec2:ModifyVolume",
-                    "ec2:AttachVolume", "ec2:DetachVolume", "ec2:DeleteVolume",
-                    "ec2:CreateSnapshot", "ec2:TerminateInstances",
-                    "ec2:ModifyInstanceAttribute"],   # a leaked temporary instance
-         "Resource": [f"{EC2}:volume/*", f"{EC2}:instance/*"],
-         "Condition": resource},
-        {"Sid": "SpotServiceLinkedRole", "Effect": "Allow",
-         "Action": "iam:CreateServiceLinkedRole", "Resource": "*",
-         "Condition": {"StringEquals": {"iam:AWSServiceName": "spot.amazonaws.com"}}},
+         "Action": ["ec2:ModifyVolume", "ec2:AttachVolume", "ec2:DetachVolume",
+                    "ec2:DeleteVolume", "ec2:CreateSnapshot", "ec2:TerminateInstances"],
+         "Resource": owned, "Condition": {op: resource}},
+        # tag writes on owned resources never move them into another project's namespace
+        {"Sid": "TagOwnedResources", "Effect": "Allow", "Action": "ec2:CreateTags",
+         "Resource": owned,
+         "Condition": {op: resource, f"{op}IfExists": request}},
+        {"Sid": "UntagOwnedResources", "Effect": "Allow", "Action": "ec2:DeleteTags",
+         "Resource": owned,
+         "Condition": {op: resource, "ForAllValues:StringNotEquals": {
+             "aws:TagKeys": [TAG, "trainctl:address"]}}},
         {"Sid": "RunScriptsOnOwnedInstances", "Effect": "Allow", "Action": "ssm:SendCommand",
-         "Resource": f"{EC2}:instance/*", "Condition": ssm_resource},
+         "Resource": f"{ec2}:instance/*", "Condition": ssm_resource},
         {"Sid": "RunShellScriptDocument", "Effect": "Allow", "Action": "ssm:SendCommand",
-         "Resource": "arn:aws:ssm:*::document/AWS-RunShellScript"},
+         "Resource": f"arn:aws:ssm:{region}::document/AWS-RunShellScript"},
         {"Sid": "ReadCommandResults", "Effect": "Allow",
          "Action": ["ssm:GetCommandInvocation", "ssm:DescribeInstanceInformation"],
-         "Resource": "*"},
+         "Resource": "*", **({"Condition": in_region} if in_region else {})},
     ]
+    imports = ([f"{ec2}:volume/{v.import_id}" for v in spec.volumes.values() if v.import_id]
+               + [f"{ec2}:instance/{i.import_id}" for i in spec.instances.values()
+                  if i.import_id]) if spec is not None else owned
+    if imports:   # adopting an untagged resource the spec imports
+        statements.append({
+            "Sid": "AdoptImportedResources", "Effect": "Allow", "Action": "ec2:CreateTags",
+            "Resource": sorted(imports),
+            "Condition": {"Null": {f"aws:ResourceTag/{TAG}": "true"}, op: request}})
+    if spec is None or any(i.market == "spot" for i in spec.instances.values()):
+        statements.append({
+            "Sid": "SpotServiceLinkedRole", "Effect": "Allow",
+            "Action": "iam:CreateServiceLinkedRole",
+            "Resource": "arn:aws:iam::*:role/aws-service-role/spot.amazonaws.com/"
+                        "AWSServiceRoleForEC2Spot",
+            "Condition": {"StringEquals": {"iam:AWSServiceName": "spot.amazonaws.com"}}})
+    # prewarm's temporary instances run with the project role too
     needs_role = spec is None or any(not i.iam_instance_profile
-                                     for i in spec.instances.values())
+                                     for i in spec.instances.values()) or any(
+        d.strategy == "prewarmed-ebs" for d in spec.datasets.values())
     if needs_role:
         statements += _project_role_statements(f"trainctl-{project}-ssm" if project
                                                else "trainctl-*")
