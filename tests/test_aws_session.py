@@ -16,6 +16,7 @@ from planner.aws.session import (
     aws_errors,
     connect,
     resolve_endpoint,
+    resolve_target,
 )
 from planner.errors import AwsAccessError, TrainctlError
 
@@ -216,3 +217,34 @@ def test_importing_the_package_does_not_import_boto3() -> None:
     code = ("import sys; import planner.aws, planner.aws.read, planner.cost; "
             "sys.exit(1 if 'boto3' in sys.modules or 'botocore' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("how", ["env", "profile"])
+def test_aws_itself_means_aws_for_every_service(tmp_path: Path, how: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Target AWS (no endpoint chosen): botocore must not send one service elsewhere
+    (AWS_ENDPOINT_URL_EC2, a profile's endpoint_url) while trainctl says "AWS account"."""
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    if how == "env":
+        for svc in ("EC2", "S3", "SSM", "IAM", "STS"):
+            monkeypatch.setenv(f"AWS_ENDPOINT_URL_{svc}", "http://127.0.0.1:9")
+    else:
+        cfg = tmp_path / "config"
+        cfg.write_text("[default]\nendpoint_url = http://127.0.0.1:9\n")
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(cfg))
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+    aws = connect("us-east-1", None)
+    for c in (aws.ec2, aws.s3, aws.ssm, aws.iam, aws.client("sts")):
+        assert "127.0.0.1" not in c.meta.endpoint_url, c.meta.endpoint_url
+        assert c.meta.endpoint_url.endswith("amazonaws.com")
+
+
+@pytest.mark.parametrize("value", [" ", "\t", ""])
+def test_a_blank_aws_endpoint_url_is_an_error_as_the_flag_is(
+        tmp_path: Path, value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: whitespace was read as unset by trainctl and as an endpoint by botocore
+    (a traceback, `Invalid endpoint`)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", value)
+    with pytest.raises(TrainctlError, match="AWS_ENDPOINT_URL: invalid endpoint URL: empty"):
+        resolve_target(None, str(tmp_path))

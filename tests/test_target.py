@@ -144,7 +144,20 @@ def test_aws_itself_is_named_by_account_from_one_sts_call(
         capsys: pytest.CaptureFixture[str]) -> None:
     from planner.aws import session
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto_endpoint)   # STS only, via botocore
+    make = session.AwsContext._make_client
+
+    def sts_to_moto(self: session.AwsContext, service: str) -> object:
+        """STS only to moto (botocore's AWS_ENDPOINT_URL_STS is ignored: trainctl's target
+        is the only one)."""
+        if service != "sts":
+            return make(self, service)
+        self.endpoint_url = moto_endpoint
+        try:
+            return make(self, service)
+        finally:
+            self.endpoint_url = None
+
+    monkeypatch.setattr(session.AwsContext, "_make_client", sts_to_moto)
     monkeypatch.setattr(session, "_announced", set())
     monkeypatch.setattr(session, "_accounts", {})
     aws, how = session.open_aws(None, str(tmp_path), "us-east-1")

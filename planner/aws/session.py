@@ -100,6 +100,10 @@ class AwsContext:
             "read_timeout": READ_TIMEOUT,
             "user_agent_extra": USER_AGENT_EXTRA,
             "max_pool_connections": 32,
+            # only the target resolve_target chose: botocore would otherwise send a
+            # service to AWS_ENDPOINT_URL_EC2 / _S3 / ... or a profile's endpoint_url
+            # while trainctl says it targets AWS
+            "ignore_configured_endpoint_urls": True,
         }
         if service == "s3" and self.endpoint_url:
             options["s3"] = {"addressing_style": "path"}   # emulators have no bucket DNS
@@ -278,9 +282,9 @@ def resolve_target(cli_endpoint: str | None, state_dir: str) -> Target:
     path = os.path.join(state_dir, "local.json")
     if os.path.lexists(path):
         return _recorded_emulator(state_dir, path)
-    env = os.environ.get("AWS_ENDPOINT_URL", "").strip()
-    if env:
-        return Target(check_endpoint(env, "AWS_ENDPOINT_URL"), SOURCE_ENV)
+    env = os.environ.get("AWS_ENDPOINT_URL")
+    if env is not None:       # set but blank is an error, as `--endpoint-url ''` is
+        return Target(check_endpoint(env.strip(), "AWS_ENDPOINT_URL"), SOURCE_ENV)
     return Target(None, SOURCE_AWS)
 
 
