@@ -23,6 +23,7 @@ from planner.graph import data_location, parse_address, sync_path, with_dependen
 from planner.keys import describe as describe_keys
 from planner.keys import named as named_keys
 from planner.live import (
+    TAG_CREATED_EMPTY,
     TAG_DATASET_DIGEST,
     TAG_MOUNTED,
     TAG_ON_DELETE,
@@ -318,6 +319,10 @@ class _Diff:
         lv = self.volumes.get(addr)
         tags = self.desired_tags(addr, vs.tags, persistent=vs.persistent, protect=vs.protect,
                                  on_delete=vs.on_delete, live_tags=lv.tags if lv else None)
+        if lv is not None and addr in self.adopting and TAG_CREATED_EMPTY in lv.tags:
+            # an adopted volume was not created empty here (the tag is its maker's word,
+            # or anyone's): it may never be formatted, even once `import:` is dropped
+            tags[TAG_CREATED_EMPTY] = "false"
         create = {
             "name": vs.name, "size_gib": vs.size_gib, "type": vs.type, "iops": vs.iops,
             "throughput_mibps": vs.throughput_mibps, "availability_zone": vs.availability_zone,

@@ -32,7 +32,7 @@ from diffworld import (
 
 from planner.diff import format_digest_tag, parse_digest_tag, short_digest
 from planner.errors import TrainctlError
-from planner.live import TAG_DATASET_DIGEST, TAG_PERSISTENT, LiveModification
+from planner.live import TAG_CREATED_EMPTY, TAG_DATASET_DIGEST, TAG_PERSISTENT, LiveModification
 from planner.plan import Action, Reason, Rule, plan_from_json, plan_to_json
 from planner.spec import CostLimits, Dataset, Mount
 
@@ -344,6 +344,27 @@ def test_import_adopts_an_untagged_volume_with_ownership_tags():
     # adopted and tagged: a no-op from now on
     adopted = live(volumes=(lvol("vol-imp", "volume.data", 100),))
     assert plan_of(spec, adopted).change("volume.data").actions == NOOP
+
+
+@pytest.mark.parametrize("project", [None, PROJECT])
+def test_import_clears_a_created_empty_tag_it_did_not_write(project):
+    """A volume tagged trainctl:created-empty by someone else (or by this project at
+    another address) is not one trainctl created empty here: once adopted, dropping
+    `import:` must not make mount.sh allowed to format it."""
+    spec = make_spec([vol("data", 100, import_id="vol-imp")])
+    extra = {TAG_CREATED_EMPTY: "true"}
+    found = (lvol("vol-imp", "volume.old", 100, extra_tags=extra) if project
+             else lvol("vol-imp", None, 100, extra_tags=extra))
+    c = plan_of(spec, live(volumes=(found,))).change("volume.data")
+    assert c.reason is Reason.ADOPT_BECAUSE_IMPORT
+    assert c.after["tags"][TAG_CREATED_EMPTY] == "false"
+    assert c.before["tags"][TAG_CREATED_EMPTY] == "true"
+
+
+def test_a_volume_trainctl_created_keeps_its_created_empty_tag():
+    spec = make_spec([vol("data", 100)])
+    ours = lvol("vol-1", "volume.data", 100, extra_tags={TAG_CREATED_EMPTY: "true"})
+    assert plan_of(spec, live(volumes=(ours,))).change("volume.data").actions == NOOP
 
 
 def test_import_of_a_differently_placed_volume_is_an_error_not_a_replace():
