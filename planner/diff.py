@@ -198,6 +198,7 @@ class _Diff:
         self.volumes: dict[str, LiveVolume] = {}       # address -> live volume
         self.instances: dict[str, LiveInstance] = {}   # address -> live instance
         self.adopting: set[str] = set()                # imported, not yet tagged as ours
+        self.known_volumes: dict[str, str] = {}        # address -> id the ledger last saw
         self.groups: dict[str, list[Any]] = {}         # address -> all its live resources
         self.dups: dict[str, leftovers.Duplicate] = {}  # `volume.V@ID` -> the duplicate
         self.temporaries: list[LiveInstance] = []
@@ -330,6 +331,10 @@ class _Diff:
             "tags": tags,
         }
         if lv is None:
+            gone = self.known_volumes.get(addr)
+            if gone is not None and not any(v.id == gone for v in self.live.volumes):
+                return _change(addr, (CREATE,), Reason.CREATE_BECAUSE_DELETED_OUTSIDE,
+                               before={"id": gone, "state": "deleted"}, after=create)
             return _change(addr, (CREATE,), Reason.CREATE_BECAUSE_MISSING, after=create)
         paths = []
         if vs.availability_zone != lv.availability_zone:
@@ -1091,6 +1096,12 @@ class _Diff:
 
 def diff(spec: Spec, graph: nx.DiGraph, live: LiveState, *, now: datetime,
          options: PlanOptions = DEFAULT_OPTIONS,
-         overrides: Overrides = NO_OVERRIDES) -> Plan:
-    """The plan that brings `live` to `spec` (or destroys it), with the rules applied."""
-    return _Diff(spec, graph, live, now, options, overrides).run()
+         overrides: Overrides = NO_OVERRIDES,
+         known_volumes: Mapping[str, str] | None = None) -> Plan:
+    """The plan that brings `live` to `spec` (or destroys it), with the rules applied.
+
+    `known_volumes`: address -> id of volumes the cost ledger last saw, so one deleted
+    outside trainctl reads as such."""
+    d = _Diff(spec, graph, live, now, options, overrides)
+    d.known_volumes = dict(known_volumes or {})
+    return d.run()

@@ -68,8 +68,11 @@ def current(events: Iterable[LedgerEvent]) -> dict[str, LedgerEvent]:
 
 
 def reconcile(events: Iterable[LedgerEvent], observed: Iterable[Observed],
-              now: datetime) -> list[LedgerEvent]:
-    """The events that bring the ledger up to what was observed at NOW."""
+              now: datetime, removed_by_trainctl: frozenset[str] = frozenset()
+              ) -> list[LedgerEvent]:
+    """The events that bring the ledger up to what was observed at NOW. A removal says
+    who removed it: trainctl (an id in REMOVED_BY_TRAINCTL, deleted by this apply) or
+    someone outside trainctl."""
     events = list(events)
     open_ = current(events)
     ever = {e.id for e in events}
@@ -87,8 +90,10 @@ def reconcile(events: Iterable[LedgerEvent], observed: Iterable[Observed],
                                    o.charged, MappingProxyType(dict(o.attrs))))
     for rid, last in open_.items():
         if rid not in seen:
+            by = "trainctl" if rid in removed_by_trainctl else "outside"
             new.append(LedgerEvent(now, rid, last.address, last.kind,
-                                   LedgerEventType.REMOVE))
+                                   LedgerEventType.REMOVE, False,
+                                   MappingProxyType({"by": by})))
     return new
 
 
@@ -146,3 +151,14 @@ def event_from_json(doc: Mapping[str, Any]) -> LedgerEvent:
     return LedgerEvent(parse_iso(doc["ts"]), doc["id"], doc["address"], Kind(doc["kind"]),
                        LedgerEventType(doc["event"]), bool(doc.get("charged", False)),
                        MappingProxyType(dict(attrs)))
+
+
+def removed_outside(events: Iterable[LedgerEvent], kind: Kind) -> dict[str, str]:
+    """Address -> id of the resources of KIND the ledger last saw existing, or saw removed
+    by someone outside trainctl: if one is gone now, it was not trainctl's doing."""
+    last: dict[str, LedgerEvent] = {}
+    for e in sorted(events, key=lambda e: e.ts):
+        if e.kind is kind:
+            last[e.address] = e
+    return {a: e.id for a, e in last.items()
+            if e.event is not LedgerEventType.REMOVE or e.attrs.get("by") == "outside"}

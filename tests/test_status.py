@@ -159,3 +159,33 @@ def test_a_corrupt_ledger_is_a_clear_error(tmp_path: Path) -> None:
                                            '"event": "launch", "charged": true, '
                                            '"attrs": {}}\n{"ts": "2026-')   # torn last line
     assert len(LedgerStore(str(tmp_path), None).read()) == 1
+
+
+@pytest.mark.slow
+def test_a_volume_deleted_outside_trainctl_reads_as_such(tmp_path: Path,
+                                                         moto_endpoint: str) -> None:
+    import boto3
+
+    spec = ("version: 1\nproject: gone\nregion: us-east-1\n"
+            "defaults: {availability_zone: us-east-1a, min_age_minutes: 0}\n"
+            "volumes:\n  spare: {size_gib: 5}\n  other: {size_gib: 6}\n")
+    d = tmp_path / "proj"
+    d.mkdir()
+    (d / "trainctl.yaml").write_text(spec)
+    assert _cli(d, moto_endpoint, "apply", "--auto-approve").returncode == 0
+    ec2 = boto3.client("ec2", endpoint_url=moto_endpoint, region_name="us-east-1")
+    vols = {next(t["Value"] for t in v["Tags"] if t["Key"] == "trainctl:address"): v["VolumeId"]
+            for v in ec2.describe_volumes()["Volumes"]}
+    ec2.delete_volume(VolumeId=vols["volume.spare"])
+    r = _cli(d, moto_endpoint, "plan")
+    assert f"{vols['volume.spare']} was deleted outside trainctl" in r.stdout, r.stdout
+    doc = json.loads(_cli(d, moto_endpoint, "plan", "--json").stdout)
+    reasons = {c["address"]: c["reason"] for c in doc["changes"]}
+    assert reasons["volume.spare"] == "create_because_deleted_outside"
+    # a volume trainctl itself deleted, then asked for again, is simply missing
+    (d / "trainctl.yaml").write_text(spec.replace("  other: {size_gib: 6}\n", ""))
+    assert _cli(d, moto_endpoint, "apply", "--auto-approve").returncode == 0
+    (d / "trainctl.yaml").write_text(spec)
+    doc = json.loads(_cli(d, moto_endpoint, "plan", "--json").stdout)
+    reasons = {c["address"]: c["reason"] for c in doc["changes"]}
+    assert reasons["volume.other"] == "create_because_missing"

@@ -89,11 +89,12 @@ class LedgerStore:
             raise TrainctlError(f"{self.path}: cannot write the cost ledger: "
                                 f"{e.strerror or e}") from None
 
-    def update(self, ec2: Any, project: str, now: datetime) -> list[LedgerEvent]:
+    def update(self, ec2: Any, project: str, now: datetime,
+               removed_by_trainctl: frozenset[str] = frozenset()) -> list[LedgerEvent]:
         """Observe the project, record what changed; every event, old and new."""
         from planner.aws.find import observe_project
 
         events = self.read()
-        new = reconcile(events, observe_project(ec2, project), now)
+        new = reconcile(events, observe_project(ec2, project), now, removed_by_trainctl)
         self.append(new)
         return [*events, *new]

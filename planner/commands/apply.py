@@ -261,14 +261,14 @@ def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism
             if not click.confirm("Do you want to perform these actions?", default=False):
                 raise ApplyRefused("Apply cancelled; nothing changed.")
         rc = run_plan(opts, spec, plan, overrides, region, parallelism, color)
-        record_ledger(opts, spec, region)
+        record_ledger(opts, spec, region, plan)
         if spec.state and spec.state.startswith("s3://"):
             share_records(opts, spec.state, region, plan)
     if rc:
         sys.exit(rc)
 
 
-def record_ledger(opts: Options, spec: Any, region: str) -> None:
+def record_ledger(opts: Options, spec: Any, region: str, plan: Plan | None = None) -> None:
     """Bring the cost ledger up to what exists now (launches, changes, removals), so spend
     so far survives a terminate. A failure here is only a warning: the apply is done."""
     from planner.aws.ledger_store import LedgerStore
@@ -277,8 +277,10 @@ def record_ledger(opts: Options, spec: Any, region: str) -> None:
     try:
         aws = open_aws(opts.endpoint_url, opts.state_dir, region, announce=False)[0]
         with aws_errors():
+            ours = frozenset(c.id for c in (plan.changes if plan else ())
+                             if c.deletes and c.id and not c.blocked)
             LedgerStore(opts.state_dir, spec.state, aws.s3).update(
-                aws.ec2, spec.project, datetime.now(UTC))
+                aws.ec2, spec.project, datetime.now(UTC), ours)
     except TrainctlError as e:
         click.echo(f"warning: the cost ledger was not updated: {e}", err=True)
 

@@ -53,6 +53,21 @@ def _read_aws(opts: Options, spec: Spec, region: str, now: datetime) -> LiveStat
         return read_live(spec, aws, now=now)
 
 
+def _known_volumes(opts: Options, spec: Spec, region: str) -> dict[str, str]:
+    """Volumes the cost ledger last saw (address -> id); {} when it cannot be read."""
+    from planner.aws.ledger_store import LedgerStore
+    from planner.aws.session import open_aws
+    from planner.ledger import Kind, removed_outside
+
+    try:
+        s3 = (open_aws(opts.endpoint_url, opts.state_dir, region, announce=False)[0].s3
+              if spec.state and spec.state.startswith("s3://") else None)
+        return removed_outside(LedgerStore(opts.state_dir, spec.state, s3).read(),
+                               Kind.VOLUME)
+    except Exception:  # the ledger only improves a message; never fail a plan for it
+        return {}
+
+
 @gc_paused()
 def make_plan(opts: Options, *, destroy: bool = False, targets: tuple[str, ...] = (),
               live_snapshot: str | None = None, overrides: Overrides = NO_OVERRIDES,
@@ -78,10 +93,13 @@ def make_plan(opts: Options, *, destroy: bool = False, targets: tuple[str, ...] 
         if opts.region and live.region != opts.region:
             raise TrainctlError(f"{live_snapshot}: the snapshot is of region {live.region}, "
                                 f"not {opts.region}")
+        known: dict[str, str] = {}
     else:
         live = _read_aws(opts, spec, region, now)
+        known = _known_volumes(opts, spec, region)
     options = PlanOptions(destroy=destroy, targets=tuple(dict.fromkeys(targets)))
-    plan = diff(spec, graph, live, now=now, options=options, overrides=overrides)
+    plan = diff(spec, graph, live, now=now, options=options, overrides=overrides,
+                known_volumes=known)
     return spec, graph, live, plan
 
 

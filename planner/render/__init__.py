@@ -12,7 +12,7 @@ from planner.plan import Change, CostSummary, Reason
 REASON_WORDS: dict[Reason, str] = {
     Reason.NO_CHANGE: "it matches the spec",
     Reason.CREATE_BECAUSE_MISSING: "it does not exist yet",
-    Reason.CREATE_BECAUSE_DELETED_OUTSIDE: "it was terminated outside trainctl",
+    Reason.CREATE_BECAUSE_DELETED_OUTSIDE: "it was deleted or terminated outside trainctl",
     Reason.UPDATE_BECAUSE_DRIFT: "live state differs from the spec",
     Reason.REPLACE_BECAUSE_CANNOT_UPDATE: "a changed attribute cannot be updated in place",
     Reason.REPLACE_BECAUSE_DEPENDENCY_REPLACED: "something it depends on is replaced",
@@ -49,7 +49,8 @@ def change_reason(change: Change) -> str:
     plan holds it (`i-0abc was terminated outside trainctl`)."""
     gone = (change.before or {}).get("id")
     if change.reason is Reason.CREATE_BECAUSE_DELETED_OUTSIDE and gone:
-        return f"{gone} was terminated outside trainctl"
+        verb = "deleted" if str(gone).startswith("vol-") else "terminated"
+        return f"{gone} was {verb} outside trainctl"
     return reason_words(change.reason)
 
 
