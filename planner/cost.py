@@ -3,9 +3,14 @@
 - Instances: on-demand Linux hourly list price. Spot: `live.spot_prices["TYPE/AZ"]`
   (from describe_spot_price_history), else the highest known spot price of that type
   in another AZ, else on-demand * `spot_fraction` (0.35, documented in the table).
-- Volumes: per GiB-month by type, plus gp3 IOPS above 3,000 and throughput above
-  125 MiB/s, plus io1/io2 provisioned IOPS; a month is 730 hours.
-- An unknown instance type or region gives a warning (rule `cost`), never a failure.
+- Volumes: per GiB-month by type and region, plus gp3 IOPS above 3,000 and throughput
+  above 125 MiB/s, plus io1/io2 provisioned IOPS; a month is 730 hours. Every instance
+  carries its root volume: the live one once it exists, before that the AMI's root size
+  (`live.image_roots`), else DEFAULT_ROOT_GIB of DEFAULT_ROOT_TYPE.
+- Fails closed: a type or region the table does not price is an UnknownPrice ("no price
+  for p5en.48xlarge in eu-north-1"), never $0; every figure it is part of is unknown (the
+  priced part is "at least"), a limit it could push over is not "met", and with
+  `cost.enforce` the plan is not applyable (`--allow-cost` overrides).
 Figures stay floats; round only for display.
 """
 
@@ -20,12 +25,23 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from planner.live import LiveState
-from planner.plan import Action, Change, CostSummary, PlanWarning, ResourceType, Rule
+from planner.live import TAG_ADDRESS, LiveState
+from planner.plan import (
+    Action,
+    Change,
+    CostSummary,
+    PlanWarning,
+    ResourceType,
+    Rule,
+    UnknownPrice,
+)
 from planner.spec import Spec
 
-FALLBACK_REGION = "us-east-1"    # EBS rates for a region missing from the table
 CHARGED_INSTANCE_STATES = ("pending", "running")
+# An instance's root volume when its AMI's is unknown (not described): large enough for
+# the deep learning AMIs (their roots are 75-100+ GiB), so the figure errs high, not low.
+DEFAULT_ROOT_GIB = 100
+DEFAULT_ROOT_TYPE = "gp3"
 
 
 @lru_cache(maxsize=1)
@@ -78,20 +94,22 @@ def instance_hourly(instance_type: str, market: str, region: str,
     return None if od is None else od * spot_fraction()
 
 
-def _ebs_rates(volume_type: str, region: str) -> Mapping[str, float] | None:
-    regions = price_table()["regions"]
-    ebs = (regions.get(region) or regions[FALLBACK_REGION])["ebs"]
-    rates: Mapping[str, float] | None = ebs.get(volume_type)
+def ebs_rates(volume_type: str, region: str) -> Mapping[str, float] | None:
+    """The EBS rates of a type in a region, or None when the table has none (unknown)."""
+    region_prices = price_table()["regions"].get(region)
+    if region_prices is None:
+        return None
+    rates: Mapping[str, float] | None = region_prices.get("ebs", {}).get(volume_type)
     return rates
 
 
 def volume_hourly(size_gib: int, volume_type: str, iops: int | None,
-                  throughput_mibps: int | None, region: str) -> float:
-    """Hourly USD for one EBS volume (month = 730 h). A region missing from the table
-    is priced at us-east-1 rates; an unknown type costs 0 (plan_cost warns for both)."""
-    rates = _ebs_rates(volume_type, region)
+                  throughput_mibps: int | None, region: str) -> float | None:
+    """Hourly USD for one EBS volume (month = 730 h); None when the table does not price
+    that type in that region."""
+    rates = ebs_rates(volume_type, region)
     if rates is None:
-        return 0.0
+        return None
     monthly = size_gib * rates["gib_month"]
     if "iops_month" in rates:
         included = rates.get("iops_included", 0)
@@ -101,7 +119,7 @@ def volume_hourly(size_gib: int, volume_type: str, iops: int | None,
         included = rates.get("throughput_included_mibps", 0)
         provisioned = throughput_mibps if throughput_mibps is not None else included
         monthly += max(0, provisioned - included) * rates["throughput_mibps_month"]
-    return monthly / hours_per_month()
+    return float(monthly) / hours_per_month()
 
 
 # --- plan cost --------------------------------------------------------------------------
@@ -117,24 +135,48 @@ class _Item:
     attrs: Mapping[str, Any]
     charged: bool                    # instances: running/pending; volumes: always
     since: datetime | None           # launch / create time of what exists now
+    root_of: str | None = None       # a root volume: its instance's id (live) or address
 
 
 _VOLUME_KEYS = ("size_gib", "type", "iops", "throughput_mibps", "availability_zone")
 _INSTANCE_KEYS = ("instance_type", "market", "availability_zone")
 
 
+def _root(live: LiveState, owner: str, label: str, ami: str | None,
+          since: datetime | None) -> _Item:
+    """The root volume an instance launched from AMI has: the AMI's size, else the
+    documented default."""
+    known = live.image_roots.get(ami or "") or {}
+    attrs = {"size_gib": int(known.get("size_gib", DEFAULT_ROOT_GIB)),
+             "type": str(known.get("type", DEFAULT_ROOT_TYPE)),
+             "iops": None, "throughput_mibps": None}
+    return _Item(ResourceType.VOLUME, f"{label} root volume", None, attrs, True, since,
+                 root_of=owner)
+
+
 def _live_items(live: LiveState) -> list[_Item]:
+    instance_ids = {i.id for i in live.instances}
+    roots: dict[str, str] = {}        # volume id -> instance id, for untagged attached volumes
+    for v in live.volumes:
+        if v.tags.get(TAG_ADDRESS):
+            continue
+        owner = next((a.instance_id for a in v.attachments
+                      if a.instance_id in instance_ids and a.state != "detached"), None)
+        if owner is not None:
+            roots[v.id] = owner
     items = [
         _Item(ResourceType.VOLUME, v.address or v.id, v.id,
-              {k: getattr(v, k) for k in _VOLUME_KEYS}, True, v.create_time)
+              {k: getattr(v, k) for k in _VOLUME_KEYS}, True, v.create_time,
+              root_of=roots.get(v.id))
         for v in live.volumes
     ]
-    items += [
-        _Item(ResourceType.INSTANCE, i.address or i.id, i.id,
-              {k: getattr(i, k) for k in _INSTANCE_KEYS},
-              i.state in CHARGED_INSTANCE_STATES, i.launch_time)
-        for i in live.instances
-    ]
+    with_root = set(roots.values())
+    for i in live.instances:
+        items.append(_Item(ResourceType.INSTANCE, i.address or i.id, i.id,
+                           {k: getattr(i, k) for k in _INSTANCE_KEYS},
+                           i.state in CHARGED_INSTANCE_STATES, i.launch_time))
+        if i.id not in with_root and i.state not in ("shutting-down", "terminated"):
+            items.append(_root(live, i.id, i.address or i.id, i.ami, i.launch_time))
     return items
 
 
@@ -151,18 +193,20 @@ def _spec_attrs(spec: Spec, change: Change) -> dict[str, Any]:
 
 class _Slots:
     """`before` as a list whose positions never move (a deleted item leaves a hole), with
-    indexes by (kind, id) and (kind, label): finding an item is O(1), not a scan."""
+    indexes by (kind, id), (kind, label) and root owner: finding is O(1), not a scan."""
 
     def __init__(self, items: list[_Item]):
-        self.items: list[_Item | None] = list(items)
+        self.items: list[_Item | None] = []
         self._by: dict[tuple[Any, ...], list[int]] = {}
-        for n, it in enumerate(items):
-            self._index(n, it)
+        for it in items:
+            self.put(None, it)
 
     def _index(self, n: int, it: _Item) -> None:
         if it.id:
             bisect.insort(self._by.setdefault((it.kind, "id", it.id), []), n)
         bisect.insort(self._by.setdefault((it.kind, "label", it.label), []), n)
+        if it.root_of:
+            self._by.setdefault(("root", it.root_of), []).append(n)
 
     def find(self, kind: ResourceType, rid: str | None, label: str) -> int | None:
         """The first position holding an item of `kind` with id `rid` or label `label`."""
@@ -176,6 +220,13 @@ class _Slots:
                     best = n if best is None else min(best, n)
                     break
         return best
+
+    def drop_roots(self, owner: str | None) -> None:
+        """Remove the root volume(s) of the instance `owner` (it is deleted or replaced)."""
+        for n in self._by.pop(("root", owner), []) if owner else ():
+            it = self.items[n]
+            if it is not None and it.root_of == owner:
+                self.items[n] = None
 
     def put(self, n: int | None, item: _Item | None) -> None:
         """Replace (item) or delete (None) position `n`; n None appends `item`."""
@@ -192,8 +243,8 @@ class _Slots:
         return [it for it in self.items if it is not None]
 
 
-def _after_items(spec: Spec, before: list[_Item], changes: Iterable[Change],
-                 now: datetime) -> list[_Item]:
+def _after_items(spec: Spec, live: LiveState, before: list[_Item],
+                 changes: Iterable[Change], now: datetime) -> list[_Item]:
     after = _Slots(before)
     for c in changes:
         if c.type not in (ResourceType.VOLUME, ResourceType.INSTANCE):
@@ -201,67 +252,104 @@ def _after_items(spec: Spec, before: list[_Item], changes: Iterable[Change],
         if c.blocked or c.is_noop:
             continue                  # stays as live
         idx = after.find(c.type, c.id, c.address)
+        current = after.items[idx] if idx is not None else None
         if Action.CREATE not in c.actions and Action.UPDATE not in c.actions:
-            if idx is not None:       # a plain delete
+            if idx is not None:       # a plain delete (an instance takes its root along)
                 after.put(idx, None)
+                if current is not None and c.type == ResourceType.INSTANCE:
+                    after.drop_roots(current.id or current.label)
             continue
         keys = _VOLUME_KEYS if c.type == ResourceType.VOLUME else _INSTANCE_KEYS
-        current = after.items[idx] if idx is not None else None
         attrs = dict(current.attrs) if current is not None else {}
         attrs.update(_spec_attrs(spec, c))
         attrs.update({k: v for k, v in (c.after or {}).items() if k in keys})
         if current is None or Action.CREATE in c.actions:  # create or replace: new, running
             after.put(idx, _Item(c.type, c.address, None, attrs, True, now))
+            if c.type == ResourceType.INSTANCE:
+                if current is not None:
+                    after.drop_roots(current.id or current.label)
+                ins = spec.instances.get(c.name)
+                ami = ins.ami if ins else (c.after or {}).get("ami")
+                after.put(None, _root(live, c.address, c.address, ami, now))
         else:                                               # update in place
             after.put(idx, replace(current, attrs=attrs))
     return after.live()
 
 
-def _hourly(item: _Item, live: LiveState, region: str,
-            warnings: dict[str, PlanWarning]) -> float:
+def _price(item: _Item, live: LiveState, region: str) -> float | UnknownPrice:
+    """Hourly USD of an item, or what the table cannot price."""
     if not item.charged:
         return 0.0
     a = item.attrs
+    address = item.label.split(" ", 1)[0] if "." in item.label else None
     if item.kind == ResourceType.INSTANCE:
-        price = instance_hourly(str(a.get("instance_type")), str(a.get("market", "on-demand")),
-                                region, live.spot_prices, a.get("availability_zone"))
-        if price is None:
-            key = f"{item.label}|{a.get('instance_type')}"
-            warnings.setdefault(key, PlanWarning(
-                item.label if "." in item.label else None, Rule.COST,
-                f"no price for {a.get('instance_type')} in {region} in the price table "
-                f"(as of {as_of()}): {item.label} is left out of the cost",
-            ))
-            return 0.0
-        return price
-    vtype = str(a.get("type", "gp3"))
-    if _ebs_rates(vtype, region) is None:
-        warnings.setdefault(f"{item.label}|{vtype}", PlanWarning(
-            item.label if "." in item.label else None, Rule.COST,
-            f"no price for EBS volume type {vtype}: {item.label} is left out of the cost",
-        ))
-    return volume_hourly(int(a.get("size_gib") or 0), vtype, a.get("iops"),
-                         a.get("throughput_mibps"), region)
+        itype = str(a.get("instance_type"))
+        price = instance_hourly(itype, str(a.get("market", "on-demand")), region,
+                                live.spot_prices, a.get("availability_zone"))
+        what = itype
+    else:
+        what = f"EBS {a.get('type', 'gp3')}"
+        price = volume_hourly(int(a.get("size_gib") or 0), str(a.get("type", "gp3")),
+                              a.get("iops"), a.get("throughput_mibps"), region)
+    if price is None:
+        return UnknownPrice(address, what, region, f"no price for {what} in {region}")
+    return price
 
 
-def _limit_warnings(spec: Spec, hourly: float, daily: float,
-                    accumulated: float) -> tuple[list[str], list[PlanWarning]]:
+class _Pricer:
+    """Sums of item prices, remembering each unknown price once (by resource and item)."""
+
+    def __init__(self, live: LiveState, region: str):
+        self.live, self.region = live, region
+        self.unknown: dict[tuple[str, str], tuple[str, UnknownPrice]] = {}
+
+    def hourly(self, item: _Item) -> float | None:
+        p = _price(item, self.live, self.region)
+        if isinstance(p, UnknownPrice):
+            self.unknown.setdefault((item.label, p.item), (item.label, p))
+            return None
+        return p
+
+    def total(self, items: Iterable[_Item], hours: Any = None) -> tuple[float, bool]:
+        """(sum of the priced part, whether some part has no price)."""
+        priced, incomplete = 0.0, False
+        for it in items:
+            h = self.hourly(it)
+            if h is None:
+                incomplete = True
+                continue
+            priced += h * (hours(it) if hours else 1.0)
+        return priced, incomplete
+
+
+def _limit_warnings(spec: Spec, figures: Mapping[str, tuple[float, bool]],
+                    unknown: list[UnknownPrice]) -> tuple[list[str], list[PlanWarning]]:
     limits = spec.cost
     checks = [
-        ("max_hourly_usd", limits.max_hourly_usd, hourly, "hourly cost after apply", "/h"),
-        ("max_daily_usd", limits.max_daily_usd, daily, "daily cost after apply", "/day"),
-        ("max_accumulated_usd", limits.max_accumulated_usd, accumulated,
+        ("max_hourly_usd", limits.max_hourly_usd, "hourly_usd_after",
+         "hourly cost after apply", "/h"),
+        ("max_daily_usd", limits.max_daily_usd, "daily_usd_after",
+         "daily cost after apply", "/day"),
+        ("max_accumulated_usd", limits.max_accumulated_usd, "accumulated_usd",
          "spend so far of what is running", ""),
     ]
     exceeded: list[str] = []
     warnings: list[PlanWarning] = []
     suffix = " (enforced: apply refuses this plan without --allow-cost)" if limits.enforce else ""
-    for key, limit, value, what, unit in checks:
-        if limit is not None and value > limit:
+    for key, limit, figure, what, unit in checks:
+        if limit is None:
+            continue
+        value, incomplete = figures[figure]
+        if value > limit:
             exceeded.append(key)
             warnings.append(PlanWarning(None, Rule.COST, (
-                f"{what} is ${value:,.2f}{unit}, above {key} ${limit:,.2f}{unit}{suffix}"
-            )))
+                f"{what} is {'at least ' if incomplete else ''}${value:,.2f}{unit}, above "
+                f"{key} ${limit:,.2f}{unit}{suffix}")))
+        elif incomplete:
+            names = ", ".join(sorted({u.item for u in unknown}))
+            warnings.append(PlanWarning(None, Rule.COST, (
+                f"{what} is unknown (at least ${value:,.2f}{unit}; no price for {names}): "
+                f"{key} ${limit:,.2f}{unit} cannot be checked{suffix}")))
     return exceeded, warnings
 
 
@@ -270,25 +358,40 @@ def plan_cost(spec: Spec, live: LiveState, changes: Iterable[Change],
     """Hourly cost before and after the changes, daily after, accumulated so far, and
     the spec's limits. Blocked and no-op changes leave the live resource as it is."""
     region = live.region or spec.region
-    warnings: dict[str, PlanWarning] = {}
+    warnings: list[PlanWarning] = []
+    enforce = (" (cost.enforce: apply refuses this plan without --allow-cost)"
+               if spec.cost.enforce else "")
     if region not in price_table()["regions"]:
-        warnings["|region"] = PlanWarning(None, Rule.COST, (
-            f"region {region} is not in the price table (as of {as_of()}): instances "
-            f"are left out of the cost and EBS is priced at {FALLBACK_REGION} rates"
-        ))
+        warnings.append(PlanWarning(None, Rule.COST, (
+            f"region {region} is not in the price table (as of {as_of()}): every price "
+            f"there is unknown{enforce}")))
     before = _live_items(live)
-    after = _after_items(spec, before, changes, now)
-    hourly_before = sum(_hourly(it, live, region, warnings) for it in before)
-    hourly_after = sum(_hourly(it, live, region, warnings) for it in after)
-    accumulated = sum(
-        _hourly(it, live, region, warnings)
-        * max(0.0, (now - it.since).total_seconds() / 3600)
-        for it in before if it.since is not None
-    )
-    daily = hourly_after * 24
-    exceeded, limit_warnings = _limit_warnings(spec, hourly_after, daily, accumulated)
+    after = _after_items(spec, live, before, changes, now)
+    pricer = _Pricer(live, region)
+    figures = {
+        "hourly_usd_before": pricer.total(before),
+        "hourly_usd_after": pricer.total(after),
+        "accumulated_usd": pricer.total(
+            (it for it in before if it.since is not None),
+            hours=lambda it: max(0.0, (now - it.since).total_seconds() / 3600)),
+    }
+    hourly_after, incomplete_after = figures["hourly_usd_after"]
+    figures["daily_usd_after"] = (hourly_after * 24, incomplete_after)
+    unknown = [u for _label, u in pricer.unknown.values()]
+    for label, u in pricer.unknown.values():
+        warnings.append(PlanWarning(u.address, Rule.COST, (
+            f"$?/h: {u.message} in the price table (as of {as_of()}): the cost of {label} "
+            f"is unknown, never $0{enforce}")))
+    exceeded, limit_warnings = _limit_warnings(spec, figures, unknown)
     summary = CostSummary(
-        hourly_usd_before=hourly_before, hourly_usd_after=hourly_after,
-        daily_usd_after=daily, accumulated_usd=accumulated, exceeded=tuple(exceeded),
+        hourly_usd_before=figures["hourly_usd_before"][0],
+        hourly_usd_after=hourly_after,
+        daily_usd_after=figures["daily_usd_after"][0],
+        accumulated_usd=figures["accumulated_usd"][0],
+        exceeded=tuple(exceeded),
+        unknown_prices=tuple(unknown),
+        incomplete=tuple(k for k in ("hourly_usd_before", "hourly_usd_after",
+                                     "daily_usd_after", "accumulated_usd")
+                         if figures[k][1]),
     )
-    return summary, [*warnings.values(), *limit_warnings]
+    return summary, [*warnings, *limit_warnings]

@@ -1036,7 +1036,7 @@ class _Diff:
             api_calls=0,
         )
         doc = live_to_json(sub)
-        for key in ("read_at", "api_calls", "spot_prices", "snapshots"):
+        for key in ("read_at", "api_calls", "spot_prices", "snapshots", "image_roots"):
             doc.pop(key, None)
         doc["volumes"] = sorted(doc["volumes"], key=lambda v: v["id"])
         doc["instances"] = sorted(doc["instances"], key=lambda i: i["id"])

@@ -162,6 +162,9 @@ class LiveState:
     datasets: Mapping[str, DatasetManifest] = field(default_factory=lambda: _frozen(None))
     stages: Mapping[str, StageState] = field(default_factory=lambda: _frozen(None))
     spot_prices: Mapping[str, float] = field(default_factory=lambda: _frozen(None))
+    # AMI id -> its root volume {"size_gib": N, "type": "gp3"}: prices an instance's root
+    # volume at plan time, before it exists
+    image_roots: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _frozen(None))
     api_calls: int = 0
 
     def volume_by_id(self, vid: str) -> LiveVolume | None:
@@ -257,5 +260,6 @@ def live_from_json(doc: Mapping[str, Any]) -> LiveState:
         datasets=_frozen({k: _manifest(v) for k, v in doc.get("datasets", {}).items()}),
         stages=_frozen({k: _stage(v) for k, v in doc.get("stages", {}).items()}),
         spot_prices=_frozen({k: float(v) for k, v in doc.get("spot_prices", {}).items()}),
+        image_roots=_frozen({k: _frozen(v) for k, v in doc.get("image_roots", {}).items()}),
         api_calls=int(doc.get("api_calls", 0)),
     )

@@ -147,12 +147,38 @@ class Change:
 
 
 @dataclass(frozen=True)
+class UnknownPrice:
+    """A billable resource the price table cannot price: its figures are unknown."""
+
+    address: str | None          # the address, or None for an untagged live resource
+    item: str                    # "p5en.48xlarge", "EBS gp3"
+    region: str
+    message: str                 # "no price for p5en.48xlarge in eu-north-1"
+
+
+COST_FIGURES = ("hourly_usd_before", "hourly_usd_after", "daily_usd_after", "accumulated_usd")
+
+
+@dataclass(frozen=True)
 class CostSummary:
+    """The figures hold the priced part; a figure named in `incomplete` also has a part
+    with no price, so it is unknown ("at least" the figure), `null` in JSON, never $0."""
+
     hourly_usd_before: float = 0.0
     hourly_usd_after: float = 0.0
     daily_usd_after: float = 0.0
     accumulated_usd: float = 0.0
     exceeded: tuple[str, ...] = ()
+    unknown_prices: tuple[UnknownPrice, ...] = ()
+    incomplete: tuple[str, ...] = ()
+
+    def figure(self, name: str) -> float | None:
+        """A figure, or None when part of it has no price."""
+        return None if name in self.incomplete else float(getattr(self, name))
+
+    @property
+    def unknown(self) -> bool:
+        return bool(self.unknown_prices)
 
 
 @dataclass(frozen=True)
@@ -227,7 +253,8 @@ class Plan:
 
     @property
     def applyable(self) -> bool:
-        return not (self.cost_enforced and self.cost.exceeded)
+        """Enforced cost limits: not applyable above a limit or with any unknown price."""
+        return not (self.cost_enforced and (self.cost.exceeded or self.cost.unknown))
 
     def change(self, address: str) -> Change:
         for c in self.changes:
@@ -251,6 +278,36 @@ def change_to_json(c: Change) -> dict[str, Any]:
     }
 
 
+def cost_to_json(plan: Plan) -> dict[str, Any]:
+    """Unknown figures are null, with the priced part under `at_least`."""
+    cost = plan.cost
+    return {
+        **{k: cost.figure(k) for k in COST_FIGURES},
+        "at_least": {k: float(getattr(cost, k)) for k in COST_FIGURES if k in cost.incomplete},
+        "unknown_prices": [
+            {"address": u.address, "item": u.item, "region": u.region, "message": u.message}
+            for u in cost.unknown_prices
+        ],
+        "exceeded": list(cost.exceeded),
+        "enforce": plan.cost_enforced,
+    }
+
+
+def cost_from_json(cost: Mapping[str, Any]) -> CostSummary:
+    at_least = cost.get("at_least") or {}
+    figures = {k: float(at_least.get(k, 0.0)) if cost.get(k, 0.0) is None
+               else float(cost.get(k, 0.0)) for k in COST_FIGURES}
+    return CostSummary(
+        **figures,
+        exceeded=tuple(cost.get("exceeded", ())),
+        unknown_prices=tuple(
+            UnknownPrice(u.get("address"), str(u["item"]), str(u["region"]), str(u["message"]))
+            for u in cost.get("unknown_prices", ())
+        ),
+        incomplete=tuple(k for k in COST_FIGURES if k in cost and cost[k] is None),
+    )
+
+
 def plan_to_json(plan: Plan) -> dict[str, Any]:
     """The plan file's JSON form (DESIGN section 5), keys in the documented order."""
     return {
@@ -267,14 +324,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             {"address": w.address, "rule": w.rule.value, "message": w.message}
             for w in plan.warnings
         ],
-        "cost": {
-            "hourly_usd_before": plan.cost.hourly_usd_before,
-            "hourly_usd_after": plan.cost.hourly_usd_after,
-            "daily_usd_after": plan.cost.daily_usd_after,
-            "accumulated_usd": plan.cost.accumulated_usd,
-            "exceeded": list(plan.cost.exceeded),
-            "enforce": plan.cost_enforced,
-        },
+        "cost": cost_to_json(plan),
         "data_locations": [
             {"dataset": d.dataset, "instance": d.instance, "strategy": d.strategy,
              "location": d.location}
@@ -341,13 +391,7 @@ def plan_from_json(doc: Any) -> Plan:
                 PlanWarning(w.get("address"), Rule(w["rule"]), str(w["message"]))
                 for w in doc.get("warnings", ())
             ),
-            cost=CostSummary(
-                hourly_usd_before=float(cost.get("hourly_usd_before", 0.0)),
-                hourly_usd_after=float(cost.get("hourly_usd_after", 0.0)),
-                daily_usd_after=float(cost.get("daily_usd_after", 0.0)),
-                accumulated_usd=float(cost.get("accumulated_usd", 0.0)),
-                exceeded=tuple(cost.get("exceeded", ())),
-            ),
+            cost=cost_from_json(cost),
             options=PlanOptions(
                 destroy=bool(options.get("destroy", False)),
                 targets=tuple(options.get("targets", ())),

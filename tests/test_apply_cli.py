@@ -517,3 +517,23 @@ def test_answering_no_at_the_prompt_changes_nothing(tmp_path: Path, moto_endpoin
     assert "Apply cancelled; nothing changed." in proc.stderr
     assert live_volumes(moto_endpoint) == {}
     assert not (d / ".trainctl" / "lock").exists()
+
+
+def test_an_unknown_price_with_enforce_refuses_unless_allowed(tmp_path: Path,
+                                                              moto_endpoint: str) -> None:
+    """The price table has no x2iedn: the cost is unknown, never $0, and an enforced
+    spec refuses to apply it until --allow-cost; the plan names the price."""
+    spec = BASE.replace("t3.micro", "x2iedn.xlarge") + (
+        "cost: {max_hourly_usd: 1000, enforce: true}\n")
+    d = project(tmp_path, spec)
+    r = cli(d, moto_endpoint, "plan", "--json")
+    doc = json.loads(r.stdout)
+    assert doc["cost"]["hourly_usd_after"] is None and doc["applyable"] is False
+    assert doc["cost"]["unknown_prices"][0]["message"] == (
+        "no price for x2iedn.xlarge in us-east-1")
+    r = cli(d, moto_endpoint, "apply", "--auto-approve")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "no price for x2iedn.xlarge in us-east-1" in r.stderr and "--allow-cost" in r.stderr
+    assert live_volumes(moto_endpoint) == {}
+    r = ok(cli(d, moto_endpoint, "apply", "--auto-approve", "--allow-cost"))
+    assert "Apply: 7 done" in r.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -10,7 +11,7 @@ from types import MappingProxyType
 import pytest
 
 from planner import cost
-from planner.live import TAG_ADDRESS, LiveInstance, LiveState, LiveVolume
+from planner.live import TAG_ADDRESS, LiveAttachment, LiveInstance, LiveState, LiveVolume
 from planner.plan import Action, Block, Change, Reason, ResourceType, Rule
 from planner.spec import CostLimits, Instance, Spec, Volume
 
@@ -107,10 +108,14 @@ def test_unknown_type_or_region_is_none() -> None:
     assert cost.instance_hourly("x9.huge", "on-demand", "us-east-1", {}, AZ) is None
     assert cost.instance_hourly("x9.huge", "spot", "us-east-1", {}, AZ) is None
     assert cost.instance_hourly("g5.xlarge", "on-demand", "mars-north-1", {}, None) is None
-    assert cost.instance_hourly("p5.48xlarge", "on-demand", "eu-west-1", {}, None) is None
+    assert cost.volume_hourly(100, "gp3", None, None, "mars-north-1") is None
+    assert cost.volume_hourly(100, "gp9", None, None, "us-east-1") is None
 
 
 # --- plan_cost ----------------------------------------------------------------------------
+
+# the default root volume (the AMI's is unknown): 100 GiB gp3 = 8/month
+ROOT = cost.DEFAULT_ROOT_GIB * 0.08 / 730
 
 
 def test_plan_cost_of_creating_a_trainer_and_its_volume() -> None:
@@ -126,13 +131,41 @@ def test_plan_cost_of_creating_a_trainer_and_its_volume() -> None:
         change("mount.trainer.data", (Action.CREATE,)),     # not billable
     ]
     summary, warnings = cost.plan_cost(spec, live_with(), changes, NOW)
-    hourly = G5_XLARGE + GP3_500_MONTH / 730               # 1.006 + 0.09589 = 1.10189
+    hourly = G5_XLARGE + GP3_500_MONTH / 730 + ROOT   # 1.006 + 0.09589 + 0.01096
     assert summary.hourly_usd_before == 0.0
     assert summary.hourly_usd_after == pytest.approx(hourly)
-    assert summary.hourly_usd_after == pytest.approx(1.1018904, abs=1e-6)
+    assert summary.hourly_usd_after == pytest.approx(1.1128493, abs=1e-6)
     assert summary.daily_usd_after == pytest.approx(hourly * 24)
     assert summary.accumulated_usd == 0.0 and summary.exceeded == ()
+    assert summary.incomplete == () and summary.unknown_prices == ()
     assert warnings == []
+
+
+def test_the_root_volume_is_priced_at_plan_time_from_the_ami() -> None:
+    """Before the instance exists: the AMI's root size and type (describe_images)."""
+    spec = spec_with(instances={"t": Instance(name="t", instance_type="g5.xlarge",
+                                              ami="ami-big", availability_zone=AZ)})
+    live = replace(live_with(), image_roots=MappingProxyType(
+        {"ami-big": MappingProxyType({"size_gib": 500, "type": "gp2"})}))
+    summary, _ = cost.plan_cost(spec, live, [change("instance.t", (Action.CREATE,))], NOW)
+    assert summary.hourly_usd_after == pytest.approx(G5_XLARGE + 500 * 0.10 / 730)
+
+
+def test_a_live_root_volume_goes_with_its_instance() -> None:
+    """The root volume trainctl tagged (no address) counts while its instance lives and
+    leaves with it; an unknown-priced root type would make the figure unknown."""
+    root = LiveVolume(id="vol-root", availability_zone=AZ, size_gib=50, type="gp3",
+                      state="in-use", create_time=NOW,
+                      attachments=(LiveAttachment("i-1", "/dev/xvda", "attached"),))
+    live = live_with(volumes=(root,), instances=(linst("i-1", "instance.t", "g5.xlarge"),))
+    summary, _ = cost.plan_cost(spec_with(), live,
+                                [change("instance.t", (Action.DELETE,), id="i-1")], NOW)
+    assert summary.hourly_usd_before == pytest.approx(G5_XLARGE + 4 / 730)
+    assert summary.hourly_usd_after == 0.0
+    # kept (blocked): the root stays billed too
+    kept, _ = cost.plan_cost(spec_with(), live, [
+        change("instance.t", (Action.DELETE,), id="i-1", blocked=True)], NOW)
+    assert kept.hourly_usd_after == pytest.approx(G5_XLARGE + 4 / 730)
 
 
 def test_plan_cost_follows_each_action() -> None:
@@ -158,8 +191,9 @@ def test_plan_cost_follows_each_action() -> None:
                after={"size_gib": 50, "type": "io1", "iops": 1000}),   # 6.25 + 65 /month
     ]
     summary, warnings = cost.plan_cost(spec, live, changes, NOW)
-    before = (10 + 8 + 45 + 10) / 730 + 0.526 + G5_XLARGE   # the stopped p3 costs nothing
-    after = (10 + 16 + 10 + 71.25) / 730 + 1.212
+    # the stopped p3 costs nothing, its root volume still does; i-del's root goes with it
+    before = (10 + 8 + 45 + 10) / 730 + 0.526 + G5_XLARGE + 3 * ROOT
+    after = (10 + 16 + 10 + 71.25) / 730 + 1.212 + 2 * ROOT
     assert summary.hourly_usd_before == pytest.approx(before)
     assert summary.hourly_usd_after == pytest.approx(after)
     assert summary.daily_usd_after == pytest.approx(after * 24)
@@ -171,32 +205,76 @@ def test_spot_plan_uses_live_prices_or_the_fraction() -> None:
                                               availability_zone=AZ, market="spot")})
     create = [change("instance.t", (Action.CREATE,))]
     priced, _ = cost.plan_cost(spec, live_with(spot={"g5.xlarge/us-east-1a": 0.3}), create, NOW)
-    assert priced.hourly_usd_after == pytest.approx(0.3)
+    assert priced.hourly_usd_after == pytest.approx(0.3 + ROOT)
     fallback, warnings = cost.plan_cost(spec, live_with(), create, NOW)
-    assert fallback.hourly_usd_after == pytest.approx(G5_XLARGE * 0.35)
+    assert fallback.hourly_usd_after == pytest.approx(G5_XLARGE * 0.35 + ROOT)
     assert warnings == []
 
 
-def test_unknown_instance_type_warns_and_does_not_fail() -> None:
+def test_an_unknown_instance_type_is_unknown_never_zero() -> None:
     spec = spec_with(instances={"t": Instance(name="t", instance_type="x9.huge", ami="ami-1",
                                               availability_zone=AZ)})
     summary, warnings = cost.plan_cost(spec, live_with(), [change("instance.t", (Action.CREATE,))],
                                        NOW)
-    assert summary.hourly_usd_after == 0.0
+    assert summary.figure("hourly_usd_after") is None
+    assert summary.figure("daily_usd_after") is None
+    assert summary.figure("hourly_usd_before") == 0.0
+    assert summary.hourly_usd_after == pytest.approx(ROOT)          # the priced part
+    [u] = summary.unknown_prices
+    assert (u.address, u.item, u.region) == ("instance.t", "x9.huge", "us-east-1")
+    assert u.message == "no price for x9.huge in us-east-1"
     [w] = warnings
     assert w.rule == Rule.COST and w.address == "instance.t"
-    assert "x9.huge" in w.message and "us-east-1" in w.message and "2026-11-01" in w.message
+    assert w.message.startswith("$?/h: no price for x9.huge in us-east-1")
+    assert "2026-11-01" in w.message or cost.as_of() in w.message
 
 
-def test_unknown_region_warns_once_and_prices_ebs_at_us_east_1() -> None:
+def test_an_unknown_region_prices_nothing_there_not_even_ebs() -> None:
     live = live_with(region="mars-north-1",
                      volumes=(lvol("vol-1", "volume.a", 100, "gp2"),),
                      instances=(linst("i-1", "instance.t", "g5.xlarge"),))
     summary, warnings = cost.plan_cost(spec_with(region="mars-north-1"), live, [], NOW)
-    assert summary.hourly_usd_before == pytest.approx(10 / 730)
-    assert [w.rule for w in warnings] == [Rule.COST, Rule.COST]
+    assert summary.incomplete == ("hourly_usd_before", "hourly_usd_after",
+                                  "daily_usd_after", "accumulated_usd")
+    assert summary.hourly_usd_before == 0.0
+    assert {u.message for u in summary.unknown_prices} == {
+        "no price for EBS gp2 in mars-north-1", "no price for g5.xlarge in mars-north-1",
+        "no price for EBS gp3 in mars-north-1"}                      # the default root
     assert "region mars-north-1 is not in the price table" in warnings[0].message
-    assert "g5.xlarge" in warnings[1].message and warnings[1].address == "instance.t"
+    assert all(w.rule == Rule.COST for w in warnings)
+
+
+def test_enforced_limits_with_an_unknown_price_the_reported_case() -> None:
+    """Four p5en.48xlarge, enforce, max_hourly_usd 1: never "$0.25/h, applyable"."""
+    from planner.plan import Plan
+
+    instances = {f"t{n}": Instance(name=f"t{n}", instance_type="p5en.48xlarge", ami="ami-1",
+                                   availability_zone="eu-north-1a") for n in range(4)}
+    limits = CostLimits(max_hourly_usd=1, enforce=True)
+    spec = spec_with(instances=instances, limits=limits, region="mars-north-1")
+    changes = [change(f"instance.t{n}", (Action.CREATE,)) for n in range(4)]
+    summary, warnings = cost.plan_cost(spec, live_with(region="mars-north-1"), changes, NOW)
+    assert summary.figure("hourly_usd_after") is None
+    plan = Plan(project="proj", region="mars-north-1", created_at="2026-11-22T21:00:00Z",
+                spec_digest="s", live_digest="l", changes=tuple(changes), cost=summary,
+                cost_enforced=True)
+    assert not plan.applyable
+    assert any("max_hourly_usd $1.00/h cannot be checked" in w.message for w in warnings)
+    # not enforced: applyable, still unknown
+    assert replace(plan, cost_enforced=False).applyable
+
+
+def test_a_known_part_above_the_limit_is_exceeded_even_when_the_rest_is_unknown() -> None:
+    instances = {"a": Instance(name="a", instance_type="g5.48xlarge", ami="ami-1",
+                               availability_zone=AZ),
+                 "b": Instance(name="b", instance_type="x9.huge", ami="ami-1",
+                               availability_zone=AZ)}
+    spec = spec_with(instances=instances, limits=CostLimits(max_hourly_usd=1))
+    summary, warnings = cost.plan_cost(spec, live_with(), [
+        change("instance.a", (Action.CREATE,)), change("instance.b", (Action.CREATE,))], NOW)
+    assert summary.exceeded == ("max_hourly_usd",)
+    assert any(w.message.startswith("hourly cost after apply is at least $16.31/h")
+               for w in warnings)
 
 
 def test_accumulated_spend_from_launch_and_create_times() -> None:
@@ -207,9 +285,10 @@ def test_accumulated_spend_from_launch_and_create_times() -> None:
                    linst("i-3", "instance.f", "t3.micro", hours_old=-1)),  # clock skew: 0
     )
     summary, _ = cost.plan_cost(spec_with(), live, [], NOW)
-    assert summary.accumulated_usd == pytest.approx(50 + 10 * G5_XLARGE)
+    # each instance's (default) root volume since its launch, the stopped one's too
+    assert summary.accumulated_usd == pytest.approx(50 + 10 * G5_XLARGE + (10 + 99) * ROOT)
     assert summary.hourly_usd_before == summary.hourly_usd_after == pytest.approx(
-        50 / 730 + G5_XLARGE + 0.0104)
+        50 / 730 + G5_XLARGE + 0.0104 + 3 * ROOT)
 
 
 def test_limits_give_exceeded_and_warnings_with_figures() -> None:
@@ -218,14 +297,14 @@ def test_limits_give_exceeded_and_warnings_with_figures() -> None:
     summary, warnings = cost.plan_cost(spec_with(limits=limits), live, [], NOW)
     assert summary.exceeded == ("max_hourly_usd", "max_accumulated_usd")
     assert [w.rule for w in warnings] == [Rule.COST, Rule.COST]
-    assert warnings[0].message == "hourly cost after apply is $1.01/h, above max_hourly_usd $1.00/h"
+    assert warnings[0].message == "hourly cost after apply is $1.02/h, above max_hourly_usd $1.00/h"
     assert warnings[1].message == (
-        "spend so far of what is running is $100.60, above max_accumulated_usd $50.00")
+        "spend so far of what is running is $101.70, above max_accumulated_usd $50.00")
 
     enforced = CostLimits(max_daily_usd=10, enforce=True)
     summary, warnings = cost.plan_cost(spec_with(limits=enforced), live, [], NOW)
     assert summary.exceeded == ("max_daily_usd",)
-    assert "$24.14/day" in warnings[0].message and "--allow-cost" in warnings[0].message
+    assert "$24.41/day" in warnings[0].message and "--allow-cost" in warnings[0].message
 
 
 def test_deleting_the_expensive_instance_brings_cost_under_the_limit() -> None:
@@ -233,9 +312,8 @@ def test_deleting_the_expensive_instance_brings_cost_under_the_limit() -> None:
     spec = spec_with(limits=CostLimits(max_hourly_usd=1.0))
     summary, warnings = cost.plan_cost(spec, live, [change("instance.t", (Action.DELETE,),
                                                            id="i-1")], NOW)
-    assert summary.hourly_usd_before == pytest.approx(G5_XLARGE)
+    assert summary.hourly_usd_before == pytest.approx(G5_XLARGE + ROOT)
     assert summary.hourly_usd_after == 0.0 and summary.exceeded == () and warnings == []
-
 
 
 def test_an_implausible_spot_price_falls_back_to_the_fraction() -> None:
@@ -245,3 +323,48 @@ def test_an_implausible_spot_price_falls_back_to_the_fraction() -> None:
     got = cost.instance_hourly("g5.12xlarge", "spot", "us-east-1",
                                {"g5.12xlarge/us-east-1a": 0.00001}, AZ)
     assert got == pytest.approx(od * cost.spot_fraction())
+
+
+def test_unknown_prices_are_null_in_the_plan_file_and_named() -> None:
+    from planner.plan import Plan, plan_from_json, plan_to_json
+
+    spec = spec_with(instances={"t": Instance(name="t", instance_type="x9.huge", ami="ami-1",
+                                              availability_zone=AZ)})
+    changes = (change("instance.t", (Action.CREATE,)),)
+    summary, _ = cost.plan_cost(spec, live_with(), changes, NOW)
+    plan = Plan(project="proj", region="us-east-1", created_at="2026-11-22T21:00:00Z",
+                spec_digest="s", live_digest="l", changes=changes, cost=summary)
+    doc = plan_to_json(plan)["cost"]
+    assert doc["hourly_usd_after"] is None and doc["daily_usd_after"] is None
+    assert doc["hourly_usd_before"] == 0.0
+    assert doc["at_least"]["hourly_usd_after"] == pytest.approx(ROOT)
+    assert doc["unknown_prices"] == [{"address": "instance.t", "item": "x9.huge",
+                                      "region": "us-east-1",
+                                      "message": "no price for x9.huge in us-east-1"}]
+    assert plan_from_json(json.loads(json.dumps(plan_to_json(plan)))).cost == summary
+
+
+def test_every_rendering_says_unknown_never_a_dollar_figure() -> None:
+    from planner.plan import Plan, plan_to_json
+    from planner.render.markdown import render_markdown
+    from planner.render.text import render_text
+
+    spec = spec_with(instances={"trainer": Instance(
+        name="trainer", instance_type="p5en.48xlarge", ami="ami-1",
+        availability_zone="mars-north-1a")}, limits=CostLimits(max_hourly_usd=1, enforce=True),
+        region="mars-north-1")
+    changes = (change("instance.trainer", (Action.CREATE,)),)
+    summary, warnings = cost.plan_cost(spec, live_with(region="mars-north-1"), changes, NOW)
+    plan = Plan(project="proj", region="mars-north-1", created_at="2026-11-22T21:00:00Z",
+                spec_digest="s", live_digest="l", changes=changes, cost=summary,
+                warnings=tuple(warnings), cost_enforced=True)
+    text = render_text(plan, color=False)
+    assert "-> $?/h (at least $0.00/h)" in text
+    assert "$?/h: no price for p5en.48xlarge in mars-north-1 (instance.trainer)" in text
+    assert "not applyable" in text
+    md = render_markdown(plan)
+    assert "**$?/h (at least $0.00/h)**" in md
+    assert "$?/h: no price for p5en.48xlarge in mars-north-1" in md
+    assert "cannot be applied without `--allow-cost`" in md
+    doc = plan_to_json(plan)
+    assert doc["cost"]["hourly_usd_after"] is None and doc["applyable"] is False

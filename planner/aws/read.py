@@ -405,6 +405,29 @@ def read_spot_prices(ec2: Any, instance_types: Iterable[str], now: datetime) -> 
     return {k: v[1] for k, v in sorted(latest.items())}
 
 
+def read_image_roots(ec2: Any, amis: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Root volume size and type of each AMI, in one call; an AMI AWS will not describe is
+    left out (cost then prices the documented default root volume)."""
+    from botocore.exceptions import ClientError
+
+    ids = sorted({a for a in amis if a})
+    if not ids:
+        return {}
+    try:
+        images = ec2.describe_images(ImageIds=ids).get("Images", ())
+    except ClientError:
+        return {}
+    roots: dict[str, dict[str, Any]] = {}
+    for img in images:
+        root = img.get("RootDeviceName")
+        for m in img.get("BlockDeviceMappings", ()):
+            ebs = m.get("Ebs") or {}
+            if m.get("DeviceName") == root and isinstance(ebs.get("VolumeSize"), int):
+                roots[str(img["ImageId"])] = {"size_gib": ebs["VolumeSize"],
+                                              "type": str(ebs.get("VolumeType") or "gp2")}
+    return dict(sorted(roots.items()))
+
+
 # --- the spec's references to AWS ---------------------------------------------------------
 
 
@@ -535,6 +558,7 @@ def read_live(spec: Spec, aws: AwsContext, *, now: datetime,
         spot_types = [i.instance_type for i in spec.instances.values() if i.market == "spot"]
         spot_types += [i.instance_type for i in instances if i.market == "spot"]
         spot_prices = read_spot_prices(ec2, spot_types, now)
+        image_roots = read_image_roots(ec2, [i.ami for i in spec.instances.values()])
         modifications = with_recorded_modifications(
             volumes, (modification_from_aws(m) for m in f_modifications.result())
             if f_modifications else ())
@@ -556,5 +580,6 @@ def read_live(spec: Spec, aws: AwsContext, *, now: datetime,
         datasets=MappingProxyType(dict(sorted(datasets.items()))),
         stages=MappingProxyType(dict(sorted(stages.items()))),
         spot_prices=MappingProxyType(spot_prices),
+        image_roots=MappingProxyType(image_roots),
         api_calls=aws.total_calls() - start_calls,
     )

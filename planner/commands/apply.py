@@ -43,6 +43,16 @@ def check_engine(engine: str) -> None:
         raise ApplyRefused("the pulumi engine is not implemented yet; use --engine direct")
 
 
+def cost_refusal(plan: Plan) -> str:
+    why = []
+    if plan.cost.exceeded:
+        why.append(f"the plan exceeds the spec's cost limits ({', '.join(plan.cost.exceeded)})")
+    if plan.cost.unknown:
+        why.append("its cost is unknown: " + "; ".join(
+            u.message for u in plan.cost.unknown_prices))
+    return (" and ".join(why) + "; cost.enforce is true: pass --allow-cost to apply anyway")
+
+
 def _fmt_time(created_at: str) -> str:
     return f"the plan was made ({created_at})"
 
@@ -250,9 +260,7 @@ def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism
                 click.echo("No changes.")
             return
         if not plan.applyable and not allow_cost:
-            raise ApplyRefused(f"the plan exceeds the spec's cost limits "
-                               f"({', '.join(plan.cost.exceeded)}) and cost.enforce is true; "
-                               "pass --allow-cost to apply anyway")
+            raise ApplyRefused(cost_refusal(plan))
         if saved is None and not auto_approve:
             if not _stdin_is_terminal():
                 raise ApplyRefused("refusing to apply without confirmation: stdin is not a "

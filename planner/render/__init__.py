@@ -68,10 +68,42 @@ def usd(x: float) -> str:
     return f"${x:,.2f}"
 
 
+def cost_figure(cost: CostSummary, name: str) -> str:
+    """`$1.23`, or `$?` when part of the figure has no price (never a lower $ figure)."""
+    value = cost.figure(name)
+    return "$?" if value is None else usd(value)
+
+
 def cost_delta(cost: CostSummary) -> str:
+    if cost.figure("hourly_usd_after") is None or cost.figure("hourly_usd_before") is None:
+        return "$?/h change"
     delta = cost.hourly_usd_after - cost.hourly_usd_before
     sign = "+" if delta >= 0 else "-"
     return f"{sign}{usd(abs(delta))}/h"
+
+
+def cost_summary_line(cost: CostSummary, *, markdown: bool = False) -> str:
+    """The figures in one sentence; unknown ones as `$?` with the priced part."""
+    def fig(name: str, unit: str) -> str:
+        text = cost_figure(cost, name) + unit
+        if name in cost.incomplete:
+            text += f" (at least {usd(getattr(cost, name))}{unit})"
+        return text
+
+    after = fig("hourly_usd_after", "/h")
+    if markdown:
+        return (f"{fig('hourly_usd_before', '/h')} → **{after}** ({cost_delta(cost)}); "
+                f"{fig('daily_usd_after', '/day')} after apply; "
+                f"{fig('accumulated_usd', '')} accumulated so far")
+    return (f"{fig('hourly_usd_before', '/h')} -> {after} "
+            f"({cost_delta(cost)}), {fig('daily_usd_after', '/day')} after apply, "
+            f"{fig('accumulated_usd', '')} accumulated so far")
+
+
+def unknown_price_lines(cost: CostSummary) -> list[str]:
+    """`$?/h: no price for p5en.48xlarge in eu-north-1 (instance.trainer)`, one per price."""
+    return [f"$?/h: {u.message}" + (f" ({u.address})" if u.address else "")
+            for u in cost.unknown_prices]
 
 
 # ids that exist only once apply has created their resource; other unset values are not shown

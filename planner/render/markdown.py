@@ -19,10 +19,10 @@ from planner.plan import SUMMARY_KEYS, Change, Plan
 from planner.render import (
     attribute_diff,
     change_reason,
-    cost_delta,
+    cost_summary_line,
     object_deletion_words,
     symbol,
-    usd,
+    unknown_price_lines,
 )
 
 
@@ -137,11 +137,15 @@ def _cost(plan: Plan) -> list[str]:
     out = [
         "### Cost",
         "",
-        f"{usd(cost.hourly_usd_before)}/h → **{usd(cost.hourly_usd_after)}/h** "
-        f"({cost_delta(cost)}); {usd(cost.daily_usd_after)}/day after apply; "
-        f"{usd(cost.accumulated_usd)} accumulated so far.",
+        _cell(cost_summary_line(cost, markdown=True)) + ".",
         "",
     ]
+    unknown = unknown_price_lines(cost)
+    if unknown:
+        out += [f"- **{_cell(line)}**" for line in unknown] + [""]
+        if not plan.applyable:
+            out += ["> **Caution: prices unknown:** the spec enforces its cost limits: this "
+                    "plan cannot be applied without `--allow-cost`.", ""]
     if cost.exceeded:
         out.append("> **Caution: cost limits exceeded:** "
                    + ", ".join(_cell(x) for x in cost.exceeded)

@@ -14,13 +14,13 @@ from planner.render import (
     VERBS,
     attribute_diff,
     change_reason,
-    cost_delta,
+    cost_summary_line,
     forces_replacement,
     object_deletion_words,
     object_deletions,
     size_words,
     symbol,
-    usd,
+    unknown_price_lines,
 )
 
 STYLES = {
@@ -77,16 +77,15 @@ def _change_block(c: Change) -> list[Text]:
 
 def _cost_lines(plan: Plan) -> list[Text]:
     cost = plan.cost
-    lines = [Text(
-        f"Cost: {usd(cost.hourly_usd_before)}/h -> {usd(cost.hourly_usd_after)}/h "
-        f"({cost_delta(cost)}), {usd(cost.daily_usd_after)}/day after apply, "
-        f"{usd(cost.accumulated_usd)} accumulated so far"
-    )]
+    lines = [Text(f"Cost: {cost_summary_line(cost)}")]
+    for line in unknown_price_lines(cost):
+        lines.append(Text(f"  ! {line}", style=BLOCKED))
     for limit in cost.exceeded:
         lines.append(Text(f"  ! cost limit exceeded: {limit}", style=BLOCKED))
     if not plan.applyable:
+        why = "its cost limits" + (" and an unknown price blocks it" if cost.unknown else "")
         lines.append(Text(
-            "  ! not applyable: the spec enforces its cost limits (--allow-cost overrides)",
+            f"  ! not applyable: the spec enforces {why} (--allow-cost overrides)",
             style=BLOCKED,
         ))
     return lines
