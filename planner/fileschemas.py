@@ -18,6 +18,7 @@ STR_OR_NULL = {"type": ["string", "null"]}
 BOOL = {"type": "boolean"}
 COUNT = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
 NUMBER = {"type": "number"}
+NUMBER_OR_NULL = {"type": ["number", "null"]}
 TIME = {"type": "string", "format": "trainctl-time"}
 STRINGS = {"type": "array", "items": STR}
 STR_MAP = {"type": "object", "additionalProperties": STR}
@@ -74,9 +75,13 @@ def plan_schema() -> dict[str, Any]:
             "changes": _list(change),
             "warnings": _list(_obj({"address": STR_OR_NULL, "rule": rules, "message": STR},
                                    ("rule", "message"))),
-            "cost": _obj({
-                "hourly_usd_before": NUMBER, "hourly_usd_after": NUMBER,
-                "daily_usd_after": NUMBER, "accumulated_usd": NUMBER,
+            "cost": _obj({      # null: part of the figure has no price (see at_least)
+                "hourly_usd_before": NUMBER_OR_NULL, "hourly_usd_after": NUMBER_OR_NULL,
+                "daily_usd_after": NUMBER_OR_NULL, "accumulated_usd": NUMBER_OR_NULL,
+                "at_least": {"type": "object", "additionalProperties": NUMBER},
+                "unknown_prices": _list(_obj({"address": STR_OR_NULL, "item": STR,
+                                              "region": STR, "message": STR},
+                                             ("item", "region", "message"))),
                 "exceeded": STRINGS, "enforce": BOOL,
             }, closed=False),
             "data_locations": _list(_obj({"dataset": STR, "instance": STR, "strategy": STR,

@@ -12,6 +12,7 @@ from planner import schema, semantic, speclimits
 from planner.errors import SpecError
 from planner.gcpause import gc_paused
 from planner.spec import (
+    DEFAULT_GRACE_SECONDS,
     Checkpoints,
     CostLimits,
     Dataset,
@@ -122,7 +123,9 @@ def _build(d: dict[str, Any], file: str) -> Spec:
             checkpoints=Checkpoints(path=ck["path"], sync_to=ck.get("sync_to")) if ck else None,
             training=Training(pid_file=tr.get("pid_file"),
                               process_patterns=tuple(tr.get("process_patterns", [])),
-                              log=tr.get("log"))
+                              log=tr.get("log"),
+                              grace_seconds=int(tr.get("grace_seconds",
+                                                       DEFAULT_GRACE_SECONDS)))
             if tr is not None else None,
             tags=_frozen({**default_tags, **i.get("tags", {})}),
             max_lifetime=i.get("max_lifetime"), idle_stop_minutes=i.get("idle_stop_minutes"),

@@ -36,9 +36,10 @@ MODIFIABLE = ("size_gib", "type", "iops", "throughput_mibps")
 class Overrides:
     """What the operator allowed on the command line (`apply --force ...`)."""
 
-    force: bool = False
+    force: bool = False                          # min-age only
     allow_delete: frozenset[str] = frozenset()
     allow_cost: bool = False
+    stop_training: frozenset[str] = frozenset()  # `instance.NAME`s whose job may be stopped
 
 
 # --- single rules ---------------------------------------------------------------------

@@ -30,11 +30,15 @@ class Checkpoints:
     sync_to: str | None = None
 
 
+DEFAULT_GRACE_SECONDS = 120
+
+
 @dataclass(frozen=True)
 class Training:
     pid_file: str | None = None
     process_patterns: tuple[str, ...] = ()
     log: str | None = None          # what `trainctl logs` shows
+    grace_seconds: int = DEFAULT_GRACE_SECONDS   # --stop-training: SIGTERM, this long, SIGKILL
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from planner.live import (
     iso,
     parse_iso,
 )
-from planner.spec import Checkpoints, Instance, Spec, Training
+from planner.spec import DEFAULT_GRACE_SECONDS, Checkpoints, Instance, Spec, Training
 
 TAG_VALUE_MAX = 256          # EC2's limit on a tag value
 MODIFY_WINDOW = timedelta(hours=24)
@@ -57,15 +57,21 @@ def _compact(value: object) -> str:
     return text if len(text) <= TAG_VALUE_MAX else UNRECORDED
 
 
+def _training_doc(training: Training) -> dict[str, object]:
+    doc: dict[str, object] = {"pid_file": training.pid_file,
+                              "patterns": list(training.process_patterns)}
+    if training.grace_seconds != DEFAULT_GRACE_SECONDS:   # the default is not recorded
+        doc["grace"] = training.grace_seconds
+    return doc
+
+
 def instance_safety_tags(ins: Instance) -> dict[str, str]:
     """The training-job check and checkpoint sync settings, kept on the instance: once
     it is dropped from the spec, its teardown still knows what to check and save."""
     training = ins.training
     ckpt = ins.checkpoints
     return {
-        TAG_TRAINING: _compact({"pid_file": training.pid_file,
-                                "patterns": list(training.process_patterns)}
-                               if training else {}),
+        TAG_TRAINING: _compact(_training_doc(training) if training else {}),
         TAG_CHECKPOINTS: _compact({"path": ckpt.path, "sync_to": ckpt.sync_to}
                                   if ckpt else {}),
     }
@@ -80,7 +86,8 @@ def safety_from_tags(tags: Mapping[str, str]
         ckpt = json.loads(tags[TAG_CHECKPOINTS])
         return (
             Training(pid_file=training.get("pid_file"),
-                     process_patterns=tuple(training.get("patterns", ())))
+                     process_patterns=tuple(training.get("patterns", ())),
+                     grace_seconds=int(training.get("grace", DEFAULT_GRACE_SECONDS)))
             if training else None,
             Checkpoints(path=ckpt["path"], sync_to=ckpt.get("sync_to")) if ckpt else None,
         )

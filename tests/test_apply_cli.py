@@ -537,3 +537,41 @@ def test_an_unknown_price_with_enforce_refuses_unless_allowed(tmp_path: Path,
     assert live_volumes(moto_endpoint) == {}
     r = ok(cli(d, moto_endpoint, "apply", "--auto-approve", "--allow-cost"))
     assert "Apply: 7 done" in r.stdout
+
+
+def _apply_at_a_terminal(d: Path, endpoint: str, answer: bytes) -> subprocess.CompletedProcess[str]:
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        os.write(leader, answer)
+        return subprocess.run(
+            [sys.executable, "-m", "planner", "--endpoint-url", endpoint, "apply"],
+            cwd=d, stdin=follower, capture_output=True, text=True, timeout=120)
+    finally:
+        os.close(follower)
+        os.close(leader)
+
+
+def test_deleting_needs_the_word_yes_creating_takes_y(tmp_path: Path,
+                                                      moto_endpoint: str) -> None:
+    """As Terraform: `y` is enough to create and update; a plan that deletes or
+    replaces anything asks for `yes`, and anything else cancels it."""
+    d = project(tmp_path)
+    r = _apply_at_a_terminal(d, moto_endpoint, b"y\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "[y/N]" in r.stdout and "Only 'yes'" not in r.stdout
+    assert "volume.scratch" in live_volumes(moto_endpoint)
+
+    (d / "trainctl.yaml").write_text(BASE.replace("  scratch: {size_gib: 20}\n", "").replace(
+        "      - {volume: scratch, device: /dev/sdg, path: /scratch}\n", ""))
+    for answer in (b"y\n", b"Y\n", b"yes please\n", b"\n"):
+        r = _apply_at_a_terminal(d, moto_endpoint, answer)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "This plan deletes or replaces" in r.stdout and "volume.scratch" in r.stdout
+        assert "Only 'yes' will be accepted" in r.stdout
+        assert "needs the word yes" in r.stderr
+        assert "volume.scratch" in live_volumes(moto_endpoint)
+    r = _apply_at_a_terminal(d, moto_endpoint, b"yes\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "volume.scratch" not in live_volumes(moto_endpoint)

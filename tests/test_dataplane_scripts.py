@@ -29,6 +29,9 @@ def _rendered() -> dict[str, str]:
         "verify": scripts.verify_script(path="/data/imagenet"),
         "training_check": scripts.training_check_script(
             pid_file="/var/run/trainctl/training.pid", patterns=["python.*train", "torchrun"]),
+        "stop_training": scripts.stop_training_script(
+            pid_file="/var/run/trainctl/training.pid", patterns=["python.*train"],
+            grace_seconds=120),
         "checkpoint_sync": scripts.checkpoint_sync_script(path="/scratch/checkpoints",
                                                           sync_to="s3://acme-ckpt/run-7/"),
         "spot_watcher": scripts.spot_watcher_script(path="/scratch/checkpoints",

@@ -34,7 +34,7 @@ from planner.spec import Checkpoints, Dataset, Defaults, Instance, Mount, Spec, 
 AMI = "ami-0123456789abcdef0"
 LATER = timedelta(hours=1)      # past min_age_minutes, so only the rule under test applies
 KINDS = ("mount", "unmount", "sync", "verify", "training_check", "checkpoint_sync",
-         "install_spot_watcher")
+         "install_spot_watcher", "stop_training")
 
 
 def script_kind(script: str) -> str:
@@ -51,6 +51,9 @@ class FakeSsm:
     def __init__(self, answers: Mapping[str, ScriptResult] | None = None):
         self.answers = {k: ScriptResult("ok") for k in KINDS}
         self.answers["training_check"] = ScriptResult("ok", {"running": False})
+        self.answers["stop_training"] = ScriptResult(
+            "ok", {"stopped": True, "signalled": [42], "killed": [],
+                   "result": "the training job exited on SIGTERM"})
         self.answers["checkpoint_sync"] = ScriptResult(
             "ok", {"present": True, "objects": 2, "bytes": 10, "copied": 2})
         self.answers.update(answers or {})
@@ -463,17 +466,43 @@ def test_terminate_refused_while_training_runs_or_unknown(moto_endpoint: str,
     iid = create_instance(engine)
     with pytest.raises(StepFailed, match=r"^training-running: ") as err:
         _terminate(engine, iid)
-    assert "--force" in str(err.value)
+    assert "--stop-training instance.trainer" in str(err.value)
     assert aws.calls["TerminateInstances"] == 0
     assert instances(aws, "running")[0]["InstanceId"] == iid
     assert "checkpoint_sync" not in ssm.kinds()
-    # --force proceeds, and still syncs the checkpoints first
+    # --force no longer lifts it (min-age only)
     forced, _ = make_engine(make_spec(instances=(TRAINER,)), moto_endpoint, ssm,
-                               overrides=Overrides(force=True))
-    facts = _terminate(forced, iid)
-    assert facts["training"] == "check overridden by --force"
-    assert ssm.kinds()[-2:] == ["training_check", "checkpoint_sync"]
+                            overrides=Overrides(force=True))
+    with pytest.raises(StepFailed, match=r"^training-running: "):
+        _terminate(forced, iid)
+    assert instances(aws, "running")[0]["InstanceId"] == iid
+    # --stop-training another instance does not either
+    other, _ = make_engine(make_spec(instances=(TRAINER,)), moto_endpoint, ssm,
+                           overrides=Overrides(stop_training=frozenset({"instance.other"})))
+    with pytest.raises(StepFailed, match=r"^training-running: "):
+        _terminate(other, iid)
+    assert "stop_training" not in ssm.kinds()
+    # --stop-training instance.trainer stops the job, then syncs the checkpoints
+    stopping, _ = make_engine(
+        make_spec(instances=(TRAINER,)), moto_endpoint, ssm,
+        overrides=Overrides(stop_training=frozenset({"instance.trainer"})))
+    facts = _terminate(stopping, iid)
+    assert facts["training"].startswith("stopped by --stop-training: the training job exited")
+    assert ssm.kinds()[-3:] == ["training_check", "stop_training", "checkpoint_sync"]
     assert instances(aws, "terminated")[0]["InstanceId"] == iid
+
+
+def test_a_stop_that_cannot_be_confirmed_still_blocks(moto_endpoint: str) -> None:
+    ssm = FakeSsm({"training_check": ScriptResult("ok", {"running": True, "pids": [42]}),
+                   "stop_training": ScriptResult("failed", {"error": "did not end"})})
+    engine, aws = make_engine(
+        make_spec(instances=(TRAINER,)), moto_endpoint, ssm,
+        overrides=Overrides(stop_training=frozenset({"instance.trainer"})))
+    iid = create_instance(engine)
+    with pytest.raises(StepFailed, match=r"^training-running: .*could not stop it"):
+        _terminate(engine, iid)
+    assert "checkpoint_sync" not in ssm.kinds()
+    assert instances(aws, "running")[0]["InstanceId"] == iid
 
 
 def test_terminate_syncs_checkpoints_before_terminating(moto_endpoint: str) -> None:
@@ -640,11 +669,14 @@ def test_prewarm_via_the_attached_instance(moto_endpoint: str) -> None:
 @pytest.mark.parametrize("force", [False, True])
 def test_prewarm_via_the_attached_instance_waits_for_training(moto_endpoint: str,
                                                               force: bool) -> None:
-    """The files would change under a running job: refused unless --force."""
+    """The files would change under a running job: refused unless --stop-training
+    names the instance (force: the job is stopped first)."""
     ssm = FakeSsm({"training_check": ScriptResult("ok", {"running": True, "pids": [42]})})
     spec = make_spec(volumes=(SCRATCH,), instances=(TRAINER,), datasets=(
         replace(PREWARM_DS, volume="scratch", path="/imgs"),))
-    engine, _aws = make_engine(spec, moto_endpoint, ssm, overrides=Overrides(force=force))
+    stops = frozenset({"instance.trainer"}) if force else frozenset()
+    engine, _aws = make_engine(spec, moto_endpoint, ssm,
+                               overrides=Overrides(force=True, stop_training=stops))
     _vid, iid = _attached(engine)
     step = change("prewarm.imgs", Action.CREATE, after={
         **PREWARM_AFTER, "volume": "scratch", "path": "/imgs", "via": "instance.trainer",
@@ -652,13 +684,13 @@ def test_prewarm_via_the_attached_instance_waits_for_training(moto_endpoint: str
         "objects": 1, "bytes": 1, "digest": "sha256:" + "e" * 64})
     if not force:
         with pytest.raises(StepFailed, match=r"^training-running: a training job runs on "
-                                             r"instance\.trainer .*--force rewrites"):
+                                             r"instance\.trainer .*then rewrites"):
             engine.apply(step, Action.CREATE)
         assert ssm.kinds() == ["training_check"]
         return
     facts = engine.apply(step, Action.CREATE)
-    assert facts["training"] == "check overridden by --force"
-    assert ssm.kinds() == ["training_check", "mount", "sync", "mount"]
+    assert facts["training"].startswith("stopped by --stop-training")
+    assert ssm.kinds() == ["training_check", "stop_training", "mount", "sync", "mount"]
 
 
 @pytest.mark.slow
@@ -757,4 +789,9 @@ def test_an_unrecorded_instance_dropped_from_the_spec_cannot_be_told(
         _terminate(orphan, iid)
     assert instances(aws, "running")[0]["InstanceId"] == iid
     forced, _ = make_engine(make_spec(), moto_endpoint, overrides=Overrides(force=True))
-    assert _terminate(forced, iid)["training"] == "check overridden by --force"
+    with pytest.raises(StepFailed, match="training settings were not recorded at launch"):
+        _terminate(forced, iid)
+    # "cannot tell" blocks unless --stop-training names the instance
+    stopping, _ = make_engine(make_spec(), moto_endpoint, overrides=Overrides(
+        stop_training=frozenset({"instance.trainer"})))
+    assert _terminate(stopping, iid)["training"].startswith("stopped by --stop-training")

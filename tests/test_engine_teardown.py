@@ -159,6 +159,9 @@ def _setup(endpoint: str, **answers: ScriptResult) -> tuple[
     return box, engine, aws, iid, vids
 
 
+STOP_TRAINER = Overrides(stop_training=frozenset({"instance.trainer"}))
+
+
 def _volume(aws: AwsContext, vid: str) -> dict[str, Any]:
     return dict(aws.ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0])
 
@@ -205,15 +208,23 @@ def test_unmount_refused_while_training_runs_or_unknown(moto_endpoint: str,
     box, engine, aws, iid, vids = _setup(moto_endpoint, training_check=answer)
     with pytest.raises(StepFailed, match=r"^training-running: ") as err:
         unmount(engine, iid, vids, "scratch")
-    assert "--force unmounts /scratch anyway" in str(err.value)
+    assert ("--stop-training instance.trainer stops the job (SIGTERM, "
+            "training.grace_seconds, SIGKILL, checkpoint sync), then unmounts /scratch"
+            ) in str(err.value)
     assert box.kinds() == ["training_check"]          # no sync, no unmount
     assert box.mounted == {"/data", "/scratch"}
     assert tags_of(_volume(aws, vids["scratch"]))[TAG_MOUNTED] == f"{iid}:/scratch"
-    # --force proceeds, still saving the checkpoints first
+    # --force does not lift it any more
     forced, _ = _engine(moto_endpoint, box, overrides=Overrides(force=True))
-    facts = unmount(forced, iid, vids, "scratch")
-    assert facts["training"] == "check overridden by --force"
-    assert box.kinds()[-3:] == ["training_check", "checkpoint_sync", "unmount"]
+    with pytest.raises(StepFailed, match=r"^training-running: "):
+        unmount(forced, iid, vids, "scratch")
+    assert box.mounted == {"/data", "/scratch"}
+    # --stop-training stops the job, then saves the checkpoints, then unmounts
+    stopping, _ = _engine(moto_endpoint, box, overrides=STOP_TRAINER)
+    facts = unmount(stopping, iid, vids, "scratch")
+    assert facts["training"].startswith("stopped by --stop-training")
+    assert box.kinds()[-4:] == ["training_check", "stop_training", "checkpoint_sync",
+                                "unmount"]
     assert facts["checkpoints"].startswith("synced /scratch/ckpt to s3://ckpt/run/")
     assert TAG_MOUNTED not in tags_of(_volume(aws, vids["scratch"]))
 
@@ -231,7 +242,7 @@ def test_a_running_answer_is_never_reused(moto_endpoint: str) -> None:
     # ... but not once it is old
     box.fix("training_check", RUNNING)
     engine.training_idle_ttl = 0.0
-    with pytest.raises(StepFailed, match=r"^training-running: .*--force detaches"):
+    with pytest.raises(StepFailed, match=r"^training-running: .*then detaches"):
         detach(engine, iid, vids, "scratch")
     assert box.kinds().count("training_check") == 3
 
@@ -239,8 +250,8 @@ def test_a_running_answer_is_never_reused(moto_endpoint: str) -> None:
 def test_checkpoint_sync_failure_at_unmount_refuses_the_unmount(moto_endpoint: str) -> None:
     failed = ScriptResult("failed", {"error": "AccessDenied"})
     box, engine, _, iid, vids = _setup(moto_endpoint, checkpoint_sync=failed)
-    with pytest.raises(StepFailed, match=r"^checkpoint-sync: .*AccessDenied.*--force "
-                                         r"unmounts /scratch anyway"):
+    with pytest.raises(StepFailed, match=r"^checkpoint-sync: .*AccessDenied.*nothing "
+                                         r"unmounts /scratch until they are"):
         unmount(engine, iid, vids, "scratch")
     assert box.kinds() == ["training_check", "checkpoint_sync"]
     assert "/scratch" in box.mounted
@@ -249,10 +260,11 @@ def test_checkpoint_sync_failure_at_unmount_refuses_the_unmount(moto_endpoint: s
     with pytest.raises(StepFailed, match=r"^checkpoint-sync: .*did not say"):
         unmount(engine, iid, vids, "scratch")
     assert "/scratch" in box.mounted
+    # --force no longer skips a failed checkpoint sync: checkpoints are never left behind
     forced, _ = _engine(moto_endpoint, box, overrides=Overrides(force=True))
-    facts = unmount(forced, iid, vids, "scratch")
-    assert facts["checkpoints"] == "sync to s3://ckpt/run/ failed, overridden by --force"
-    assert "/scratch" not in box.mounted
+    with pytest.raises(StepFailed, match=r"^checkpoint-sync: .*--force does not lift this"):
+        unmount(forced, iid, vids, "scratch")
+    assert "/scratch" in box.mounted
 
 
 # --- detach -------------------------------------------------------------------------------
@@ -263,14 +275,14 @@ def test_detach_on_a_running_instance_checks_training(moto_endpoint: str,
                                                       answer: ScriptResult) -> None:
     """Even where trainctl did not mount the volume (no mount delete ran before)."""
     box, engine, aws, iid, vids = _setup(moto_endpoint, training_check=answer)
-    with pytest.raises(StepFailed, match=r"^training-running: .*--force detaches"):
+    with pytest.raises(StepFailed, match=r"^training-running: .*then detaches"):
         detach(engine, iid, vids, "data")
     assert box.kinds() == ["training_check"]
     assert aws.calls["DetachVolume"] == 0
     assert _volume(aws, vids["data"])["State"] == "in-use"
-    forced, _ = _engine(moto_endpoint, box, overrides=Overrides(force=True))
+    forced, _ = _engine(moto_endpoint, box, overrides=STOP_TRAINER)
     facts = detach(forced, iid, vids, "data")
-    assert facts["training"] == "check overridden by --force"
+    assert facts["training"].startswith("stopped by --stop-training")
     assert _volume(aws, vids["data"])["State"] == "available"
 
 

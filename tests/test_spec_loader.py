@@ -152,3 +152,19 @@ def test_cost_limits_become_floats(tmp_path: Path) -> None:
                       str(tmp_path / "t.yaml"))
     assert spec.cost.max_hourly_usd == 5.0 and isinstance(spec.cost.max_hourly_usd, float)
     assert (spec.cost.max_daily_usd, spec.cost.enforce) == (100.5, True)
+
+
+def test_training_grace_seconds_defaults_to_120(tmp_path: Path) -> None:
+    from planner.errors import SpecError
+
+    base = ("version: 1\nproject: p\nregion: us-east-1\n"
+            "defaults: {availability_zone: us-east-1a}\n"
+            "instances:\n  t:\n    instance_type: t3.micro\n    ami: ami-0123456789abcdef0\n"
+            "    training: {pid_file: /run/t.pid%s}\n")
+    spec = loads_spec(base % "", str(tmp_path / "t.yaml"))
+    assert spec.instances["t"].training == Training("/run/t.pid", (), 120)
+    spec = loads_spec(base % ", grace_seconds: 5", str(tmp_path / "t.yaml"))
+    assert spec.instances["t"].training.grace_seconds == 5   # type: ignore[union-attr]
+    for bad in (", grace_seconds: -1", ", grace_seconds: 1.5", ", grace_seconds: soon"):
+        with pytest.raises(SpecError, match="grace_seconds"):
+            loads_spec(base % bad, str(tmp_path / "t.yaml"))

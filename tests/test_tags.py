@@ -67,3 +67,14 @@ def test_recorded_modifications_join_the_one_aws_reports() -> None:
     alone = LiveState(project="p", region="us-east-1", read_at=now, volumes=(vol,),
                       modifications=(latest,))
     assert modify_block("volume.v", vol, alone, now) is None
+
+
+def test_grace_seconds_is_recorded_for_an_instance_dropped_from_the_spec() -> None:
+    ins = _inst(training=Training("/run/t.pid", ("train",), grace_seconds=7))
+    training, _ = safety_from_tags(instance_safety_tags(ins)) or (None, None)
+    assert training is not None and training.grace_seconds == 7
+    # the default is not written: tags of instances launched before stay the same
+    plain = instance_safety_tags(_inst(training=Training("/run/t.pid", ("train",))))
+    assert "grace" not in plain["trainctl:training"]
+    back = safety_from_tags(plain)
+    assert back is not None and back[0] is not None and back[0].grace_seconds == 120

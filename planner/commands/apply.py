@@ -180,11 +180,16 @@ def make_engine(opts: Options, spec: Any, plan: Plan, overrides: Any, region: st
 @click.option("--engine", "engine_name", type=click.Choice(["direct", "pulumi"]),
               default="direct", show_default=True)
 @click.option("--force", is_flag=True,
-              help="Override min-age and training-running (never persistent/protected).")
+              help="Override min-age only (never persistent, protected or training-running).")
 @click.option("--allow-delete", multiple=True, metavar="ADDR|ID",
               help="Allow deleting or replacing this persistent/protected resource (ADDR), "
                    "or delete this duplicate (ID: vol-..., i-...).")
-@click.option("--allow-cost", is_flag=True, help="Apply although cost limits are exceeded.")
+@click.option("--allow-cost", is_flag=True,
+              help="Apply although cost limits are exceeded or a price is unknown.")
+@click.option("--stop-training", "stop_training", multiple=True, metavar="instance.NAME",
+              help="Stop the training job on this instance gracefully (SIGTERM, "
+                   "training.grace_seconds, SIGKILL, checkpoint sync) where a teardown "
+                   "step needs it gone (repeatable).")
 @click.option("--destroy", is_flag=True,
               help="Delete everything trainctl manages (persistent/protected volumes stay).")
 @click.option("--target", "targets", multiple=True, metavar="ADDR",
@@ -192,7 +197,8 @@ def make_engine(opts: Options, spec: Any, plan: Plan, overrides: Any, region: st
 @click.pass_obj
 def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism: int,
             engine_name: str, force: bool, allow_delete: tuple[str, ...],
-            allow_cost: bool, destroy: bool = False, targets: tuple[str, ...] = ()) -> None:
+            allow_cost: bool, destroy: bool = False, targets: tuple[str, ...] = (),
+            stop_training: tuple[str, ...] = ()) -> None:
     """Carry out a plan: a saved PLANFILE, or one made now and confirmed.
 
     \b
@@ -225,8 +231,9 @@ def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism
         raise ApplyRefused(f"{planfile}: plan is for project {saved.project} / region "
                            f"{saved.region}, the spec is for project {spec.project} / "
                            f"region {region}")
+    stops = stop_training_addresses(stop_training)
     overrides = Overrides(force=force, allow_delete=frozenset(allow_delete),
-                          allow_cost=allow_cost)
+                          allow_cost=allow_cost, stop_training=stops)
     color = not opts.no_color and sys.stdout.isatty()
     label = f"apply {planfile}" if planfile else "apply"
     # The folder's (or the state prefix's) lock refuses at once; the machine-wide one of
@@ -261,13 +268,13 @@ def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism
             return
         if not plan.applyable and not allow_cost:
             raise ApplyRefused(cost_refusal(plan))
+        check_stop_training(plan, stops)
         if saved is None and not auto_approve:
             if not _stdin_is_terminal():
                 raise ApplyRefused("refusing to apply without confirmation: stdin is not a "
                                    "terminal; pass --auto-approve, or apply a saved plan "
                                    "(trainctl plan -o plan.json; trainctl apply plan.json)")
-            if not click.confirm("Do you want to perform these actions?", default=False):
-                raise ApplyRefused("Apply cancelled; nothing changed.")
+            confirm(plan)
         rc = run_plan(opts, spec, plan, overrides, region, parallelism, color)
         record_ledger(opts, spec, region, plan)
         if spec.state and spec.state.startswith("s3://"):
@@ -291,6 +298,53 @@ def record_ledger(opts: Options, spec: Any, region: str, plan: Plan | None = Non
                 aws.ec2, spec.project, datetime.now(UTC), ours)
     except TrainctlError as e:
         click.echo(f"warning: the cost ledger was not updated: {e}", err=True)
+
+
+def stop_training_addresses(names: tuple[str, ...]) -> frozenset[str]:
+    """`--stop-training instance.NAME` (a bare NAME is taken as instance.NAME: only
+    instances run training jobs); anything else is a usage error."""
+    import re
+
+    out = set()
+    for n in names:
+        address = n if n.startswith("instance.") else f"instance.{n}"
+        if not re.fullmatch(r"instance\.[A-Za-z0-9][A-Za-z0-9_-]*", address):
+            raise click.UsageError(f"--stop-training {n}: expected instance.NAME")
+        out.add(address)
+    return frozenset(out)
+
+
+def check_stop_training(plan: Plan, stops: frozenset[str]) -> None:
+    """Every --stop-training names an instance this plan tears down or replaces (or
+    whose volumes it unmounts or detaches, or refills); a typo never passes silently."""
+    touched = set()
+    for c in plan.changes:
+        if c.blocked or c.is_noop:
+            continue
+        if c.address.startswith("instance.") and c.deletes:
+            touched.add(c.address)
+        elif c.type.value in ("mount", "attachment", "prewarm", "sync"):
+            touched.add("instance." + c.name.split(".", 1)[0])
+    unknown = sorted(stops - touched)
+    if unknown:
+        raise ApplyRefused(f"--stop-training {', '.join(unknown)}: this plan does not "
+                           "unmount, detach, refill or terminate anything there")
+
+
+def confirm(plan: Plan) -> None:
+    """Terraform's rule: a plan that deletes or replaces anything needs the word `yes`;
+    one that only creates and updates takes y/N."""
+    doomed = [c.address for c in plan.changes if c.deletes and not c.blocked]
+    if not doomed:
+        if not click.confirm("Do you want to perform these actions?", default=False):
+            raise ApplyRefused("Apply cancelled; nothing changed.")
+        return
+    click.echo(f"This plan deletes or replaces {first_few(doomed)}.")
+    answer = click.prompt("Do you want to perform these actions? Only 'yes' will be "
+                          "accepted to approve", default="", show_default=False)
+    if answer.strip() != "yes":
+        raise ApplyRefused("Apply cancelled; nothing changed (deleting or replacing "
+                           "needs the word yes).")
 
 
 def share_records(opts: Options, state: str, region: str, plan: Plan) -> None:

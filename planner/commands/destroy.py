@@ -14,12 +14,17 @@ import click
 @click.option("--target", "targets", multiple=True, metavar="ADDR",
               help="Destroy only this address and what depends on it (repeatable).")
 @click.option("--parallelism", type=click.IntRange(1, 100), default=10, show_default=True)
-@click.option("--force", is_flag=True, help="Override min-age (never persistent/protected).")
+@click.option("--force", is_flag=True, help="Override min-age only (never persistent, protected or "
+                   "training-running).")
 @click.option("--allow-delete", multiple=True, metavar="ADDR|ID",
               help="Also delete this persistent/protected resource.")
+@click.option("--stop-training", "stop_training", multiple=True, metavar="instance.NAME",
+              help="Stop the training job on this instance gracefully (SIGTERM, "
+                   "training.grace_seconds, SIGKILL, checkpoint sync) first (repeatable).")
 @click.pass_context
 def command(ctx: click.Context, auto_approve: bool, targets: tuple[str, ...],
-            parallelism: int, force: bool, allow_delete: tuple[str, ...]) -> None:
+            parallelism: int, force: bool, allow_delete: tuple[str, ...],
+            stop_training: tuple[str, ...]) -> None:
     """Delete everything trainctl manages in this project; keep persistent data.
 
     \\b
@@ -32,4 +37,5 @@ def command(ctx: click.Context, auto_approve: bool, targets: tuple[str, ...],
 
     ctx.invoke(apply.command, planfile=None, auto_approve=auto_approve,
                parallelism=parallelism, engine_name="direct", force=force,
-               allow_delete=allow_delete, allow_cost=True, destroy=True, targets=targets)
+               allow_delete=allow_delete, allow_cost=True, destroy=True, targets=targets,
+               stop_training=stop_training)

@@ -143,6 +143,12 @@ def training_check_script(*, pid_file: str | None, patterns: Sequence[str]) -> s
     return render("training_check", {"PID_FILE": pid_file or "", "PATTERNS": list(patterns)})
 
 
+def stop_training_script(*, pid_file: str | None, patterns: Sequence[str],
+                         grace_seconds: int) -> str:
+    return render("stop_training", {"PID_FILE": pid_file or "", "PATTERNS": list(patterns),
+                                    "GRACE_SECONDS": _count(grace_seconds)})
+
+
 def checkpoint_sync_script(*, path: str, sync_to: str) -> str:
     return render("checkpoint_sync", {"CKPT_PATH": path, "SYNC_TO": sync_to})
 

@@ -68,6 +68,15 @@ def training_running(ssm: Transport, instance_id: str, *, pid_file: str | None,
     return ssm.run(instance_id, script, timeout=timeout)
 
 
+def stop_training(ssm: Transport, instance_id: str, *, pid_file: str | None,
+                  patterns: Sequence[str], grace_seconds: int) -> ScriptResult:
+    """SIGTERM the job, wait up to GRACE_SECONDS, SIGKILL what is left. data: stopped,
+    signalled, killed, result; not ok means the job may still run."""
+    script = scripts.stop_training_script(pid_file=pid_file, patterns=patterns,
+                                          grace_seconds=grace_seconds)
+    return ssm.run(instance_id, script, timeout=grace_seconds + 120)
+
+
 def sync_checkpoints(ssm: Transport, instance_id: str, *, path: str, sync_to: str,
                      timeout: float = 2 * HOUR) -> ScriptResult:
     """Copy the checkpoint directory to SYNC_TO. data: present, copied, objects, bytes.

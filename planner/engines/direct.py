@@ -21,7 +21,8 @@ action, reads change.id, change.before and change.after (data the diff decided),
 change.reason. Every destructive call is preceded by a fresh describe and
 `rules.recheck`. An unmount, a detach or a terminate on a running instance first asks
 whether a training job runs there (refused while it does or SSM cannot tell, unless
---force; a "not running" answer is reused for TRAINING_IDLE_TTL seconds), and the
+`--stop-training instance.NAME`, which stops it gracefully first; a "not running" answer
+is reused for TRAINING_IDLE_TTL seconds), and the
 checkpoints are synced before the volume holding them is unmounted.
 """
 

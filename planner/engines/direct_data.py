@@ -20,7 +20,7 @@ from planner.live import (
     TAG_TEMPORARY,
 )
 from planner.plan import Change
-from planner.spec import Checkpoints, Instance, Training
+from planner.spec import DEFAULT_GRACE_SECONDS, Checkpoints, Instance, Training
 from planner.tags import GIB, mounted_tag_value, parse_mounted_tag, safety_from_tags
 
 if TYPE_CHECKING:
@@ -103,7 +103,9 @@ def instance_settings(engine: DirectEngine, i_name: str, iid: str
 def check_training(engine: DirectEngine, i_name: str, iid: str, verb: str) -> str:
     """The training-job check before a step that ends the job's access to its files (VERB:
     "terminates", "unmounts /scratch", ...). Returns the journal fact; raises StepFailed
-    "training-running: ..." while a job runs or SSM cannot tell, unless --force.
+    "training-running: ..." while a job runs or SSM cannot tell, unless
+    `--stop-training instance.NAME` names the instance: the job is then stopped (SIGTERM,
+    training.grace_seconds, SIGKILL) before the step goes on. --force never lifts this.
 
     A "not running" answer is reused for the same instance for a short while (one
     teardown unmounts, detaches and terminates); "running" and "cannot tell" never are."""
@@ -120,25 +122,46 @@ def check_training(engine: DirectEngine, i_name: str, iid: str, verb: str) -> st
         )
         running = r.data.get("running") if r.ok and settings is not None else None
         engine.note_training_idle(iid, running is False)
-    if running is False:
-        return "not running"
-    if running is True:
-        seen = r.data.get("evidence") or r.data.get("pids")
-        why = f"a training job runs on {address} ({iid})" + (f": {seen}" if seen else "")
-    else:
-        why = (f"cannot tell whether a training job runs on {address} ({iid}): " + (
-            "it is not in the spec and its training settings were not recorded at launch"
-            if settings is None else _why(r) if not r.ok else "the check gave no answer"))
-    if not engine.overrides.force:
-        raise StepFailed(f"training-running: {why}; --force {verb} anyway")
-    return "check overridden by --force"
+        if running is False:
+            return "not running"
+        if running is True:
+            seen = r.data.get("evidence") or r.data.get("pids")
+            why = f"a training job runs on {address} ({iid})" + (f": {seen}" if seen else "")
+        else:
+            why = (f"cannot tell whether a training job runs on {address} ({iid}): " + (
+                "it is not in the spec and its training settings were not recorded at launch"
+                if settings is None else _why(r) if not r.ok else "the check gave no answer"))
+        if address not in engine.overrides.stop_training:
+            raise StepFailed(
+                f"training-running: {why}; --stop-training {address} stops the job "
+                f"(SIGTERM, training.grace_seconds, SIGKILL, checkpoint sync), then {verb}")
+        return stop_training(engine, address, iid, training, why)
+
+
+def stop_training(engine: DirectEngine, address: str, iid: str, training: Training | None,
+                  why: str) -> str:
+    """--stop-training: SIGTERM the job, wait its grace_seconds, SIGKILL what is left; the
+    checkpoint sync that follows saves what it wrote on SIGTERM. Raises StepFailed when
+    the stop cannot be confirmed (the job may still run)."""
+    grace = training.grace_seconds if training else DEFAULT_GRACE_SECONDS
+    r = _steps().stop_training(
+        engine.ssm, iid, pid_file=training.pid_file if training else None,
+        patterns=tuple(training.process_patterns) if training else (), grace_seconds=grace)
+    if not r.ok or r.data.get("stopped") is not True:
+        detail = _why(r) if not r.ok else "the stop script did not say it stopped the job"
+        raise StepFailed(f"training-running: {why}; --stop-training {address} could not "
+                         f"stop it: {detail}")
+    engine.note_training_idle(iid, True)
+    return (f"stopped by --stop-training: {r.data.get('result')} (SIGTERM to "
+            f"{r.data.get('signalled', [])}, SIGKILL to {r.data.get('killed', [])}, "
+            f"grace {grace}s)")
 
 
 def save_checkpoints(engine: DirectEngine, address: str, iid: str, path: str, sync_to: str,
                      verb: str) -> tuple[str, str]:
     """Sync the checkpoint folder; (outcome, journal fact), outcome as
-    steps.checkpoint_outcome, or "overridden". Raises StepFailed "checkpoint-sync: ..."
-    when the sync failed or its answer does not say what it did, unless --force."""
+    steps.checkpoint_outcome. Raises StepFailed "checkpoint-sync: ..." when the sync
+    failed or its answer does not say what it did (no flag overrides that)."""
     steps = _steps()
     r = steps.sync_checkpoints(engine.ssm, iid, path=path, sync_to=sync_to)
     outcome = steps.checkpoint_outcome(r)
@@ -150,14 +173,13 @@ def save_checkpoints(engine: DirectEngine, address: str, iid: str, path: str, sy
     if outcome == "empty":
         return outcome, f"path {path} empty, nothing to sync"
     why = _why(r) if not r.ok else "the script did not say what it synced"
-    if not engine.overrides.force:
-        raise StepFailed(f"checkpoint-sync: {address} ({iid}): checkpoints in {path} were not "
-                         f"synced to {sync_to}: {why}; --force {verb} anyway")
-    return "overridden", f"sync to {sync_to} failed, overridden by --force"
+    raise StepFailed(f"checkpoint-sync: {address} ({iid}): checkpoints in {path} were not "
+                     f"synced to {sync_to}: {why}; nothing {verb} until they are (fix the "
+                     f"sync and apply again; --force does not lift this)")
 
 
 def before_terminate(engine: DirectEngine, change: Change, iid: str) -> dict[str, str]:
-    """The training-job check, then the checkpoint sync. Raises StepFailed unless --force.
+    """The training-job check (and --stop-training's stop), then the checkpoint sync.
 
     The journal says what really happened: "synced" only when files were synced, here or
     before the unmount of the volume that held them (mount_delete), in this apply."""
@@ -435,7 +457,8 @@ def _prewarm_on_instance(engine: DirectEngine, change: Change, i_name: str, v_na
                          after: dict[str, Any]) -> dict[str, str]:
     """The volume stays attached and mounted on a managed instance: sync there. A
     read-only mount is remounted read-write for the sync and read-only again after.
-    Files change under the mount, so not while a training job runs there (--force)."""
+    Files change under the mount, so not while a training job runs there (unless
+    --stop-training names the instance: the job is stopped first)."""
     iid = engine.instance_id_of(i_name, after.get("instance_id"))
     m = _spec_mount(engine, i_name, v_name)
     mount_path = after.get("mount_path") or (m.path if m else None)
