@@ -22,7 +22,8 @@ SSM_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 
 READ_ONLY_EC2 = [
     "ec2:DescribeVolumes", "ec2:DescribeInstances", "ec2:DescribeVolumesModifications",
-    "ec2:DescribeSnapshots", "ec2:DescribeSpotPriceHistory", "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeSnapshots", "ec2:DescribeSpotPriceHistory", "ec2:DescribeImages",
+    "ec2:DescribeAvailabilityZones",
     "ec2:DescribeSubnets", "ec2:DescribeInstanceTypeOfferings",
 ]
 
