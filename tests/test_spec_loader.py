@@ -162,7 +162,7 @@ def test_training_grace_seconds_defaults_to_120(tmp_path: Path) -> None:
             "instances:\n  t:\n    instance_type: t3.micro\n    ami: ami-0123456789abcdef0\n"
             "    training: {pid_file: /run/t.pid%s}\n")
     spec = loads_spec(base % "", str(tmp_path / "t.yaml"))
-    assert spec.instances["t"].training == Training("/run/t.pid", (), 120)
+    assert spec.instances["t"].training == Training("/run/t.pid", (), grace_seconds=120)
     spec = loads_spec(base % ", grace_seconds: 5", str(tmp_path / "t.yaml"))
     assert spec.instances["t"].training.grace_seconds == 5   # type: ignore[union-attr]
     for bad in (", grace_seconds: -1", ", grace_seconds: 1.5", ", grace_seconds: soon"):
