@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from planner.ledger import Kind
 from planner.live import TAG_ADDRESS, LiveState
 from planner.plan import (
     Action,
@@ -353,10 +354,25 @@ def _limit_warnings(spec: Spec, figures: Mapping[str, tuple[float, bool]],
     return exceeded, warnings
 
 
+def ledger_rate(region: str) -> Callable[[Kind, Mapping[str, Any]], float | None]:
+    """$/h of a resource as the cost ledger records it (planner.ledger's attrs)."""
+    def rate(kind: Kind, attrs: Mapping[str, Any]) -> float | None:
+        if kind is Kind.INSTANCE:
+            return instance_hourly(str(attrs.get("instance_type")),
+                                   str(attrs.get("market", "on-demand")), region,
+                                   az=attrs.get("availability_zone"))
+        return volume_hourly(int(attrs.get("size_gib") or 0), str(attrs.get("type")),
+                             attrs.get("iops"), attrs.get("throughput_mibps"), region)
+    return rate
+
+
 def plan_cost(spec: Spec, live: LiveState, changes: Iterable[Change],
-              now: datetime) -> tuple[CostSummary, list[PlanWarning]]:
+              now: datetime, removed_spend_usd: float | None = 0.0
+              ) -> tuple[CostSummary, list[PlanWarning]]:
     """Hourly cost before and after the changes, daily after, accumulated so far, and
-    the spec's limits. Blocked and no-op changes leave the live resource as it is."""
+    the spec's limits. Blocked and no-op changes leave the live resource as it is.
+    `removed_spend_usd`: what resources already gone cost while they ran (the cost
+    ledger; None when a price of theirs is unknown), so accumulated never falls."""
     region = live.region or spec.region
     warnings: list[PlanWarning] = []
     enforce = (" (cost.enforce: apply refuses this plan without --allow-cost)"
@@ -375,6 +391,9 @@ def plan_cost(spec: Spec, live: LiveState, changes: Iterable[Change],
             (it for it in before if it.since is not None),
             hours=lambda it: max(0.0, (now - it.since).total_seconds() / 3600)),
     }
+    acc, acc_incomplete = figures["accumulated_usd"]
+    figures["accumulated_usd"] = (acc + (removed_spend_usd or 0.0),
+                                  acc_incomplete or removed_spend_usd is None)
     hourly_after, incomplete_after = figures["hourly_usd_after"]
     figures["daily_usd_after"] = (hourly_after * 24, incomplete_after)
     unknown = [u for _label, u in pricer.unknown.values()]

@@ -199,6 +199,7 @@ class _Diff:
         self.instances: dict[str, LiveInstance] = {}   # address -> live instance
         self.adopting: set[str] = set()                # imported, not yet tagged as ours
         self.known_volumes: dict[str, str] = {}        # address -> id the ledger last saw
+        self.removed_spend_usd: float | None = 0.0     # the ledger's removed resources
         self.groups: dict[str, list[Any]] = {}         # address -> all its live resources
         self.dups: dict[str, leftovers.Duplicate] = {}  # `volume.V@ID` -> the duplicate
         self.temporaries: list[LiveInstance] = []
@@ -1056,7 +1057,8 @@ class _Diff:
             self.block_resources(keep)
         self.block_on_duplicates(g)
         changes = rules.propagate_blocks(self.ordered(g, keep))
-        cost, warnings = plan_cost(self.spec, self.live, changes, self.now)
+        cost, warnings = plan_cost(self.spec, self.live, changes, self.now,
+                                   self.removed_spend_usd)
         warnings += self.empty_datasets() + self.duplicate_warnings()
         warnings += self.stage_warnings()
         return Plan(
@@ -1097,11 +1099,14 @@ class _Diff:
 def diff(spec: Spec, graph: nx.DiGraph, live: LiveState, *, now: datetime,
          options: PlanOptions = DEFAULT_OPTIONS,
          overrides: Overrides = NO_OVERRIDES,
-         known_volumes: Mapping[str, str] | None = None) -> Plan:
+         known_volumes: Mapping[str, str] | None = None,
+         removed_spend_usd: float | None = 0.0) -> Plan:
     """The plan that brings `live` to `spec` (or destroys it), with the rules applied.
 
-    `known_volumes`: address -> id of volumes the cost ledger last saw, so one deleted
-    outside trainctl reads as such."""
+    From the cost ledger: `known_volumes` (address -> id of volumes it last saw, so one
+    deleted outside trainctl reads as such) and `removed_spend_usd` (what resources
+    already gone cost, counted in the plan's accumulated spend)."""
     d = _Diff(spec, graph, live, now, options, overrides)
     d.known_volumes = dict(known_volumes or {})
+    d.removed_spend_usd = removed_spend_usd
     return d.run()

@@ -125,11 +125,26 @@ def test_status_after_apply_resize_and_terminate(tmp_path: Path, moto_endpoint: 
     removed = {x["address"]: x for x in gone["removed"]}
     assert removed["instance.trainer"]["spent_usd"] > 0
     assert gone["totals"]["spent_usd"] >= grown["totals"]["spent_usd"]   # never falls
+    # the plan's cost block counts the same ledger: what is gone still counts
+    plan = json.loads(_cli(d, moto_endpoint, "plan", "--json").stdout)
+    assert plan["cost"]["accumulated_usd"] >= removed["instance.trainer"]["spent_usd"] > 0
+    assert plan["cost"]["accumulated_usd"] > _plan_without_ledger(d, moto_endpoint)
 
     text = _cli(d, moto_endpoint, "status")
     assert text.returncode == 0
     assert "Removed since launch" in text.stdout and "volume.data" in text.stdout
     assert "[persistent]" in text.stdout
+
+
+def _plan_without_ledger(d: Path, ep: str) -> float:
+    ledger = d / ".trainctl" / "ledger.jsonl"
+    kept = ledger.read_bytes()
+    ledger.unlink()
+    try:
+        doc = json.loads(_cli(d, ep, "plan", "--json").stdout)
+    finally:
+        ledger.write_bytes(kept)
+    return float(doc["cost"]["accumulated_usd"])
 
 
 @pytest.mark.slow

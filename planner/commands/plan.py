@@ -53,19 +53,25 @@ def _read_aws(opts: Options, spec: Spec, region: str, now: datetime) -> LiveStat
         return read_live(spec, aws, now=now)
 
 
-def _known_volumes(opts: Options, spec: Spec, region: str) -> dict[str, str]:
-    """Volumes the cost ledger last saw (address -> id); {} when it cannot be read."""
+def _ledger(opts: Options, spec: Spec, region: str,
+            now: datetime) -> tuple[dict[str, str], float | None]:
+    """From the cost ledger: the volumes it last saw (address -> id) and what resources
+    already gone cost while they ran. ({}, 0.0) when there is none or it cannot be read:
+    the ledger improves the plan, it never fails one."""
     from planner.aws.ledger_store import LedgerStore
     from planner.aws.session import open_aws
-    from planner.ledger import Kind, removed_outside
+    from planner.cost import ledger_rate
+    from planner.ledger import Kind, removed_outside, spend
 
     try:
         s3 = (open_aws(opts.endpoint_url, opts.state_dir, region, announce=False)[0].s3
               if spec.state and spec.state.startswith("s3://") else None)
-        return removed_outside(LedgerStore(opts.state_dir, spec.state, s3).read(),
-                               Kind.VOLUME)
-    except Exception:  # the ledger only improves a message; never fail a plan for it
-        return {}
+        events = LedgerStore(opts.state_dir, spec.state, s3).read()
+    except Exception:
+        return {}, 0.0
+    removed = [s.usd for s in spend(events, now, ledger_rate(region)) if s.removed]
+    spent = None if None in removed else sum(x or 0.0 for x in removed)
+    return removed_outside(events, Kind.VOLUME), spent
 
 
 @gc_paused()
@@ -94,12 +100,13 @@ def make_plan(opts: Options, *, destroy: bool = False, targets: tuple[str, ...] 
             raise TrainctlError(f"{live_snapshot}: the snapshot is of region {live.region}, "
                                 f"not {opts.region}")
         known: dict[str, str] = {}
+        removed_spend: float | None = 0.0
     else:
         live = _read_aws(opts, spec, region, now)
-        known = _known_volumes(opts, spec, region)
+        known, removed_spend = _ledger(opts, spec, region, now)
     options = PlanOptions(destroy=destroy, targets=tuple(dict.fromkeys(targets)))
     plan = diff(spec, graph, live, now=now, options=options, overrides=overrides,
-                known_volumes=known)
+                known_volumes=known, removed_spend_usd=removed_spend)
     return spec, graph, live, plan
 
 

@@ -19,16 +19,9 @@ from planner.ledger import Kind, Observed, Spend, spend
 
 
 def rate_for(region: str) -> Any:
-    from planner import cost
+    from planner.cost import ledger_rate
 
-    def rate(kind: Kind, attrs: Mapping[str, Any]) -> float | None:
-        if kind is Kind.INSTANCE:
-            return cost.instance_hourly(str(attrs.get("instance_type")),
-                                        str(attrs.get("market", "on-demand")), region,
-                                        az=attrs.get("availability_zone"))
-        return cost.volume_hourly(int(attrs.get("size_gib") or 0), str(attrs.get("type")),
-                                  attrs.get("iops"), attrs.get("throughput_mibps"), region)
-    return rate
+    return ledger_rate(region)
 
 
 def _age(since: datetime, now: datetime) -> str:
