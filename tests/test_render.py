@@ -353,8 +353,8 @@ def test_show_colours_on_a_terminal_and_honours_no_color(plan_file: Path) -> Non
         ('{"hello": "world"}', "no format_version"),
         ("[1, 2, 3]", "not a JSON object"),
         ('{"format_version": "2", "changes": []}', "format_version '2' is not supported"),
-        ('{"format_version": "1", "project": "p"}', "corrupt plan file"),
-        ("[" * 100000, "not a trainctl plan"),
+        ('{"format_version": "1", "project": "p"}', "not a valid plan file:"),
+        ("[" * 100000, "not a plan file: JSON nested too deeply"),
     ],
     ids=["corrupt", "empty", "binary", "foreign", "list", "version", "truncated", "deep"],
 )
@@ -368,9 +368,16 @@ def test_show_bad_plan_file(tmp_path: Path, content: str, expected: str) -> None
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
     assert lines[0].startswith(f"{path}: ")
     assert expected in lines[0]
+    if content.startswith('{"format_version": "1"'):
+        # Schema problems: every one at once, each on its own FILE: path: message line.
+        assert len(lines) == 2, r.stderr
+        assert lines[1].startswith(f"{path}: (document): missing required key ")
+        for key in ("region", "created_at", "spec_digest", "live_digest", "changes"):
+            assert f"'{key}'" in lines[1]
+    else:
+        assert len(lines) == 1, r.stderr
     assert r.stdout == ""
 
 
