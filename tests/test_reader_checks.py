@@ -198,3 +198,21 @@ def test_an_empty_dataset_listing_is_fine_for_the_reader(aws: AwsContext,
                                             strategy="direct-s3")})
     m = read_live(spec, aws, now=NOW).datasets["d"]
     assert (m.uri, m.objects, m.bytes, m.list_calls) == ("s3://empty-datasets/d/", 0, 0, 1)
+
+
+def test_an_unknown_zone_is_named_once_but_an_unoffered_type_still_is(
+        aws: AwsContext) -> None:
+    # t3.micro in a zone that does not exist: only the AZ problem (not "not offered in");
+    # a type no zone offers in a real AZ is still reported, in the same run.
+    spec = make_spec(instances={
+        "t": inst("t", "us-east-1z"),
+        "v": Instance(name="v", instance_type="p9.nosuch", ami="ami-1", availability_zone=AZ),
+    })
+    found = problems(spec, aws)
+    assert [line for line in found if "us-east-1z" in line] == [
+        line for line in found if line.startswith("instances.t.availability_zone: ")]
+    assert len([line for line in found if "us-east-1z" in line]) == 1
+    assert [line for line in found if "p9.nosuch" in line] == [
+        "trainctl.yaml: instances.v.instance_type: p9.nosuch is not offered in us-east-1a"]
+    assert aws.calls["DescribeAvailabilityZones"] == 1
+    assert aws.calls["DescribeInstanceTypeOfferings"] == 1

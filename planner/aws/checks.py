@@ -10,7 +10,7 @@ come back located in the spec file (FILE:LINE:COL: path: message).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from planner.aws.session import ACCESS_DENIED_CODES
@@ -84,11 +84,15 @@ def _wanted_types(spec: Spec) -> list[tuple[tuple[str | int, ...], str, str]]:
     return out
 
 
-def check_instance_types(spec: Spec, ec2: Any) -> list[Problem]:
-    """Every instance type is offered in its AZ (one paginated call for all of them)."""
+def check_instance_types(spec: Spec, ec2: Any,
+                         zones: list[str] | None = None) -> list[Problem]:
+    """Every instance type is offered in its AZ (one paginated call for all of them).
+
+    An AZ outside `zones` (the region's, when known) is skipped: the AZ check names it.
+    """
     from botocore.exceptions import ClientError
 
-    wanted = _wanted_types(spec)
+    wanted = [w for w in _wanted_types(spec) if zones is None or w[2] in zones]
     if not wanted:
         return []
     types = sorted({t for _, t, _ in wanted})
@@ -131,6 +135,12 @@ def locate(spec: Spec, problems: list[Problem]) -> list[str]:
     return [str(i) for i in sorted(doc.issue(p, m) for p, m in problems)]
 
 
-def check_references(spec: Spec, ec2: Any, region: str) -> list[str]:
-    """Subnets and instance type offerings, located in the spec file."""
-    return locate(spec, check_subnets(spec, ec2, region) + check_instance_types(spec, ec2))
+def check_references(spec: Spec, ec2: Any, region: str,
+                     zones: Callable[[], list[str] | None] = lambda: None) -> list[str]:
+    """Subnets and instance type offerings, located in the spec file.
+
+    `zones()` gives the region's AZs (None if unknown); it is called only when needed.
+    """
+    subnets = check_subnets(spec, ec2, region)
+    types = check_instance_types(spec, ec2, zones() if _wanted_types(spec) else None)
+    return locate(spec, subnets + types)

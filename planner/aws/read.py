@@ -435,23 +435,27 @@ def _error_code(e: Any) -> str:
     return str(e.response.get("Error", {}).get("Code", ""))
 
 
-def check_availability_zones(spec: Spec, ec2: Any, region: str) -> list[str]:
-    """One call: every volume and instance AZ of the spec must be one of the region's."""
+def read_zone_names(ec2: Any) -> list[str] | None:
+    """The region's availability zones (one call); None when the caller may not ask."""
     from botocore.exceptions import ClientError
 
-    used = [(f"volumes.{n}.availability_zone", v.availability_zone)
-            for n, v in spec.volumes.items()]
-    used += [(f"instances.{n}.availability_zone", i.availability_zone)
-             for n, i in spec.instances.items()]
-    if not used:
-        return []
     try:
         resp = ec2.describe_availability_zones()
     except ClientError as e:
         if _error_code(e) in ACCESS_DENIED_CODES:
-            return []
+            return None
         raise
-    zones = sorted(str(z["ZoneName"]) for z in resp.get("AvailabilityZones", ()))
+    return sorted(str(z["ZoneName"]) for z in resp.get("AvailabilityZones", ()))
+
+
+def check_availability_zones(spec: Spec, zones: list[str] | None, region: str) -> list[str]:
+    """Every volume and instance AZ of the spec must be one of the region's `zones`."""
+    used = [(f"volumes.{n}.availability_zone", v.availability_zone)
+            for n, v in spec.volumes.items()]
+    used += [(f"instances.{n}.availability_zone", i.availability_zone)
+             for n, i in spec.instances.items()]
+    if not used or zones is None:
+        return []
     known = set(zones)
     return [f"{path}: {az} is not an availability zone of {region} "
             f"(it has: {', '.join(zones)})"
@@ -536,9 +540,15 @@ def read_live(spec: Spec, aws: AwsContext, *, now: datetime,
         f_instances = pool.submit(_read_instances, spec, ec2)
         f_imports = pool.submit(_read_imports, spec, ec2, aws.region)
         f_snapshots = pool.submit(_read_snapshots, spec, ec2)
-        f_zones = pool.submit(check_availability_zones, spec, ec2, aws.region)
+        f_zone_names = (pool.submit(read_zone_names, ec2)
+                        if spec.volumes or spec.instances else None)
+
+        def zone_names() -> list[str] | None:
+            return f_zone_names.result() if f_zone_names else None
+
         f_profiles = pool.submit(check_instance_profiles, spec, aws)
-        f_references = pool.submit(check_references, spec, ec2, aws.region)
+        # an AZ that is not one is reported once, as such, not again per instance type
+        f_references = pool.submit(check_references, spec, ec2, aws.region, zone_names)
         f_datasets = [(key, pool.submit(task))
                       for key, task in (_dataset_tasks(spec, aws) if with_datasets else ())]
         imp_volumes, imp_instances, import_problems = f_imports.result()
@@ -564,7 +574,8 @@ def read_live(spec: Spec, aws: AwsContext, *, now: datetime,
             if f_modifications else ())
         snapshots = sorted((snapshot_from_aws(s) for s in f_snapshots.result()),
                            key=lambda s: s.id)
-        problems = (f_references.result() + f_zones.result() + f_spec_snapshots.result()
+        zone_problems = check_availability_zones(spec, zone_names(), aws.region)
+        problems = (f_references.result() + zone_problems + f_spec_snapshots.result()
                     + f_profiles.result() + import_problems)
         if problems:
             raise TrainctlError("\n".join(problems))
