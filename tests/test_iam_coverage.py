@@ -85,10 +85,23 @@ def seed(endpoint: str, buckets: list[str]) -> None:
     s3.put_object(Bucket=buckets[0], Key="corpus/part-0.bin", Body=b"c" * 2048)
 
 
+def admin_creates_data_policy(d: Path, endpoint: str) -> None:
+    """The admin's one-time step: create trainctl-PROJECT-data from `--instance-data`
+    (so the applies below never need iam:CreatePolicy, which trainctl is not granted)."""
+    import yaml
+
+    project = yaml.safe_load((d / "trainctl.yaml").read_text())["project"]
+    r = run_cli("iam-policy", "--instance-data", cwd=d)
+    assert r.returncode == 0, r.stderr
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1")
+    iam.create_policy(PolicyName=f"trainctl-{project}-data", PolicyDocument=r.stdout)
+
+
 def test_quickstart_apply_and_destroy(tmp_path: Path, moto_endpoint: str) -> None:
     d = tmp_path / "quickstart"
     shutil.copytree(EXAMPLES / "quickstart", d)
     seed(moto_endpoint, ["trainctl-demo-datasets", "trainctl-demo-checkpoints"])
+    admin_creates_data_policy(d, moto_endpoint)
     record = tmp_path / "calls"
     cli(d, moto_endpoint, record, "apply", "--auto-approve")
     # prewarm's temporary instance runs with the project's role: trainctl creates it
@@ -103,6 +116,7 @@ def test_multi_node_apply_and_destroy(tmp_path: Path, moto_endpoint: str) -> Non
     d = tmp_path / "multi-node"
     shutil.copytree(EXAMPLES / "multi-node", d)
     seed(moto_endpoint, ["trainctl-demo-datasets", "trainctl-demo-checkpoints"])
+    admin_creates_data_policy(d, moto_endpoint)
     record = tmp_path / "calls"
     cli(d, moto_endpoint, record, "apply", "--auto-approve")
     assert_covered(d, record, "ec2:RunInstances", "ec2:DescribeSpotPriceHistory",
@@ -127,8 +141,10 @@ def test_own_role_upload_import_snapshot_teardown_and_destroy(tmp_path: Path,
     (d / "local-data" / "big.bin").write_bytes(os.urandom(9 * 1024 * 1024))   # multipart
     spec = OWN_ROLE.replace("SNAPSHOT", snap).replace("VOLUME", foreign)
     (d / "trainctl.yaml").write_text(spec)
+    admin_creates_data_policy(d, moto_endpoint)
     record = tmp_path / "calls"
     cli(d, moto_endpoint, record, "apply", "--auto-approve")
+    assert "iam:CreatePolicy" not in recorded(record)
     assert_covered(d, record, "iam:CreateRole", "iam:AttachRolePolicy",
                    "iam:CreateInstanceProfile", "s3:PutObject", "s3:CreateMultipartUpload",
                    "ec2:CreateVolume")

@@ -520,6 +520,45 @@ def check_instance_profiles(spec: Spec, aws: AwsContext) -> list[str]:
             for n, p in users if _profile_name(p) in missing]
 
 
+def needs_project_role(spec: Spec) -> bool:
+    """An instance with no `iam_instance_profile`, or a prewarm (its temporary instance)."""
+    return any(not i.iam_instance_profile for i in spec.instances.values()) or any(
+        d.strategy == "prewarmed-ebs" for d in spec.datasets.values())
+
+
+def check_data_policy(spec: Spec, aws: AwsContext) -> list[str]:
+    """One `get_policy`: the project role's `trainctl-PROJECT-data` policy exists.
+
+    Skipped when the role is not needed, when access is denied, and on an emulator on
+    this machine (a loopback endpoint; the engine creates the policy there itself)."""
+    from botocore.exceptions import ClientError
+
+    from planner.aws.session import account_of
+    from planner.engines.direct_iam import (
+        create_data_policy_commands,
+        data_policy_arn,
+        data_policy_name,
+    )
+    from planner.ssm import is_loopback
+
+    if not needs_project_role(spec) or is_loopback(aws.endpoint_url):
+        return []
+    arn = data_policy_arn(account_of(aws), spec.project)
+    try:
+        aws.iam.get_policy(PolicyArn=arn)
+    except ClientError as e:
+        code = _error_code(e)
+        if code in ACCESS_DENIED_CODES:
+            return []
+        if code != "NoSuchEntity":
+            raise
+        return [f"{spec.source_file}: the project role {'trainctl-' + spec.project + '-ssm'} "
+                f"needs the managed policy {data_policy_name(spec.project)} ({arn}), which "
+                "does not exist; trainctl does not create IAM policies: have an admin "
+                "create it once:\n" + create_data_policy_commands(spec)]
+    return []
+
+
 def _dedupe(items: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     return list({i[key]: i for i in items}.values())
 
@@ -549,6 +588,7 @@ def read_live(spec: Spec, aws: AwsContext, *, now: datetime,
         f_profiles = pool.submit(check_instance_profiles, spec, aws)
         # an AZ that is not one is reported once, as such, not again per instance type
         f_references = pool.submit(check_references, spec, ec2, aws.region, zone_names)
+        f_data_policy = pool.submit(check_data_policy, spec, aws)
         f_datasets = [(key, pool.submit(task))
                       for key, task in (_dataset_tasks(spec, aws) if with_datasets else ())]
         imp_volumes, imp_instances, import_problems = f_imports.result()
@@ -576,7 +616,7 @@ def read_live(spec: Spec, aws: AwsContext, *, now: datetime,
                            key=lambda s: s.id)
         zone_problems = check_availability_zones(spec, zone_names(), aws.region)
         problems = (f_references.result() + zone_problems + f_spec_snapshots.result()
-                    + f_profiles.result() + import_problems)
+                    + f_profiles.result() + f_data_policy.result() + import_problems)
         if problems:
             raise TrainctlError("\n".join(problems))
         datasets, stages = _combine(spec, {key: f.result() for key, f in f_datasets})

@@ -55,21 +55,26 @@ def _s3_statements(sid: str, uris: list[str], object_actions: list[str]) -> list
     return out
 
 
-def _project_role_statements(role: str) -> list[dict[str, Any]]:
+def _project_role_statements(role: str, data: str) -> list[dict[str, Any]]:
     """The project's SSM role and instance profile, which trainctl manages when an
-    instance names no profile. Scoped to this project's role: PutRolePolicy on it is the
-    one IAM write trainctl needs (the instance's dataset and checkpoint access)."""
+    instance names no profile. The role gets only two fixed managed policies (the SSM
+    core and the admin-created `trainctl-PROJECT-data`): no PutRolePolicy, no
+    CreatePolicy*, so trainctl's policy can never give the role more (issue 10 item 8)."""
     return [
         {"Sid": "ProjectInstanceRole", "Effect": "Allow",
          "Action": ["iam:GetRole", "iam:CreateRole", "iam:TagRole",
-                    "iam:ListAttachedRolePolicies", "iam:PutRolePolicy",
+                    "iam:ListAttachedRolePolicies",
                     "iam:GetInstanceProfile", "iam:CreateInstanceProfile",
                     "iam:TagInstanceProfile", "iam:AddRoleToInstanceProfile"],
          "Resource": [f"arn:aws:iam::*:role/{role}",
                       f"arn:aws:iam::*:instance-profile/{role}"]},
-        {"Sid": "AttachSsmCorePolicy", "Effect": "Allow", "Action": "iam:AttachRolePolicy",
-         "Resource": f"arn:aws:iam::*:role/{role}",
-         "Condition": {"ArnEquals": {"iam:PolicyARN": SSM_POLICY_ARN}}},
+        {"Sid": "AttachFixedManagedPolicies", "Effect": "Allow",
+         "Action": "iam:AttachRolePolicy", "Resource": f"arn:aws:iam::*:role/{role}",
+         "Condition": {"ArnEquals": {"iam:PolicyARN": [
+             SSM_POLICY_ARN, f"arn:aws:iam::*:policy/{data}"]}}},
+        # the plan checks that the admin created the data policy
+        {"Sid": "CheckDataPolicy", "Effect": "Allow", "Action": "iam:GetPolicy",
+         "Resource": f"arn:aws:iam::*:policy/{data}"},
         {"Sid": "PassInstanceRole", "Effect": "Allow", "Action": "iam:PassRole",
          "Resource": f"arn:aws:iam::*:role/{role}",
          "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
@@ -171,8 +176,9 @@ def build_policy(project: str | None, spec: Any | None = None) -> dict[str, Any]
                                      for i in spec.instances.values()) or any(
         d.strategy == "prewarmed-ebs" for d in spec.datasets.values())
     if needs_role:
-        statements += _project_role_statements(f"trainctl-{project}-ssm" if project
-                                               else "trainctl-*")
+        statements += _project_role_statements(
+            f"trainctl-{project}-ssm" if project else "trainctl-*-ssm",
+            f"trainctl-{project}-data" if project else "trainctl-*-data")
     if spec is not None:
         profiles = sorted({i.iam_instance_profile.rsplit("/", 1)[-1]
                            for i in spec.instances.values() if i.iam_instance_profile})
@@ -219,14 +225,36 @@ def notes(spec: Any | None) -> list[str]:
 @click.command("iam-policy")
 @click.option("--project", default=None,
               help="Project for the tag conditions (default: the spec's project).")
+@click.option("--instance-data", is_flag=True,
+              help="Print instead the document of the project role's managed policy "
+                   "trainctl-PROJECT-data (the instances' S3 access), for an admin to "
+                   "create once.")
 @click.pass_obj
-def command(opts: Options, project: str | None) -> None:
-    """Print the least-privilege IAM policy (JSON) for the identity running trainctl."""
+def command(opts: Options, project: str | None, instance_data: bool) -> None:
+    """Print the least-privilege IAM policy (JSON) for the identity running trainctl.
+
+    \b
+    When an instance names no iam_instance_profile (or a dataset is prewarmed), trainctl
+    makes the role trainctl-PROJECT-ssm and attaches only two managed policies to it:
+    AmazonSSMManagedInstanceCore and trainctl-PROJECT-data. trainctl may not write IAM
+    policies, so an admin creates the data policy once (the plan refuses until then):
+      trainctl iam-policy --instance-data > trainctl-PROJECT-data.json
+      aws iam create-policy --policy-name trainctl-PROJECT-data \\
+          --policy-document file://trainctl-PROJECT-data.json
+    Re-create it (create-policy-version) when the spec's S3 prefixes change.
+    """
     spec = None
     if os.path.exists(opts.file):
         from planner.loader import load_spec
 
         spec = load_spec(opts.file)
+    if instance_data:
+        from planner.engines.direct_iam import data_policy
+
+        if spec is None:
+            raise click.UsageError(f"--instance-data needs a spec ({opts.file} not found)")
+        click.echo(json.dumps(data_policy(spec), indent=2))
+        return
     policy = build_policy(project or (spec.project if spec is not None else None), spec)
     click.echo(json.dumps(policy, indent=2))
     for line in notes(spec):

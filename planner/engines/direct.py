@@ -38,7 +38,12 @@ from planner import rules
 from planner.engines import direct_data, direct_ec2
 from planner.engines.base import StepBlocked, StepFailed
 from planner.engines.direct_ec2 import EMULATOR_WAIT, tag_list, tags_of
-from planner.engines.direct_iam import data_policy, ensure_instance_profile, project_role_name
+from planner.engines.direct_iam import (
+    data_policy,
+    data_policy_arn,
+    ensure_instance_profile,
+    project_role_name,
+)
 from planner.errors import TrainctlError
 from planner.live import (
     TAG_ADDRESS,
@@ -299,10 +304,18 @@ class DirectEngine:
         """The project's SSM instance profile, created once when missing."""
         with self._lock:
             if self._profile is None:
+                from planner.aws.session import account_of
+                from planner.ssm import is_loopback
+
                 name = project_role_name(self.spec.project)
+                # the data policy is created here only on an emulator on this machine
+                # (it enforces no IAM); on AWS an admin creates it and the plan checks it
+                local = is_loopback(self.endpoint_url)
                 created = ensure_instance_profile(
                     self.aws.iam, role=name, profile=name, project=self.spec.project,
-                    inline_policy=data_policy(self.spec), emulator=self.emulated)
+                    data_policy_arn=data_policy_arn(account_of(self.aws), self.spec.project),
+                    data_document=data_policy(self.spec) if local else None,
+                    emulator=self.emulated)
                 if created and not self.emulated:
                     self.aws.iam.get_waiter("instance_profile_exists").wait(
                         InstanceProfileName=name)

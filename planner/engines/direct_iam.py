@@ -1,7 +1,14 @@
-"""SSM prerequisites: the project's instance role and profile (AmazonSSMManagedInstanceCore).
+"""SSM prerequisites: the project's instance role and profile.
 
 Used by the direct engine for instances that name no `iam_instance_profile`, and by
 `trainctl local up` for the emulator's `trainctl-ssm` profile. Idempotent.
+
+The project role gets only fixed managed policies: AmazonSSMManagedInstanceCore and the
+customer-managed `trainctl-PROJECT-data` (the S3 access of `data_policy`), which an
+admin creates once (`trainctl iam-policy --instance-data`); trainctl never writes a
+policy document on AWS (issue 10 item 8: PutRolePolicy + PassRole + SendCommand would
+let whoever holds trainctl's policy run code with any permission). Only on an emulator
+(`emulator=True`, an endpoint on this machine) does it create that policy itself.
 """
 
 from __future__ import annotations
@@ -13,7 +20,6 @@ from planner.live import TAG_PROJECT
 from planner.spec import Spec
 
 SSM_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-DATA_POLICY_NAME = "trainctl-data"
 EC2_TRUST_POLICY = json.dumps({
     "Version": "2012-10-17",
     "Statement": [{
@@ -29,20 +35,49 @@ def project_role_name(project: str) -> str:
     return f"trainctl-{project}-ssm"
 
 
+def data_policy_name(project: str) -> str:
+    """`trainctl-PROJECT-data`: the customer-managed policy with the instances' S3 access."""
+    return f"trainctl-{project}-data"
+
+
+def data_policy_arn(account: str, project: str) -> str:
+    return f"arn:aws:iam::{account}:policy/{data_policy_name(project)}"
+
+
 def _s3_arns(uri: str) -> tuple[str, str, str]:
     """(bucket ARN, object ARN pattern, prefix) for `s3://bucket/prefix/`."""
     bucket, _, prefix = uri[5:].partition("/")
     return f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/{prefix}*", prefix
 
 
-def data_policy(spec: Spec) -> dict[str, Any] | None:
-    """Inline policy for the project role: read the datasets, write the checkpoints."""
+def data_prefixes(spec: Spec) -> tuple[list[str], list[str]]:
+    """(prefixes the instances read, prefixes they write) as s3:// URIs ending in `/`.
+
+    Read: the datasets' S3 sources and local datasets' stages (with trainctl's stage
+    records under them). Write (and read): checkpoints' sync_to and the transfer prefix
+    (`transfer:`, else `transfer/` under an s3:// `state:`) that `trainctl cp` uses.
+    """
+    def norm(uri: str) -> str:
+        return uri if uri.endswith("/") else uri + "/"
+
+    reads = {norm(d.s3_uri) for d in spec.datasets.values() if d.s3_uri.startswith("s3://")}
+    writes = {norm(i.checkpoints.sync_to) for i in spec.instances.values()
+              if i.checkpoints and i.checkpoints.sync_to
+              and i.checkpoints.sync_to.startswith("s3://")}
+    if spec.transfer and spec.transfer.startswith("s3://"):
+        writes.add(norm(spec.transfer))
+    elif spec.state and spec.state.startswith("s3://"):
+        writes.add(norm(spec.state) + "transfer/")
+    return sorted(reads - writes), sorted(writes)
+
+
+def data_policy(spec: Spec) -> dict[str, Any]:
+    """The document of `trainctl-PROJECT-data`: read the datasets, write the checkpoints
+    and the transfer prefix; every statement scoped to those prefixes."""
     statements: list[dict[str, Any]] = []
-    reads = sorted({d.s3_uri for d in spec.datasets.values() if d.s3_uri.startswith("s3://")})
-    writes = sorted({i.checkpoints.sync_to for i in spec.instances.values()
-                     if i.checkpoints and i.checkpoints.sync_to})
+    reads, writes = data_prefixes(spec)
     for sid, uris, actions in (("ReadDatasets", reads, ["s3:GetObject"]),
-                               ("WriteCheckpoints", writes,
+                               ("WriteCheckpointsTransfers", writes,
                                 ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"])):
         for n, uri in enumerate(uris):
             bucket_arn, objects_arn, prefix = _s3_arns(uri)
@@ -53,19 +88,32 @@ def data_policy(spec: Spec) -> dict[str, Any] | None:
             })
             statements.append({"Sid": f"{sid}{n}", "Effect": "Allow", "Action": actions,
                                "Resource": objects_arn})
-    if not statements:
-        return None
+    if not statements:    # a managed policy needs one statement: this one grants nothing
+        statements.append({"Sid": "NoData", "Effect": "Deny", "Action": "s3:*",
+                           "Resource": "*"})
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def create_data_policy_commands(spec: Spec) -> str:
+    """What an admin runs once to create the project's data policy."""
+    name = data_policy_name(spec.project)
+    return (f"  trainctl iam-policy -f {spec.source_file} --instance-data > {name}.json\n"
+            f"  aws iam create-policy --policy-name {name} "
+            f"--policy-document file://{name}.json")
 
 
 def ensure_instance_profile(iam: Any, *, role: str, profile: str,
                             project: str | None = None,
-                            inline_policy: dict[str, Any] | None = None,
+                            data_policy_arn: str | None = None,
+                            data_document: dict[str, Any] | None = None,
                             emulator: bool = False) -> list[str]:
-    """Make sure `role` (EC2 trust + SSM core policy) sits in instance profile `profile`.
+    """Make sure `role` (EC2 trust + SSM core policy, and the managed `data_policy_arn`)
+    sits in instance profile `profile`. Attaches managed policies only, never an inline one.
 
     Returns one line per thing created (empty when everything was there already).
-    `emulator=True` tolerates an emulator without AWS-managed policies.
+    `emulator=True` tolerates an emulator without AWS-managed policies and creates the
+    data policy from `data_document` when it is missing (never on AWS: there an admin
+    creates it, and the plan refuses until it exists).
     """
     errors = iam.exceptions
     tags = [{"Key": TAG_PROJECT, "Value": project}] if project else []
@@ -83,9 +131,11 @@ def ensure_instance_profile(iam: Any, *, role: str, profile: str,
         except errors.NoSuchEntityException:
             if not emulator:      # real IAM always has this AWS-managed policy
                 raise
-    if inline_policy is not None:
-        iam.put_role_policy(RoleName=role, PolicyName=DATA_POLICY_NAME,
-                            PolicyDocument=json.dumps(inline_policy))
+    if data_policy_arn and not any(p["PolicyArn"] == data_policy_arn for p in attached):
+        if emulator and data_document is not None:
+            _emulator_data_policy(iam, data_policy_arn, data_document)
+        iam.attach_role_policy(RoleName=role, PolicyArn=data_policy_arn)
+        done.append(f"policy {data_policy_arn.rsplit('/', 1)[-1]} attached to role {role}")
     try:
         got = iam.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"]
     except errors.NoSuchEntityException:
@@ -97,3 +147,13 @@ def ensure_instance_profile(iam: Any, *, role: str, profile: str,
         if f"instance profile {profile}" not in done:
             done.append(f"role {role} added to instance profile {profile}")
     return done
+
+
+def _emulator_data_policy(iam: Any, arn: str, document: dict[str, Any]) -> None:
+    """Emulator only (it enforces no IAM): create the data policy an admin creates on AWS."""
+    try:
+        iam.get_policy(PolicyArn=arn)
+    except iam.exceptions.NoSuchEntityException:
+        iam.create_policy(PolicyName=arn.rsplit("/", 1)[-1],
+                          PolicyDocument=json.dumps(document),
+                          Description="trainctl: the project instances' S3 access")
