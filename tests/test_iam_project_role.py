@@ -10,7 +10,6 @@ engine create it.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import EXAMPLES, run_cli
+from conftest import run_cli
 
 from planner.commands.iam_policy import build_policy
 from planner.engines.direct_iam import (
