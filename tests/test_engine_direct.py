@@ -443,10 +443,17 @@ def test_instance_without_profile_gets_the_project_ssm_profile(moto_endpoint: st
     assert [r["RoleName"] for r in profile["InstanceProfile"]["Roles"]] == ["trainctl-proj-ssm"]
     trust = aws.iam.get_role(RoleName="trainctl-proj-ssm")["Role"]["AssumeRolePolicyDocument"]
     assert "ec2.amazonaws.com" in str(trust)
+    # managed policies only (issue 10 item 8): the data policy, created on the emulator
+    attached = aws.iam.list_attached_role_policies(RoleName="trainctl-proj-ssm")
+    assert [p["PolicyArn"] for p in attached["AttachedPolicies"]] == [
+        "arn:aws:iam::123456789012:policy/trainctl-proj-data"]
+    assert aws.calls["PutRolePolicy"] == 0
+    assert aws.iam.list_role_policies(RoleName="trainctl-proj-ssm")["PolicyNames"] == []
     # a second engine finds it and creates nothing
     again, aws2 = make_engine(make_spec(instances=(plain,)), moto_endpoint, plan_id="p2")
     assert again.project_profile() == "trainctl-proj-ssm"
     assert aws2.calls["CreateRole"] == 0 and aws2.calls["CreateInstanceProfile"] == 0
+    assert aws2.calls["CreatePolicy"] == 0    # (the SSM policy, absent in moto, is retried)
 
 
 def _terminate(engine: DirectEngine, iid: str) -> dict[str, str]:
