@@ -40,6 +40,7 @@ class Observed:
     charged: bool                        # instances: pending/running; volumes: always
     attrs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     flags: tuple[str, ...] = ()          # persistent, protected, temporary (shown only)
+    state: str = ""                      # as EC2 says (shown only: not a ledger change)
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,7 @@ def test_status_after_apply_resize_and_terminate(tmp_path: Path, moto_endpoint: 
     assert set(by) >= {"instance.trainer", "volume.data"}
     assert by["volume.data"]["flags"] == ["persistent"]
     assert by["instance.trainer"]["state"] == "running"
+    assert by["volume.data"]["state"] == "in-use"                 # attached and mounted
     assert by["instance.trainer"]["hourly_usd"] > 0.5            # a g5.xlarge is priced
     assert first["datasets"][0]["last_synced"] is not None        # the sync step ran
     assert first["totals"]["spent_usd"] >= 0

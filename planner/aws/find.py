@@ -60,7 +60,7 @@ def observe_project(ec2: Any, project: str) -> list[Observed]:
                                     "size_gib": v.size_gib, "type": v.type, "iops": v.iops,
                                     "throughput_mibps": v.throughput_mibps,
                                     "availability_zone": v.availability_zone},
-                                _flags(dict(v.tags))))
+                                _flags(dict(v.tags)), v.state))
     for page in ec2.get_paginator("describe_instances").paginate(Filters=[
             flt, {"Name": "instance-state-name", "Values": list(LIVE_INSTANCE_STATES)}]):
         for r in page.get("Reservations", ()):
@@ -70,5 +70,6 @@ def observe_project(ec2: Any, project: str) -> list[Observed]:
                                     i.launch_time, i.state in ("pending", "running"), {
                                         "instance_type": i.instance_type, "market": i.market,
                                         "availability_zone": i.availability_zone,
-                                        "state": i.state}, _flags(dict(i.tags))))
+                                        "state": i.state}, _flags(dict(i.tags)),
+                                    i.state))
     return out

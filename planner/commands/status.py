@@ -122,7 +122,7 @@ def status_doc(opts: Options, *, check_training: bool,
         hourly = rate(o.kind, o.attrs) if o.charged else 0.0
         s = spent.get(o.id)
         row = {"address": o.address, "id": o.id, "kind": o.kind.value,
-               "state": o.attrs.get("state", "available" if o.kind is Kind.VOLUME else "?"),
+               "state": o.state or "?",
                "availability_zone": o.attrs.get("availability_zone"),
                "size": (f"{o.attrs.get('size_gib')} GiB {o.attrs.get('type')}"
                         if o.kind is Kind.VOLUME else str(o.attrs.get("instance_type"))),
