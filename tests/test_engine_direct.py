@@ -604,7 +604,9 @@ def test_sync_records_the_dataset_digest_entry(moto_endpoint: str) -> None:
         "objects": 3, "bytes": 30, "digest": digest, "record_on": "volume.scratch",
         "instance_id": iid, "volume_id": vid}), Action.CREATE)
     tag = tags_of(aws.ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0])[TAG_DATASET_DIGEST]
-    assert tag == f"imgs=sha256:{'a' * 32},zz=sha256:{'b' * 32}"
+    # the entry records the counts (DESIGN: NAME=sha256:<32 hex>:<objects>:<bytes>);
+    # another dataset's older entry (no counts) is kept as it was
+    assert tag == f"imgs=sha256:{'a' * 32}:3:30,zz=sha256:{'b' * 32}"
     assert facts["recorded_on"] == vid
 
 
@@ -670,7 +672,7 @@ def test_prewarm_via_the_attached_instance(moto_endpoint: str) -> None:
     assert ssm.kinds() == ["training_check", "mount", "sync", "mount"]
     assert len(instances(aws)) == 1
     tag = tags_of(aws.ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0])[TAG_DATASET_DIGEST]
-    assert tag == f"imgs=sha256:{'e' * 32}"
+    assert tag == f"imgs=sha256:{'e' * 32}:1:1"
 
 
 @pytest.mark.parametrize("force", [False, True])
@@ -728,7 +730,9 @@ def test_prewarm_end_to_end_on_the_emulator(moto_endpoint: str, tmp_path: Path) 
     v = aws.ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0]
     assert v["State"] == "available"
     short = manifest.digest[:len("sha256:") + 32]
-    assert tags_of(v)[TAG_DATASET_DIGEST] == f"imgs={short}"
+    assert tags_of(v)[TAG_DATASET_DIGEST] == (
+        f"imgs={short}:{manifest.objects}:{manifest.bytes}")
+    assert (manifest.objects, manifest.bytes) == (2, 10)
 
 
 def test_step_blocked_is_a_step_failed() -> None:
