@@ -456,7 +456,7 @@ def test_prewarm_clears_the_temporary_instance_an_interrupted_prewarm_left(
     assert aws2.calls["DetachVolume"] == (2 if orphan_unmount == "ok" else 1)
     vol = aws.ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0]
     assert vol["State"] == "available" and vol["Attachments"] == []
-    assert tags_of(vol)[TAG_DATASET_DIGEST] == f"imgs=sha256:{'d' * 32}"
+    assert tags_of(vol)[TAG_DATASET_DIGEST] == f"imgs=sha256:{'d' * 32}:1:1"  # 1 object, 1 byte
 
 
 def test_cleanup_never_terminates_an_instance_that_is_not_temporary(
