@@ -8,7 +8,7 @@ STAMP      := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 EXAMPLE ?= examples/quickstart
 
-.PHONY: venv venv-demo sysdeps test lint demo bench fuzz faults clean
+.PHONY: venv venv-demo sysdeps test lint demo bench fuzz faults clean prices
 
 venv: $(STAMP)
 venv-demo: $(DEMO_STAMP)
@@ -42,7 +42,7 @@ $(DEMO_STAMP): pyproject.toml
 	touch $(DEMO_STAMP)
 
 lint: venv
-	$(BIN)/ruff check planner tests bench stacks
+	$(BIN)/ruff check planner tests bench stacks scripts
 	$(BIN)/mypy planner
 
 test: venv sysdeps lint
@@ -79,3 +79,8 @@ faults: venv
 
 clean:
 	rm -rf $(VENV) .trainctl build *.egg-info
+
+# Regenerate planner/data/prices.json from apache-libcloud's pricing.json (dev extra)
+# and scripts/ebs_rates.json; see docs/cost.md.
+prices: $(STAMP)
+	$(BIN)/python -m scripts.generate_prices
