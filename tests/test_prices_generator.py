@@ -101,3 +101,27 @@ def test_a_region_without_ebs_rates_prices_volumes_unknown() -> None:
     [region] = [r for r in ("ap-south-1",) if "ebs" not in doc["regions"][r]]
     assert cost.on_demand_hourly("t3.small", region) is not None
     assert cost.volume_hourly(100, "gp3", None, None, region) is None
+
+
+def test_a_plan_in_a_region_without_ebs_rates_prices_the_instance_not_its_root() -> None:
+    from datetime import UTC, datetime
+
+    from planner.live import LiveState
+    from planner.plan import Action, Change, Reason, ResourceType
+    from planner.spec import CostLimits, Instance, Spec
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    spec = Spec(version=1, project="proj", region="ap-south-1", cost=CostLimits(),
+                volumes=MappingProxyType({}), instances=MappingProxyType({
+                    "t": Instance(name="t", instance_type="t3.small", ami="ami-1",
+                                  availability_zone="ap-south-1a")}))
+    live = LiveState(project="proj", region="ap-south-1", read_at=now, volumes=(),
+                     instances=(), spot_prices=MappingProxyType({}))
+    ch = Change(address="instance.t", type=ResourceType.INSTANCE, actions=(Action.CREATE,),
+                reason=Reason.CREATE_BECAUSE_MISSING, id=None, after=None)
+    summary, warnings = cost.plan_cost(spec, live, [ch], now)
+    t3 = cost.on_demand_hourly("t3.small", "ap-south-1")
+    assert t3 is not None and summary.hourly_usd_after == pytest.approx(t3)   # at least
+    assert "hourly_usd_after" in summary.incomplete
+    assert [u.item for u in summary.unknown_prices] == ["EBS gp3"]
+    assert not any("not in the price table" in w.message for w in warnings)
