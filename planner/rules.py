@@ -302,6 +302,16 @@ def depends_on_block(address: str, blocked: list[str]) -> Block:
                  f"{'that rule is' if one else 'those rules are'} lifted")
 
 
+def _met_without(blocked: Change, waiting: Change) -> bool:
+    """A mount that only grows its filesystem to the volume's live size does not need the
+    volume's own (blocked) grow: that part of the grow is never left behind."""
+    if not (blocked.type is ResourceType.VOLUME and blocked.actions == (Action.UPDATE,)
+            and waiting.type is ResourceType.MOUNT and waiting.actions == (Action.UPDATE,)):
+        return False
+    live, want = (blocked.before or {}).get("size_gib"), (waiting.after or {}).get("size_gib")
+    return isinstance(live, int) and isinstance(want, int) and want <= live
+
+
 def propagate_blocks(changes: tuple[Change, ...]) -> tuple[Change, ...]:
     """Every change that cannot run because a change it waits for is blocked, blocked
     too (`depends-on-blocked`, naming the changes blocked by a rule of their own).
@@ -322,6 +332,7 @@ def propagate_blocks(changes: tuple[Change, ...]) -> tuple[Change, ...]:
     phases: dict[str, list[tuple[str, Action]]] = {}
     for node in g:
         phases.setdefault(node[0], []).append(node)
+    by_addr = {c.address: c for c in changes}
     todo = list(origins)
     while todo:
         addr = todo.pop()
@@ -329,6 +340,8 @@ def propagate_blocks(changes: tuple[Change, ...]) -> tuple[Change, ...]:
             for waiting, _action in nx.descendants(g, node):
                 if waiting in origins and not origins[waiting] - {waiting}:
                     continue          # blocked by a rule of its own
+                if _met_without(by_addr[addr], by_addr[waiting]):
+                    continue
                 found = origins.setdefault(waiting, set())
                 if not origins[addr] <= found:
                     found |= origins[addr]
