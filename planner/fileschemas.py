@@ -150,6 +150,8 @@ def live_schema() -> dict[str, Any]:
             "stages": {"type": "object", "additionalProperties": stage},
             "spot_prices": {"type": "object",
                             "additionalProperties": {"type": "number", "minimum": 0}},
+            "image_roots": {"type": "object", "additionalProperties": _obj(
+                {"size_gib": COUNT, "type": STR}, ("size_gib", "type"))},
             "api_calls": COUNT,
         }, ("format", "project", "region", "read_at")),
     }

@@ -536,7 +536,7 @@ def test_an_unknown_price_with_enforce_refuses_unless_allowed(tmp_path: Path,
     assert "no price for x2iedn.xlarge in us-east-1" in r.stderr and "--allow-cost" in r.stderr
     assert live_volumes(moto_endpoint) == {}
     r = ok(cli(d, moto_endpoint, "apply", "--auto-approve", "--allow-cost"))
-    assert "Apply: 7 done" in r.stdout
+    assert "Apply: 7 created, 0 updated, 0 replaced, 0 deleted, 0 blocked" in r.stdout
 
 
 def _apply_at_a_terminal(d: Path, endpoint: str, answer: bytes) -> subprocess.CompletedProcess[str]:
