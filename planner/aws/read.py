@@ -533,13 +533,12 @@ def check_data_policy(spec: Spec, aws: AwsContext) -> list[str]:
     this machine (a loopback endpoint; the engine creates the policy there itself)."""
     from botocore.exceptions import ClientError
 
-    from planner.aws.session import account_of
+    from planner.aws.session import account_of, is_loopback
     from planner.engines.direct_iam import (
         create_data_policy_commands,
         data_policy_arn,
         data_policy_name,
     )
-    from planner.ssm import is_loopback
 
     if not needs_project_role(spec) or is_loopback(aws.endpoint_url):
         return []

@@ -54,7 +54,7 @@ def _recorder(service: str, path: str) -> Callable[..., None]:
     return record
 
 
-def _is_loopback(url: str | None) -> bool:
+def is_loopback(url: str | None) -> bool:
     host = urlparse(url).hostname if url else None
     return host in {"127.0.0.1", "localhost", "::1"}
 
@@ -361,7 +361,7 @@ def _translate(e: BaseException) -> str | None:
         return "no AWS region: set `region:` in the spec, pass --region, or set AWS_REGION"
     if isinstance(e, bx.EndpointConnectionError | bx.ConnectTimeoutError):
         url = e.kwargs.get("endpoint_url", "?")
-        hint = " (is the emulator running? `trainctl local up`)" if _is_loopback(url) else ""
+        hint = " (is the emulator running? `trainctl local up`)" if is_loopback(url) else ""
         return f"cannot reach AWS endpoint URL: {url}{hint}"
     if isinstance(e, bx.ReadTimeoutError):
         return f"AWS endpoint did not answer in time: {e.kwargs.get('endpoint_url', '?')}"
