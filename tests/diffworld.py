@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from planner.diff import diff, short_digest
+from planner.diff import diff
+from planner.digesttag import short_digest
 from planner.graph import build_graph
 from planner.live import (
     TAG_ADDRESS,

@@ -30,7 +30,7 @@ from diffworld import (
     with_volume,
 )
 
-from planner.diff import format_digest_tag, parse_digest_tag, short_digest
+from planner.digesttag import format_digest_tag, parse_digest_tag, short_digest
 from planner.errors import TrainctlError
 from planner.live import TAG_CREATED_EMPTY, TAG_DATASET_DIGEST, TAG_PERSISTENT, LiveModification
 from planner.plan import Action, Reason, Rule, plan_from_json, plan_to_json
@@ -716,7 +716,7 @@ def test_an_empty_dataset_listing_is_a_warning() -> None:
 
 
 def test_a_refill_is_an_update_that_says_what_changed():
-    from planner.diff import entry_value
+    from planner.digesttag import entry_value
     from planner.render import attribute_diff
 
     spec = dataset_world("prewarmed-ebs")

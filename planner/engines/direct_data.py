@@ -296,7 +296,7 @@ def record_digest(engine: DirectEngine, resource_id: str, dataset: str, digest: 
                   objects: int | None = None, size: int | None = None) -> str:
     """Set this dataset's entry of the trainctl:dataset-digest tag (with its object count
     and bytes when they fit the tag), keeping the others."""
-    from planner.diff import entry_value, format_digest_tag, parse_digest_tag
+    from planner.digesttag import entry_value, format_digest_tag, parse_digest_tag
 
     with engine.resource_lock(resource_id):
         if resource_id.startswith("vol-"):
