@@ -123,7 +123,7 @@ def plan_worker(endpoint: str, spec_path: str) -> dict[str, Any]:
     calls: Counter[str] = Counter()
     for aws in contexts:
         calls.update(aws.calls)
-    ssm_imported = "planner.ssm" in sys.modules
+    ssm_imported = any(m in sys.modules for m in ("planner.ssm", "planner.aws.ssm"))
     clients = sorted({name for aws in contexts for name in aws._clients})
 
     from planner.aws.read import s3_manifest

@@ -7,7 +7,8 @@ and refuses a recorded emulator that does not answer.
 SSM steps for emulated instances run on this machine in STATE_DIR/sandbox/INSTANCE_ID
 (see `planner.ssm.LocalRunner`).
 
-boto3 is imported lazily (only `seed` needs it).
+Seeding it (planner.aws.seed) is the AWS side; this module only starts, records and
+stops the server.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -280,35 +280,3 @@ def spec_buckets(spec: Any) -> list[str]:
     uris.append(spec.state or "")
     buckets = [u[5:].split("/", 1)[0] for u in uris if u.startswith("s3://")]
     return sorted({b for b in buckets if b})
-
-
-def connect(endpoint: str, region: str) -> Any:
-    """An AwsContext for the emulator, with its fake credentials (none are needed)."""
-    from planner.aws.session import connect as aws_connect
-
-    return aws_connect(region, endpoint, emulator=True)
-
-
-def seed(endpoint: str, region: str, *, buckets: Iterable[str] = ()) -> list[str]:
-    """Create the `trainctl-ssm` role + instance profile and the buckets (idempotent).
-
-    Returns one line per thing created, for the command's output.
-    """
-    from planner.aws.session import aws_errors
-    from planner.engines.direct_iam import ensure_instance_profile
-
-    done: list[str] = []
-    aws = connect(endpoint, region)
-    with aws_errors():
-        done += ensure_instance_profile(aws.iam, role=PROFILE_NAME, profile=PROFILE_NAME,
-                                        emulator=True)
-        existing = {b["Name"] for b in aws.s3.list_buckets().get("Buckets", [])}
-        for bucket in buckets:
-            if bucket in existing:
-                continue
-            kwargs: dict[str, Any] = {"Bucket": bucket}
-            if region != "us-east-1":
-                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-            aws.s3.create_bucket(**kwargs)
-            done.append(f"bucket s3://{bucket}/")
-    return done

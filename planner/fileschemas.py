@@ -44,7 +44,7 @@ def _list(item: dict[str, Any], min_items: int = 0) -> dict[str, Any]:
 @cache
 def plan_schema() -> dict[str, Any]:
     """The plan file (DESIGN section 5)."""
-    from planner.plan import FORMAT_VERSION, SUMMARY_KEYS, Action, Reason, ResourceType, Rule
+    from planner.vocab import FORMAT_VERSION, SUMMARY_KEYS, Action, Reason, ResourceType, Rule
 
     a = Action
     actions = [[a.NOOP], [a.CREATE], [a.UPDATE], [a.DELETE], [a.DELETE, a.CREATE],

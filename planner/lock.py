@@ -1,4 +1,5 @@
-"""The apply lock: `.trainctl/lock` (local) or `PREFIX/lock` under an s3:// `state:` prefix.
+"""The apply lock: `.trainctl/lock` (local) or `PREFIX/lock` under an s3:// `state:` prefix
+(planner.aws.lock_store.S3Lock).
 
 Both are created atomically: the local file with O_CREAT|O_EXCL, the S3 object with a
 conditional put (`IfNoneMatch="*"`). The lock records who holds it (id, holder, host,
@@ -27,7 +28,7 @@ STALE_AFTER_HOURS = 12     # an S3 lock from another host older than this may be
 Say = Callable[[str], None]
 
 
-def _quiet(_message: str) -> None:
+def quiet(_message: str) -> None:
     pass
 
 
@@ -139,7 +140,7 @@ def takeover_message(where: str, old: LockInfo) -> str:
 class Lock(Protocol):
     where: str
 
-    def acquire(self, operation: str, say: Say = _quiet) -> LockInfo: ...
+    def acquire(self, operation: str, say: Say = quiet) -> LockInfo: ...
 
     def release(self, lock_id: str) -> None: ...
 
@@ -153,7 +154,7 @@ class LocalLock:
         self.path = os.path.join(state_dir, "lock")
         self.where = self.path
 
-    def acquire(self, operation: str, say: Say = _quiet) -> LockInfo:
+    def acquire(self, operation: str, say: Say = quiet) -> LockInfo:
         from planner.statedir import check_state_dir
 
         check_state_dir(os.path.dirname(self.path))
@@ -220,108 +221,8 @@ class LocalLock:
             os.unlink(self.path)
 
 
-def _client_error_code(e: Exception) -> tuple[str, int]:
-    resp = getattr(e, "response", None) or {}
-    code = str(resp.get("Error", {}).get("Code", ""))
-    status = int(resp.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    return code, status
-
-
-class S3Lock:
-    """`PREFIX/lock` in S3, created with a conditional put (If-None-Match: *)."""
-
-    def __init__(self, s3: Any, state_uri: str):
-        from planner.manifest import split_s3_uri
-
-        self.s3 = s3
-        self.bucket, prefix = split_s3_uri(state_uri)
-        if prefix and not prefix.endswith("/"):
-            prefix += "/"
-        self.key = prefix + "lock"
-        self.where = f"s3://{self.bucket}/{self.key}"
-
-    def _is_code(self, e: Exception, *codes: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        if not isinstance(e, ClientError):
-            return False
-        code, status = _client_error_code(e)
-        return code in codes or (status == 412 and "PreconditionFailed" in codes)
-
-    def acquire(self, operation: str, say: Say = _quiet, _attempts: int = 3) -> LockInfo:
-        from planner.aws.session import aws_errors
-
-        info = LockInfo.new(operation)
-        with aws_errors():
-            try:
-                self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=info.to_bytes(),
-                                   ContentType="application/json", IfNoneMatch="*")
-                return info
-            except Exception as e:
-                if not self._is_code(e, "PreconditionFailed", "ConditionalRequestConflict"):
-                    raise
-            got = self._get()
-            if got is not None and got[0].holder_gone() and _attempts > 1:
-                if self._delete(got[1]):
-                    say(takeover_message(self.where, got[0]))
-                return self.acquire(operation, say, _attempts - 1)
-        if got is None and _attempts > 1:   # released in between
-            return self.acquire(operation, say, _attempts - 1)
-        raise held_error(self.where, got[0] if got else LockInfo.unreadable("changing"))
-
-    def _delete(self, etag: str) -> bool:
-        """Delete the lock object only if it is still the one read (ETag); False if gone."""
-        try:   # only the object we read: another holder's new lock stays
-            self.s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
-        except Exception as e:
-            if self._is_code(e, "NoSuchKey", "PreconditionFailed"):
-                return False
-            if not self._is_code(e, "NotImplemented", "InvalidArgument"):
-                raise
-            self.s3.delete_object(Bucket=self.bucket, Key=self.key)
-        return True
-
-    def _get(self) -> tuple[LockInfo, str] | None:
-        try:
-            obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)
-        except Exception as e:
-            if self._is_code(e, "NoSuchKey", "404"):
-                return None
-            raise
-        return LockInfo.parse(obj["Body"].read()), str(obj.get("ETag", ""))
-
-    def status(self) -> LockInfo | None:
-        from planner.aws.session import aws_errors
-
-        with aws_errors():
-            got = self._get()
-        return None if got is None else got[0]
-
-    def release(self, lock_id: str) -> None:
-        from planner.aws.session import aws_errors
-
-        with aws_errors():
-            got = self._get()
-            if got is None:
-                raise LockError(f"the lock {self.where} is not held")
-            current, etag = got
-            if current.id != lock_id:
-                raise LockError(f"lock id {lock_id} does not match: the lock {self.where} is "
-                                f"{current.describe()}")
-            self._delete(etag)
-
-
-def lock_for(state: str | None, state_dir: str, s3: Any = None) -> Lock:
-    """The S3 lock when `state` is an s3:// prefix (then `s3` is a client), else the local one."""
-    if state and state.startswith("s3://"):
-        if s3 is None:
-            raise ValueError("an S3 client is needed for an s3:// state prefix")
-        return S3Lock(s3, state)
-    return LocalLock(state_dir)
-
-
 @contextlib.contextmanager
-def holding(lock: Lock, operation: str, say: Say = _quiet) -> Iterator[LockInfo]:
+def holding(lock: Lock, operation: str, say: Say = quiet) -> Iterator[LockInfo]:
     """Hold `lock` for the block; released in a finally, and only if it is still ours."""
     info = lock.acquire(operation, say)
     try:

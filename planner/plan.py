@@ -1,4 +1,4 @@
-"""The plan: frozen data, string enums whose values are the JSON form.
+"""The plan: frozen data; its string enums (planner.vocab) have the JSON form as values.
 
 `plan_to_json` / `plan_from_json` are the versioned file format (DESIGN section 5);
 the dataclasses are internal and may change without changing the format.
@@ -8,68 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from planner.errors import PlanFileError
-
-FORMAT_VERSION = "1"
-
-
-class Action(StrEnum):
-    NOOP = "no-op"
-    CREATE = "create"
-    UPDATE = "update"
-    DELETE = "delete"
-
-
-class ResourceType(StrEnum):
-    DATASET = "dataset"
-    VOLUME = "volume"
-    PREWARM = "prewarm"
-    INSTANCE = "instance"
-    ATTACHMENT = "attachment"
-    MOUNT = "mount"
-    SYNC = "sync"
-
-
-class Reason(StrEnum):
-    NO_CHANGE = "no_change"
-    CREATE_BECAUSE_MISSING = "create_because_missing"
-    CREATE_BECAUSE_DELETED_OUTSIDE = "create_because_deleted_outside"
-    UPDATE_BECAUSE_DRIFT = "update_because_drift"
-    REPLACE_BECAUSE_CANNOT_UPDATE = "replace_because_cannot_update"
-    REPLACE_BECAUSE_DEPENDENCY_REPLACED = "replace_because_dependency_replaced"
-    DELETE_BECAUSE_NOT_IN_SPEC = "delete_because_not_in_spec"
-    DELETE_BECAUSE_DESTROY = "delete_because_destroy"
-    ADOPT_BECAUSE_IMPORT = "adopt_because_import"
-    UPLOAD_BECAUSE_SOURCE_CHANGED = "upload_because_source_changed"
-    PREWARM_BECAUSE_DATASET_CHANGED = "prewarm_because_dataset_changed"
-    ATTACH_BECAUSE_NOT_ATTACHED = "attach_because_not_attached"
-    MOUNT_BECAUSE_NOT_MOUNTED = "mount_because_not_mounted"
-    MOUNT_BECAUSE_VOLUME_GREW = "mount_because_volume_grew"
-    SYNC_BECAUSE_DATASET_CHANGED = "sync_because_dataset_changed"
-    VERIFY_BECAUSE_EXISTING_EBS = "verify_because_existing_ebs"
-    DELETE_BECAUSE_DUPLICATE = "delete_because_duplicate"
-    DELETE_BECAUSE_TEMPORARY = "delete_because_temporary"
-
-
-class Rule(StrEnum):
-    PERSISTENT = "persistent"
-    PROTECTED = "protected"
-    MIN_AGE = "min-age"
-    ATTACHED = "attached"
-    TRAINING_RUNNING = "training-running"
-    DEPENDS_ON_BLOCKED = "depends-on-blocked"
-    AZ_MISMATCH = "az-mismatch"
-    SHRINK = "shrink"
-    MODIFY_PENDING = "modify-pending"
-    COST = "cost"
-    EMPTY_DATASET = "empty-dataset"     # a warning only: the listing found no object
-    DUPLICATE = "duplicate"             # two live resources carry one address
-    UNSAFE_KEY = "unsafe-key"           # a dataset key that is not a safe relative path
-    FOREIGN_OBJECTS = "foreign-objects"  # a warning only: stage objects trainctl keeps
-
+from planner.vocab import FORMAT_VERSION, SUMMARY_KEYS, Action, Reason, ResourceType, Rule
 
 DUPLICATE_MARK = "@"     # `volume.V@vol-...`: a second live resource carrying volume.V
 
@@ -82,9 +24,6 @@ def duplicate_address(address: str, resource_id: str) -> str:
 def base_address(address: str) -> str:
     """`volume.V@vol-...` -> `volume.V`; any other address unchanged."""
     return address.split(DUPLICATE_MARK, 1)[0]
-
-
-SUMMARY_KEYS = ("create", "update", "replace", "delete", "no-op", "blocked")
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,7 @@ def journal_events(d: Path) -> list[dict[str, Any]]:
 def test_quickstart_from_empty_then_no_changes(tmp_path: Path, moto_endpoint: str) -> None:
     import boto3
 
-    from planner.emulator import seed
+    from planner.aws.seed import seed
 
     d = tmp_path / "quickstart"
     shutil.copytree(EXAMPLES / "quickstart", d)
@@ -470,8 +470,8 @@ def test_a_hand_edited_action_is_refused(tmp_path: Path, moto_endpoint: str) -> 
 
 
 def test_s3_state_lock_held_refuses_apply(tmp_path: Path, moto_endpoint: str) -> None:
+    from planner.aws.lock_store import S3Lock
     from planner.aws.session import connect
-    from planner.lock import S3Lock
 
     s3 = connect("us-east-1", moto_endpoint).s3
     s3.create_bucket(Bucket="team-state")

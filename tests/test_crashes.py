@@ -124,7 +124,7 @@ def _no_duplicates(endpoint: str) -> None:
 def _dataset(endpoint: str) -> dict[str, str]:
     import boto3
 
-    from planner.emulator import seed
+    from planner.aws.seed import seed
 
     seed(endpoint, "us-east-1", buckets=["trainctl-demo-datasets", "trainctl-demo-checkpoints"])
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")

@@ -152,7 +152,7 @@ def test_refused_is_a_failure_never_a_success() -> None:
 
 
 def test_refused_through_ssm_stays_refused() -> None:
-    from planner.ssm import AwsSsm
+    from planner.aws.ssm import AwsSsm
 
     out = 'TRAINCTL_STATUS {"status": "refused", "error": "device holds data"}\n'
     r = AwsSsm._result({"Status": "Failed", "StandardOutputContent": out, "ResponseCode": 1})

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from planner import emulator
+from planner.aws.seed import connect as seed_connect
 from tests.conftest import run_cli
 
 SPEC = textwrap.dedent("""\
@@ -87,7 +88,7 @@ def test_local_up_status_env_down(project: Path) -> None:
 
     # The emulator answers boto3, holds the seeded profile and the spec's buckets, and
     # accepts the examples' AMI id.
-    aws = emulator.connect(endpoint, "us-east-1")
+    aws = seed_connect(endpoint, "us-east-1")
     profile = aws.iam.get_instance_profile(InstanceProfileName="trainctl-ssm")
     assert [r["RoleName"] for r in profile["InstanceProfile"]["Roles"]] == ["trainctl-ssm"]
     attached = aws.iam.list_attached_role_policies(RoleName="trainctl-ssm")

@@ -544,7 +544,7 @@ def test_destroy_through_the_cli_saves_the_checkpoints(moto_endpoint: str,
     job runs nothing is unmounted; once it ended the file is in the checkpoint bucket."""
     import boto3
 
-    from planner.emulator import seed
+    from planner.aws.seed import seed
 
     d = tmp_path / "proj"
     d.mkdir()

@@ -59,7 +59,7 @@ def _files(root: Path) -> dict[str, str]:
 def test_apply_converges_under_injected_faults(tmp_path: Path, moto_endpoint: str) -> None:
     import boto3
 
-    from planner.emulator import seed
+    from planner.aws.seed import seed
 
     d = tmp_path / "quickstart"
     shutil.copytree(EXAMPLES / "quickstart", d)
@@ -124,7 +124,7 @@ def test_a_create_whose_answer_was_lost_leaves_no_twin(tmp_path: Path,
     """The first CreateVolume and RunInstances run, then their answers are lost; botocore
     retries them and moto (ignoring ClientToken) creates again: the engine removes the
     twin carrying its own token, so one volume and one instance remain."""
-    from planner.emulator import seed
+    from planner.aws.seed import seed
 
     seed(moto_endpoint, "us-east-1")
     (tmp_path / "trainctl.yaml").write_text(LOST_CREATES)

@@ -77,7 +77,7 @@ def assert_covered(d: Path, record: Path, *expect: str) -> None:
 
 
 def seed(endpoint: str, buckets: list[str]) -> None:
-    from planner.emulator import seed as emulator_seed
+    from planner.aws.seed import seed as emulator_seed
 
     emulator_seed(endpoint, "us-east-1", buckets=buckets)
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")

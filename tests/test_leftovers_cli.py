@@ -63,7 +63,7 @@ def test_kill_9_during_prewarm_then_dataset_dropped(moto_endpoint: str,
                                                     tmp_path: Path) -> None:
     import boto3
 
-    from planner.emulator import seed
+    from planner.aws.seed import seed
 
     assert "tiny" not in DROPPED and "prewarmed-ebs" not in DROPPED
     d = tmp_path / "proj"

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from conftest import run_cli
 
+from planner.aws.lock_store import S3Lock
 from planner.errors import LockHeldError
-from planner.lock import LocalLock, LockError, LockInfo, S3Lock, holding
+from planner.lock import LocalLock, LockError, LockInfo, holding
 
 
 def _race(state_dir: str, start: Any, results: Any, done: Any) -> None:

@@ -92,7 +92,7 @@ def test_two_folders_applying_one_project_at_once_make_one_set(
         tmp_path: Path, moto_endpoint: str) -> None:
     import boto3
 
-    from planner.emulator import seed
+    from planner.aws.seed import seed
 
     seed(moto_endpoint, "us-east-1")
     a, b = _folders(tmp_path)
@@ -118,7 +118,7 @@ def test_two_machines_duplicate_set_is_shown_refused_and_resolved_by_id(
     before the first's apply, and it applies its own anyway: a full duplicate set."""
     import boto3
 
-    from planner.emulator import seed
+    from planner.aws.seed import seed
 
     seed(moto_endpoint, "us-east-1")
     a, b = _folders(tmp_path)

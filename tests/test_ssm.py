@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from planner.aws.session import connect
-from planner.ssm import AwsSsm, LocalRunner, SsmTransport, make_transport
+from planner.aws.ssm import AwsSsm, make_transport
+from planner.ssm import LocalRunner, SsmTransport
 
 OK_SCRIPT = 'echo "TRAINCTL_STATUS {\\"status\\": \\"ok\\", \\"n\\": 1}"\n'
 

@@ -89,7 +89,7 @@ def _setup(tmp_path: Path, endpoint: str, grace: int, mode: str
     """The trainer up (trainctl apply), a job running on it, then the spec without it."""
     import boto3
 
-    from planner.emulator import seed
+    from planner.aws.seed import seed
 
     d = tmp_path / "proj"
     d.mkdir()

@@ -47,7 +47,7 @@ def _dead_pid() -> int:
 
 
 def _seeded(endpoint: str) -> None:
-    from planner.emulator import seed
+    from planner.aws.seed import seed
 
     seed(endpoint, "us-east-1", buckets=["tgt-stage"])
 

@@ -161,7 +161,7 @@ def test_a_dataset_refill_is_an_update_that_says_what_changed(tmp_path: Path,
     import boto3
     from conftest import EXAMPLES
 
-    from planner.emulator import seed
+    from planner.aws.seed import seed
 
     d = tmp_path / "quickstart"
     shutil.copytree(EXAMPLES / "quickstart", d)

@@ -164,8 +164,8 @@ def project_key(opts: Options, project: str, region: str) -> str:
 def make_engine(opts: Options, spec: Any, plan: Plan, overrides: Any, region: str) -> Any:
     """The direct engine on the endpoint plan used, with the SSM transport for it."""
     from planner.aws.session import open_aws
+    from planner.aws.ssm import make_transport
     from planner.engines.direct import DirectEngine
-    from planner.ssm import make_transport
 
     aws, _how = open_aws(opts.endpoint_url, opts.state_dir, region, retry_mode="standard")
     transport = make_transport(aws, opts.state_dir)

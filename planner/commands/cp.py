@@ -67,8 +67,8 @@ def parse_side(arg: str, instances: set[str]) -> Side:
 
 
 def transfer_prefix(spec: Spec, aws: AwsContext) -> str:
+    from planner.aws.session import is_loopback
     from planner.aws.transfer import ensure_bucket
-    from planner.ssm import is_loopback
 
     if spec.transfer:
         return spec.transfer.rstrip("/") + "/"
@@ -91,7 +91,7 @@ class Copier:
 
     @property
     def ssm(self) -> Transport:
-        from planner.ssm import make_transport
+        from planner.aws.ssm import make_transport
 
         if self._ssm is None:
             self._ssm = make_transport(self.aws, self.opts.state_dir)

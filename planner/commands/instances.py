@@ -44,8 +44,8 @@ def connect_aws(opts: Options, spec: Spec) -> AwsContext:
 def open_remote(opts: Options, name: str) -> Remote:
     from planner.aws.find import find_instance
     from planner.aws.session import aws_errors
+    from planner.aws.ssm import make_transport
     from planner.loader import load_spec
-    from planner.ssm import make_transport
 
     spec = load_spec(opts.file)
     bare = instance_name(spec, name)

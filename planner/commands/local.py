@@ -44,6 +44,7 @@ def up(opts: Options, port: int | None) -> None:
     """Start the emulator (unless it runs), seed an SSM instance profile and the spec's
     S3 buckets."""
     from planner import emulator
+    from planner.aws.seed import seed
 
     spec = _spec(opts)
     region = _region(opts, spec)
@@ -51,7 +52,7 @@ def up(opts: Options, port: int | None) -> None:
     verb = "started" if started else "already running"
     click.echo(f"emulator {verb} at {doc['endpoint']} (pid {doc['pid']})")
     buckets = emulator.spec_buckets(spec) if spec is not None else []
-    created = emulator.seed(doc["endpoint"], region, buckets=buckets)
+    created = seed(doc["endpoint"], region, buckets=buckets)
     for line in created:
         click.echo(f"  created {line}")
     click.echo(f"recorded in {emulator.state_path(opts.state_dir)}; trainctl commands run "

@@ -79,8 +79,8 @@ def _dataset_rows(spec: Any, state_dir: str) -> list[dict[str, Any]]:
 
 
 def _training(opts: Options, spec: Any, aws: Any, observed: list[Observed]) -> dict[str, str]:
+    from planner.aws.ssm import make_transport
     from planner.dataplane.steps import training_running
-    from planner.ssm import make_transport
 
     ssm = make_transport(aws, opts.state_dir)
     out = {}

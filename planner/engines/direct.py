@@ -8,7 +8,7 @@ number of threads):
 
 - `spec`: the Spec the plan was made from; `aws`: an AwsContext (its clients carry
   botocore's standard/adaptive retry mode); `ssm`: an SsmTransport (AwsSsm on AWS,
-  LocalRunner for the emulator, see `planner.ssm.make_transport`).
+  LocalRunner for the emulator, see `planner.aws.ssm.make_transport`).
 - `plan_id` seeds the ClientTokens; `overrides` (rules.Overrides) is what the operator
   allowed; `clock` gives the time for fresh rule checks.
 - `endpoint_url` (default: aws.endpoint_url) set means an emulator: waiters poll every
@@ -304,8 +304,7 @@ class DirectEngine:
         """The project's SSM instance profile, created once when missing."""
         with self._lock:
             if self._profile is None:
-                from planner.aws.session import account_of
-                from planner.ssm import is_loopback
+                from planner.aws.session import account_of, is_loopback
 
                 name = project_role_name(self.spec.project)
                 # the data policy is created here only on an emulator on this machine
