@@ -21,9 +21,7 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 PENDING = {
     "pulumi-only-engine": "planner.engines.pulumi does not exist yet (the Pulumi engine)",
-    "diff-pure": "planner.diff imports planner.loader for spec_to_dict (diff -> package)",
     "payloads-pure": "planner.payloads does not exist yet (typed payloads)",
-    "digesttag-pure": "planner.digesttag does not exist yet (digest-tag codec out of diff)",
     "no-cycles": "the engine circles: engines/direct <-> direct_data <-> direct_ec2, "
                  "aws/checks -> engines/direct_data, aws/read and aws/seed -> "
                  "engines/direct_iam (engine-neutral apply)",
