@@ -101,7 +101,8 @@ def pending_of(doc: Mapping[str, Any]) -> list[PendingOperation]:
         if not isinstance(op, Mapping):
             out.append(PendingOperation("?", "?"))
             continue
-        resource = op.get("resource") if isinstance(op.get("resource"), Mapping) else {}
+        raw = op.get("resource")
+        resource: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
         out.append(PendingOperation(str(resource.get("urn", "?")), str(op.get("type", "?"))))
     return out
 
