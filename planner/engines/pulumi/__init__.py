@@ -7,6 +7,7 @@ do), so `trainctl --help` and the direct engine stay fast.
 
 from __future__ import annotations
 
+from planner.engines.pulumi.inputs import InputsError, inputs_for, with_volume_ids
 from planner.engines.pulumi.preview import (
     PreviewReview,
     PreviewWarning,
@@ -14,5 +15,7 @@ from planner.engines.pulumi.preview import (
     check_preview,
     review_preview,
 )
+from planner.engines.pulumi.schema import Deployed, Inputs, StackInputs
 
-__all__ = ["PreviewReview", "PreviewWarning", "Refusal", "check_preview", "review_preview"]
+__all__ = ["Deployed", "Inputs", "InputsError", "PreviewReview", "PreviewWarning", "Refusal",
+           "StackInputs", "check_preview", "inputs_for", "review_preview", "with_volume_ids"]
