@@ -32,7 +32,7 @@ class Recorder(MockMonitor):
         super().__init__(mocks)
         self.requests: list[Any] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method name)
+    def RegisterResource(self, request: Any) -> Any:
         self.requests.append(request)
         return super().RegisterResource(request)
 
