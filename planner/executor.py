@@ -1,14 +1,18 @@
-"""Carry a plan out: a DAG of phases run on a bounded thread pool.
+"""Carry a plan out: the phase DAG, contracted by the engine's units, on a thread pool.
 
-Each non-no-op change becomes one or two phase nodes, `(address, action)`: a `delete`
-phase when its actions contain "delete", and a `create` or `update` phase. For a
-structural dependency u -> v (v depends on u): forward(u) before forward(v) and
+Each non-no-op change becomes one or two phase nodes (steps), `(address, action)`: a
+`delete` phase when its actions contain "delete", and a `create` or `update` phase. For
+a structural dependency u -> v (v depends on u): forward(u) before forward(v) and
 delete(v) before delete(u). A replace runs its two phases in the order of its actions.
 
-A phase starts as soon as every phase it depends on is done. Blocked changes never reach
-the engine, nor does anything downstream of them (the plan marks it `depends-on-blocked`);
-a failed phase makes everything downstream "skipped". A phase the engine's re-check
-blocks just before acting blocks everything downstream of it too.
+The engine partitions the steps into units (planner.engines.base); the phase graph is
+contracted by unit (a grouping that makes a cycle is refused before anything runs). A
+unit starts once every unit it depends on has ended. Before the engine runs a unit, the
+guards (planner.guards) check each of its steps; a step they refuse is not run. The
+journal, the progress events and the outcome stay per step: blocked changes never reach
+the engine, nor does anything downstream of them (the plan marks it
+`depends-on-blocked`); a failed step makes everything downstream "skipped" (in its unit
+too); a step the re-check blocks just before acting blocks everything downstream of it.
 """
 
 from __future__ import annotations
@@ -17,27 +21,41 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
 
 import networkx as nx
 
-from planner.engines.base import Engine, StepBlocked, StepFailed
+from planner.engines.base import Engine, Outcome, StepBlocked, StepEngine, StepFailed, Unit
 from planner.errors import TrainctlError
-from planner.journal import Journal
+from planner.journal import Journal, JournalEvent
 from planner.phases import PlanOrderError, Step, phase_graph, phases_of, step_order
 from planner.plan import Action, Change, Plan
 from planner.rules import depends_on_block, propagate_blocks
 
-__all__ = ["PlanOrderError", "execute", "phase_graph", "phases_of", "step_order"]
+__all__ = ["PlanOrderError", "StepGuard", "StepStatus", "execute", "phase_graph",
+           "phases_of", "step_order", "unit_graph"]
 
-DONE = "done"
-FAILED = "failed"
-SKIPPED = "skipped"
-NOT_STARTED = "not-started"
-BLOCKED = "blocked"
-STATUSES = (DONE, FAILED, SKIPPED, NOT_STARTED, BLOCKED)
+
+class StepStatus(StrEnum):
+    """A step's outcome (the value is the wire form)."""
+
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    NOT_STARTED = "not-started"
+    BLOCKED = "blocked"
+
+
+DONE = StepStatus.DONE
+FAILED = StepStatus.FAILED
+SKIPPED = StepStatus.SKIPPED
+NOT_STARTED = StepStatus.NOT_STARTED
+BLOCKED = StepStatus.BLOCKED
+STATUSES = tuple(StepStatus)
 
 
 @dataclass(frozen=True)
@@ -46,7 +64,7 @@ class StepEvent:
 
     address: str
     action: Action
-    event: str                      # started | finished | failed | skipped | interrupted
+    event: JournalEvent
     message: str = ""
     elapsed: float | None = None
     facts: Mapping[str, str] = field(default_factory=dict)
@@ -56,7 +74,7 @@ class StepEvent:
 class StepResult:
     address: str
     action: Action
-    status: str = NOT_STARTED
+    status: StepStatus = NOT_STARTED
     message: str = ""
     elapsed: float | None = None
     facts: dict[str, str] = field(default_factory=dict)
@@ -77,7 +95,7 @@ class ExecutionResult:
     kinds: dict[str, str] = field(default_factory=dict)    # address -> Change.kind
     refused: set[str] = field(default_factory=set)         # blocked by apply's re-check
 
-    def by_status(self, status: str) -> list[StepResult]:
+    def by_status(self, status: StepStatus | str) -> list[StepResult]:
         return [s for s in self.steps if s.status == status]
 
     def step(self, address: str, action: Action | str) -> StepResult:
@@ -86,7 +104,7 @@ class ExecutionResult:
                 return s
         raise KeyError((address, action))
 
-    def change_status(self, address: str) -> str:
+    def change_status(self, address: str) -> StepStatus:
         """One status per change: blocked, failed, not started, skipped or done."""
         mine = {s.status for s in self.steps if s.address == address}
         for status in (BLOCKED, FAILED, NOT_STARTED, SKIPPED):
@@ -97,7 +115,7 @@ class ExecutionResult:
     @property
     def counts(self) -> dict[str, int]:
         """Steps per status; `blocked` counts blocked changes (one per change)."""
-        counts = dict.fromkeys(STATUSES, 0)
+        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
         blocked: set[str] = set()
         for s in self.steps:
             if s.status == BLOCKED:
@@ -110,7 +128,7 @@ class ExecutionResult:
     @property
     def change_counts(self) -> dict[str, int]:
         """Changes per status (a replace's two steps count once), as the plan counts."""
-        counts = dict.fromkeys(STATUSES, 0)
+        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
         for addr in dict.fromkeys(s.address for s in self.steps):
             counts[self.change_status(addr)] += 1
         return counts
@@ -155,131 +173,308 @@ def _error_message(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
-def execute(plan: Plan | Iterable[Change], engine: Engine, *, parallelism: int = 10,
+class StepGuard(Protocol):
+    """What the executor asks before each step of a unit (planner.guards.Guards)."""
+
+    def before(self, change: Change, action: Action, *, done: frozenset[Step],
+               unit: Sequence[Step]) -> Mapping[str, str]:
+        """Facts for the journal; raises StepBlocked or StepFailed to refuse the step."""
+        ...
+
+
+class _ApplyEngine(StepEngine):
+    """An engine with only `apply(change, action)`: one unit per step."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.name = str(getattr(inner, "name", "engine"))
+
+    def apply(self, change: Change, action: Action) -> Mapping[str, str]:
+        facts: Mapping[str, str] = self.inner.apply(change, action)
+        return facts
+
+
+def _unit_engine(engine: Any) -> Engine:
+    if callable(getattr(engine, "units", None)) and callable(getattr(engine, "run", None)):
+        return engine  # type: ignore[no-any-return]
+    return _ApplyEngine(engine)
+
+
+def unit_graph(g: nx.DiGraph, units: Sequence[Unit]) -> nx.DiGraph:
+    """The phase graph `g` contracted by `units` (networkx quotient graph): node = unit
+    key, attribute `unit`. PlanOrderError when the units are not a partition of the
+    steps or when the grouping makes a cycle."""
+    seen: dict[Step, str] = {}
+    by_key: dict[str, Unit] = {}
+    for u in units:
+        if u.key in by_key:
+            raise PlanOrderError(f"the engine made two units named {u.key!r}")
+        by_key[u.key] = u
+        for s in u.steps:
+            if s not in g:
+                raise PlanOrderError(f"unit {u.key!r} holds a step the plan has not: "
+                                     f"{s[1].value} {s[0]}")
+            if s in seen:
+                raise PlanOrderError(f"{s[1].value} {s[0]} is in two units: "
+                                     f"{seen[s]!r} and {u.key!r}")
+            seen[s] = u.key
+    missing = [n for n in g if n not in seen]
+    if missing:
+        names = ", ".join(f"{a.value} {addr}" for addr, a in missing)
+        raise PlanOrderError(f"the engine's units leave out steps: {names}")
+    blocks = [frozenset(u.steps) for u in units if u.steps]
+    q: nx.DiGraph = nx.quotient_graph(g, blocks, relabel=False)
+    out: nx.DiGraph = nx.DiGraph()
+    for block in q.nodes:
+        key = seen[next(iter(block))]
+        out.add_node(key, unit=by_key[key])
+    out.add_edges_from((seen[next(iter(a))], seen[next(iter(b))])
+                       for a, b in q.edges if a != b)
+    try:
+        cycle = nx.find_cycle(out)
+    except nx.NetworkXNoCycle:
+        return out
+    names = " -> ".join(repr(a) for a, _ in cycle) + f" -> {cycle[0][0]!r}"
+    raise PlanOrderError(f"the engine's units cannot be ordered (a grouping that makes a "
+                         f"cycle): {names}; every step of a unit runs together, so no unit "
+                         f"may both wait for and be waited for by another")
+
+
+Settled = tuple[Step, StepStatus, str, float | None, dict[str, str]]
+
+
+class _Run:
+    """One execution: the graphs, the per-step results, the events."""
+
+    def __init__(self, changes: tuple[Change, ...], engine: Engine, guards: StepGuard | None,
+                 journal: Journal | None, on_event: Callable[[StepEvent], None] | None):
+        self.changes = changes
+        self.by_addr = {c.address: c for c in changes}
+        self.g = phase_graph(changes)
+        self.order = step_order(self.g)
+        self.position = {n: i for i, n in enumerate(self.order)}
+        self.engine, self.guards = engine, guards
+        self.ug = unit_graph(self.g, engine.units(list(self.order), self.by_addr))
+        self.unit_of = {s: k for k in self.ug for s in self.ug.nodes[k]["unit"].steps}
+        self.results: dict[Step, StepResult] = {n: StepResult(n[0], n[1]) for n in self.order}
+        self.refused: set[str] = set()
+        self.ran: set[Step] = set()              # steps handed to a unit's run
+        self.journal, self.on_event = journal, on_event
+        self._emit_lock = threading.Lock()
+
+    # --- events ------------------------------------------------------------------------
+
+    def emit(self, step: Step, event: JournalEvent, message: str = "",
+             elapsed: float | None = None, facts: Mapping[str, str] | None = None) -> None:
+        crash = f"{step[0]}:{step[1].value}:{event.value}" == _CRASH_AT
+        if crash and event is JournalEvent.FINISHED:  # it acted; the journal never says so
+            _sigkill_self()
+        if self.journal is not None:
+            self.journal.event(step[0], step[1].value, event, message, facts)
+        if crash:                             # started: journalled, nothing done yet
+            _sigkill_self()
+        if self.on_event is not None:
+            with self._emit_lock:
+                self.on_event(StepEvent(step[0], step[1], event, message, elapsed,
+                                        dict(facts or {})))
+
+    def _descendants(self, step: Step) -> list[Step]:
+        return sorted(nx.descendants(self.g, step), key=self.position.__getitem__)
+
+    def skip_descendants(self, step: Step, why: str) -> None:
+        for d in self._descendants(step):
+            r = self.results[d]
+            if r.status == NOT_STARTED and not self.g.nodes[d]["blocked"]:
+                r.status = SKIPPED
+                r.message = f"skipped (upstream {why}: {step[0]})"
+                self.emit(d, JournalEvent.SKIPPED, r.message)
+
+    def block_descendants(self, step: Step) -> None:
+        """The re-check just before acting blocked `step`: what waits for it is blocked
+        too (depends-on-blocked), as the plan would have shown it."""
+        for d in self._descendants(step):
+            r = self.results[d]
+            if r.status == NOT_STARTED:
+                r.status = BLOCKED
+                r.message = depends_on_block(d[0], [step[0]]).message
+                self.emit(d, JournalEvent.SKIPPED, f"blocked: {r.message}")
+
+    def record_blocked(self) -> None:
+        """Blocked phases: recorded, never run (everything downstream is blocked too)."""
+        for n in self.order:
+            if self.g.nodes[n]["blocked"]:
+                r = self.results[n]
+                r.status = BLOCKED
+                r.message = "; ".join(b.message for b in self.g.nodes[n]["change"].blocked_by)
+                self.emit(n, JournalEvent.SKIPPED, f"blocked: {r.message}")
+
+    # --- one unit (on a worker thread) ----------------------------------------------------
+
+    def runnable(self, key: str) -> list[Step]:
+        unit: Unit = self.ug.nodes[key]["unit"]
+        return sorted((s for s in unit.steps if self.results[s].status == NOT_STARTED),
+                      key=self.position.__getitem__)
+
+    def run_unit(self, key: str, steps: list[Step], done: frozenset[Step]) -> list[Settled]:
+        """Guards for every step, then the engine on what they let through."""
+        settled: list[Settled] = []
+        started: dict[Step, float] = {}
+        guard_facts: dict[Step, dict[str, str]] = {}
+        refused: set[Step] = set()
+        for step in steps:
+            if any(nx.has_path(self.g, r, step) for r in refused):
+                continue                         # downstream of a refusal in this unit
+            self.emit(step, JournalEvent.STARTED)
+            started[step] = time.monotonic()
+            try:
+                guard_facts[step] = self._guard(step, done, steps)
+            except Exception as e:  # a guard never crashes the executor
+                refused.add(step)
+                settled.append(self._failure(step, e, started[step], {}))
+        go = [s for s in steps if s in guard_facts]
+        if go:
+            settled += self._run_engine(key, go, started, guard_facts)
+        return settled
+
+    def _guard(self, step: Step, done: frozenset[Step], unit: list[Step]) -> dict[str, str]:
+        if self.guards is None:
+            return {}
+        facts = self.guards.before(self.by_addr[step[0]], step[1], done=done, unit=unit)
+        return {str(k): str(v) for k, v in dict(facts or {}).items()}
+
+    def _failure(self, step: Step, e: BaseException, t0: float,
+                 facts: Mapping[str, str]) -> Settled:
+        elapsed = time.monotonic() - t0
+        msg = _error_message(e)
+        partial = {**facts, **(e.facts if isinstance(e, StepFailed) else {})}
+        if isinstance(e, StepBlocked):
+            self.emit(step, JournalEvent.SKIPPED, f"blocked: {msg}", elapsed, partial)
+            return step, BLOCKED, msg, elapsed, partial
+        self.emit(step, JournalEvent.FAILED, msg, elapsed, partial)
+        return step, FAILED, msg, elapsed, partial
+
+    def _run_engine(self, key: str, go: list[Step], started: Mapping[Step, float],
+                    guard_facts: Mapping[Step, dict[str, str]]) -> list[Settled]:
+        settled: dict[Step, Settled] = {}
+        lock = threading.Lock()
+        unit = Unit(key, tuple(go))
+
+        def report(step: Step, outcome: Outcome) -> None:
+            with lock:
+                if step not in started or step in settled:
+                    return                       # not this unit's, or reported twice
+                if isinstance(outcome, StepFailed):
+                    settled[step] = self._failure(step, outcome, started[step],
+                                                  guard_facts[step])
+                    return
+                elapsed = time.monotonic() - started[step]
+                facts = {**guard_facts[step],
+                         **{str(k): str(v) for k, v in dict(outcome or {}).items()}}
+                self.emit(step, JournalEvent.FINISHED, "", elapsed, facts)
+                settled[step] = (step, DONE, "", elapsed, facts)
+
+        try:
+            self.engine.run(unit, self.by_addr, report)
+        except Exception as e:  # an engine never crashes the executor
+            for step in go:
+                if step not in settled:
+                    settled[step] = self._failure(step, e, started[step], guard_facts[step])
+        return [settled[s] for s in go if s in settled]
+
+    # --- the loop (main thread) -----------------------------------------------------------
+
+    def settle(self, key: str, outcomes: list[Settled]) -> None:
+        """Record a unit's outcomes; skip or block what waits for a failure or a refusal;
+        a step the engine never reported failed (or was skipped behind a failure)."""
+        for step, status, message, elapsed, facts in outcomes:
+            r = self.results[step]
+            r.status, r.message, r.elapsed, r.facts = status, message, elapsed, facts
+        for step, status, *_ in outcomes:
+            if status == BLOCKED:
+                self.refused.add(step[0])
+                self.block_descendants(step)
+            elif status == FAILED:
+                self.skip_descendants(step, "failed")
+        reported = {o[0] for o in outcomes}
+        for step in self.ug.nodes[key]["unit"].steps:
+            r = self.results[step]
+            if r.status == NOT_STARTED and step not in reported and step in self.ran:
+                r.status, r.message = FAILED, f"the {self.engine.name} engine did not report it"
+                self.emit(step, JournalEvent.FAILED, r.message)
+                self.skip_descendants(step, "failed")
+
+    def loop(self, parallelism: int, stop: threading.Event) -> None:
+        waiting = {k: self.ug.in_degree(k) for k in self.ug}
+        first = {k: min(self.position[s] for s in self.ug.nodes[k]["unit"].steps)
+                 for k in self.ug}
+        pending = sorted(self.ug, key=first.__getitem__)
+        running: dict[Future[list[Settled]], str] = {}
+        with ThreadPoolExecutor(max_workers=parallelism,
+                                thread_name_prefix="trainctl-step") as pool:
+            while True:
+                if not stop.is_set():
+                    for key in [k for k in pending if waiting[k] == 0]:
+                        if len(running) >= parallelism:
+                            break
+                        pending.remove(key)
+                        steps = self.runnable(key)
+                        if not steps:            # nothing left to run in it
+                            self._ended(key, waiting)
+                            continue
+                        self.ran.update(steps)
+                        done = frozenset(s for s, r in self.results.items() if r.status == DONE)
+                        running[pool.submit(self.run_unit, key, steps, done)] = key
+                    if any(waiting[k] == 0 for k in pending) and len(running) < parallelism:
+                        continue                 # a unit ended empty: more may be ready
+                if not running:
+                    break
+                finished, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    key = running.pop(fut)
+                    try:
+                        outcomes = fut.result()
+                    except Exception as e:  # only if emit itself failed
+                        outcomes = [(s, FAILED, _error_message(e), None, {})
+                                    for s in self.runnable(key)]
+                    self.settle(key, outcomes)
+                    self._ended(key, waiting)
+
+    def _ended(self, key: str, waiting: dict[str, int]) -> None:
+        for k in self.ug.successors(key):
+            waiting[k] -= 1
+
+    def finish(self) -> ExecutionResult:
+        interrupted = False
+        for n in self.order:
+            r = self.results[n]
+            if r.status == NOT_STARTED:
+                interrupted = True
+                r.message = "not started (interrupted)"
+                self.emit(n, JournalEvent.INTERRUPTED, r.message)
+        return ExecutionResult([self.results[n] for n in self.order], interrupted=interrupted,
+                               kinds={c.address: c.kind for c in self.changes},
+                               refused=self.refused)
+
+
+def execute(plan: Plan | Iterable[Change], engine: Engine | Any, *,
+            guards: StepGuard | None = None, parallelism: int = 10,
             journal: Journal | None = None, on_event: Callable[[StepEvent], None] | None = None,
             stop: threading.Event | None = None) -> ExecutionResult:
-    """Run every non-blocked, non-no-op change of `plan` through `engine`.
+    """Run every non-blocked, non-no-op change of `plan` through `engine`'s units, each
+    step checked by `guards` first (planner.guards.Guards; None: no guards, tests only).
 
-    Never raises for a failed step: the failure is recorded, its descendants are skipped
-    and independent work goes on. Once `stop` is set no new step starts; running steps
-    finish and the rest are recorded "not started (interrupted)".
+    `engine` may also be an object with only `apply(change, action)` (one unit per
+    step). Raises PlanOrderError, before anything runs, when the steps or the engine's
+    units cannot be ordered. Never raises for a failed step: the failure is recorded,
+    its descendants are skipped and independent work goes on. Once `stop` is set no new
+    unit starts; running units finish and the rest are "not started (interrupted)".
     """
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
     # what waits for a blocked change is blocked too (the diff did it already; a plan
     # built by hand gets the same treatment)
     changes = propagate_blocks(plan.changes if isinstance(plan, Plan) else tuple(plan))
-    g = phase_graph(changes)
-    order = step_order(g)
-    position = {n: i for i, n in enumerate(order)}
-    results: dict[Step, StepResult] = {n: StepResult(n[0], n[1]) for n in order}
-    stop = stop or threading.Event()
-    emit_lock = threading.Lock()
-
-    def emit(step: Step, event: str, message: str = "", elapsed: float | None = None,
-             facts: Mapping[str, str] | None = None) -> None:
-        crash = f"{step[0]}:{step[1].value}:{event}" == _CRASH_AT
-        if crash and event == "finished":     # the step acted; the journal never says so
-            _sigkill_self()
-        if journal is not None:
-            journal.event(step[0], step[1].value, event, message, facts)
-        if crash:                             # started: journalled, nothing done yet
-            _sigkill_self()
-        if on_event is not None:
-            with emit_lock:
-                on_event(StepEvent(step[0], step[1], event, message, elapsed, dict(facts or {})))
-
-    def skip_descendants(step: Step, why: str) -> None:
-        for d in sorted(nx.descendants(g, step), key=position.__getitem__):
-            r = results[d]
-            if r.status == NOT_STARTED and not g.nodes[d]["blocked"]:
-                r.status = SKIPPED
-                r.message = f"skipped (upstream {why}: {step[0]})"
-                emit(d, "skipped", r.message)
-
-    refused: set[str] = set()
-
-    def block_descendants(step: Step) -> None:
-        """The re-check just before acting blocked `step`: what waits for it is blocked
-        too (depends-on-blocked), as the plan would have shown it."""
-        for d in sorted(nx.descendants(g, step), key=position.__getitem__):
-            r = results[d]
-            if r.status == NOT_STARTED:
-                r.status = BLOCKED
-                r.message = depends_on_block(d[0], [step[0]]).message
-                emit(d, "skipped", f"blocked: {r.message}")
-
-    # Blocked phases: recorded, never run (everything downstream is blocked as well).
-    for n in order:
-        if g.nodes[n]["blocked"]:
-            r = results[n]
-            r.status = BLOCKED
-            r.message = "; ".join(b.message for b in g.nodes[n]["change"].blocked_by)
-            emit(n, "skipped", f"blocked: {r.message}")
-
-    def run(step: Step) -> tuple[str, str, float, dict[str, str]]:
-        change: Change = g.nodes[step]["change"]
-        emit(step, "started")
-        t0 = time.monotonic()
-        try:
-            facts = engine.apply(change, step[1]) or {}
-            facts = {str(k): str(v) for k, v in dict(facts).items()}
-        except Exception as e:  # a step never crashes the executor
-            elapsed = time.monotonic() - t0
-            msg = _error_message(e)
-            partial = dict(e.facts) if isinstance(e, StepFailed) else {}
-            if isinstance(e, StepBlocked):
-                emit(step, "skipped", f"blocked: {msg}", elapsed, partial)
-                return BLOCKED, msg, elapsed, partial
-            emit(step, "failed", msg, elapsed, partial)
-            return FAILED, msg, elapsed, partial
-        elapsed = time.monotonic() - t0
-        emit(step, "finished", "", elapsed, facts)
-        return DONE, "", elapsed, facts
-
-    remaining_deps = {n: g.in_degree(n) for n in order}
-    running: dict[Future[tuple[str, str, float, dict[str, str]]], Step] = {}
-
-    submitted: set[Step] = set()
-
-    def ready() -> list[Step]:
-        return [n for n in order
-                if results[n].status == NOT_STARTED and remaining_deps[n] == 0
-                and n not in submitted]
-
-    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="trainctl-step") as pool:
-        while True:
-            if not stop.is_set():
-                for n in ready():
-                    if len(running) >= parallelism:
-                        break
-                    submitted.add(n)
-                    running[pool.submit(run, n)] = n
-            if not running:
-                break
-            finished, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                n = running.pop(fut)
-                r = results[n]
-                try:
-                    r.status, r.message, r.elapsed, r.facts = fut.result()
-                except Exception as e:  # only if emit itself failed
-                    r.status, r.message = FAILED, _error_message(e)
-                if r.status == DONE:
-                    for s in g.successors(n):
-                        remaining_deps[s] -= 1
-                elif r.status == BLOCKED:
-                    refused.add(n[0])
-                    block_descendants(n)
-                else:
-                    skip_descendants(n, "failed")
-
-    interrupted = False
-    for n in order:
-        r = results[n]
-        if r.status == NOT_STARTED:
-            interrupted = True
-            r.message = "not started (interrupted)"
-            emit(n, "interrupted", r.message)
-    return ExecutionResult([results[n] for n in order], interrupted=interrupted,
-                           kinds={c.address: c.kind for c in changes}, refused=refused)
+    run = _Run(tuple(changes), _unit_engine(engine), guards, journal, on_event)
+    run.record_blocked()
+    run.loop(parallelism, stop or threading.Event())
+    return run.finish()

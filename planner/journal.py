@@ -11,9 +11,21 @@ import os
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-EVENTS = ("started", "finished", "failed", "skipped", "interrupted")
+
+class JournalEvent(StrEnum):
+    """A journal line's `event` (the value is the wire form)."""
+
+    STARTED = "started"
+    FINISHED = "finished"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"
+
+
+EVENTS = tuple(e.value for e in JournalEvent)
 
 
 def journal_path(state_dir: str, plan_id: str) -> str:
@@ -47,8 +59,8 @@ class Journal:
         self._f.flush()
         os.fsync(self._f.fileno())
 
-    def event(self, address: str | None, phase: str | None, event: str, message: str = "",
-              facts: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def event(self, address: str | None, phase: str | None, event: JournalEvent | str,
+              message: str = "", facts: Mapping[str, str] | None = None) -> dict[str, Any]:
         if event not in EVENTS:
             raise ValueError(f"unknown journal event {event!r}")
         line = {
@@ -56,7 +68,7 @@ class Journal:
             "plan_id": self.plan_id,
             "address": address,
             "phase": phase,
-            "event": event,
+            "event": str(event),
             "message": message,
             "facts": dict(facts or {}),
         }

@@ -165,11 +165,13 @@ def make_engine(opts: Options, spec: Any, plan: Plan, overrides: Any, region: st
     """The direct engine on the endpoint plan used, with the SSM transport for it."""
     from planner.aws.session import open_aws
     from planner.aws.ssm import make_transport
-    from planner.engines.direct import DirectEngine
+    from planner.engines import EngineContext, build_engine
 
     aws, _how = open_aws(opts.endpoint_url, opts.state_dir, region, retry_mode="standard")
     transport = make_transport(aws, opts.state_dir)
-    return DirectEngine(spec, aws, transport, plan_id=plan.plan_id, overrides=overrides)
+    ctx = EngineContext(spec=spec, aws=aws, ssm=transport, plan=plan, overrides=overrides,
+                        endpoint_url=aws.endpoint_url, state_dir=opts.state_dir)
+    return build_engine("direct", ctx)
 
 
 @click.command("apply")

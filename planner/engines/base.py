@@ -1,27 +1,39 @@
-"""The engine boundary: the executor calls `Engine.apply(change, action)` once per phase.
+"""The engine boundary: units of steps, run by the executor.
 
-An engine looks only at `change.type`, the phase's `action`, `change.id` and
-`change.after` (data the diff decided), never at `change.reason`. It returns facts for
-the journal (e.g. `{"id": "vol-..."}`) or raises `StepFailed`.
+A *step* is one phase of one change, `(address, action)` (planner.phases.Step). An
+engine has a `name` and two methods:
+
+- `units(steps, changes) -> list[Unit]`: a partition of `steps` (every step in exactly
+  one unit). The executor contracts the phase graph by unit and refuses a grouping
+  that makes a cycle. The direct engine makes one unit per step; a stack engine makes
+  one unit per stack pass.
+- `run(unit, changes, report)`: carry out the unit. `report(step, outcome)` is called
+  once per step of the unit, `outcome` being the step's facts for the journal
+  (e.g. `{"id": "vol-..."}`) or a `StepFailed` (a `StepBlocked` when a rule refused it).
+  A step the engine never reports counts as failed ("not reported"), or as skipped when
+  a step it depends on in the same unit failed. An exception out of `run` fails every
+  step not yet reported.
+
+The unit `run` receives holds only the steps that may run: the executor has dropped
+those skipped, blocked or refused by a guard (planner.guards runs before the unit, for
+every engine). An engine looks at `change.type`, the action, `change.id`,
+`change.before` and `change.after` (data the diff decided), never at `change.reason`.
+Engines create, update and delete; they do not guard.
+
+`StepEngine` is the base for engines that act one step at a time: it implements
+`units` (one per step) and `run` on top of `apply(change, action) -> facts`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from planner.phases import Step
 from planner.plan import Action, Block, Change
 
 OUTPUT_LIMIT = 2000     # characters of script output kept in a failure message
-
-
-@runtime_checkable
-class Engine(Protocol):
-    name: str
-
-    def apply(self, change: Change, action: Action) -> dict[str, str]:
-        """Carry out one phase (CREATE, UPDATE or DELETE) of `change`; return facts."""
-        ...
 
 
 class StepFailed(Exception):
@@ -43,6 +55,58 @@ class StepBlocked(StepFailed):
         self.blocks = tuple(blocks)
         detail = "; ".join(f"{b.rule.value}: {b.message}" for b in self.blocks)
         super().__init__(f"blocked at apply time ({address}): {detail}")
+
+
+Outcome = Mapping[str, str] | StepFailed
+Report = Callable[[Step, Outcome], None]
+
+
+def step_key(step: Step) -> str:
+    """`ACTION ADDRESS`, e.g. `delete volume.data`: a one-step unit's key."""
+    return f"{step[1].value} {step[0]}"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Steps an engine runs together; `key` names the unit (unique per apply)."""
+
+    key: str
+    steps: tuple[Step, ...]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: str
+
+    def units(self, steps: Sequence[Step], changes: Mapping[str, Change]) -> list[Unit]:
+        """A partition of `steps` into units."""
+        ...
+
+    def run(self, unit: Unit, changes: Mapping[str, Change], report: Report) -> None:
+        """Carry out `unit`, calling `report` once per step."""
+        ...
+
+
+class StepEngine:
+    """An engine that acts one step at a time: one unit per step, `apply` per step."""
+
+    name = "step"
+
+    def apply(self, change: Change, action: Action) -> Mapping[str, str]:
+        """Carry out one phase (CREATE, UPDATE or DELETE) of `change`; return facts."""
+        raise NotImplementedError
+
+    def units(self, steps: Sequence[Step], changes: Mapping[str, Change]) -> list[Unit]:
+        return [Unit(step_key(s), (s,)) for s in steps]
+
+    def run(self, unit: Unit, changes: Mapping[str, Change], report: Report) -> None:
+        for step in unit.steps:
+            try:
+                facts = self.apply(changes[step[0]], step[1])
+            except StepFailed as e:
+                report(step, e)
+            else:
+                report(step, facts or {})
 
 
 def cut(text: str, limit: int = OUTPUT_LIMIT) -> str:

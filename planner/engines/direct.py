@@ -36,7 +36,7 @@ from typing import Any
 
 from planner import rules
 from planner.engines import direct_data, direct_ec2
-from planner.engines.base import StepBlocked, StepFailed
+from planner.engines.base import StepBlocked, StepEngine, StepFailed
 from planner.engines.direct_ec2 import EMULATOR_WAIT, tag_list, tags_of
 from planner.engines.direct_iam import (
     data_policy,
@@ -70,8 +70,16 @@ def _error_code(e: Exception) -> str:
     return str(getattr(e, "response", {}).get("Error", {}).get("Code", ""))
 
 
-class DirectEngine:
+class DirectEngine(StepEngine):
+    """One unit per step (StepEngine); `apply(change, action)` carries out one step."""
+
     name = "direct"
+
+    @classmethod
+    def from_context(cls, ctx: Any) -> DirectEngine:
+        """The registry's factory (planner.engines.ENGINES)."""
+        return cls(ctx.spec, ctx.aws, ctx.ssm, plan_id=ctx.plan_id, overrides=ctx.overrides,
+                   clock=ctx.clock, endpoint_url=ctx.endpoint_url)
 
     def __init__(self, spec: Spec, aws: Any, ssm: Any, *, plan_id: str,
                  overrides: rules.Overrides,
