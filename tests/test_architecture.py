@@ -81,7 +81,6 @@ OVER_CEILING = {
     "planner/diff.py": "the diff as named passes (a package)",
     "planner/engines/direct_data.py": "engine-neutral apply (dataplane steps out)",
     "planner/aws/read.py": "not split yet: one reader per resource type would do",
-    "planner/executor.py:158 execute": "engine-neutral apply (executor by units)",
 }
 
 
