@@ -1,0 +1,60 @@
+"""Plan warnings that block nothing: empty datasets, duplicates, foreign stage objects."""
+
+from __future__ import annotations
+
+from planner import leftovers
+from planner.diff.context import DiffContext
+from planner.diff.data import source_manifest
+from planner.diff.work import WorkSet
+from planner.keys import named as named_keys
+from planner.plan import PlanWarning, Rule
+
+
+def empty_dataset_warnings(ctx: DiffContext, work: WorkSet) -> None:
+    """`empty-dataset` warnings: a listing that holds nothing is most often a prefix typo."""
+    if ctx.destroy:
+        return
+    work.warnings += [
+        PlanWarning(f"dataset.{name}", Rule.EMPTY_DATASET,
+                    f"{m.uri} lists no object: check the prefix (a typo plans an empty "
+                    f"sync or prewarm)")
+        for name in ctx.spec.datasets
+        if (m := source_manifest(ctx, name)) is not None and m.objects == 0
+    ]
+
+
+def duplicate_warnings(ctx: DiffContext, work: WorkSet) -> None:
+    """`duplicate` warnings: one per address that more than one live resource carries."""
+    for addr, group in sorted(ctx.groups.items()):
+        imported = any(d.imported for d in ctx.dups.values() if d.address == addr)
+        work.warnings.append(PlanWarning(
+            addr, Rule.DUPLICATE, leftovers.warning_message(addr, group, group[0], imported)))
+
+
+def stage_warnings(ctx: DiffContext, work: WorkSet) -> None:
+    """`foreign-objects` warnings: objects under a stage that trainctl keeps (it did not
+    write them), stage objects it overwrites without having written them, and records
+    it cannot read."""
+    if ctx.destroy:
+        return
+    for name, ds in ctx.spec.datasets.items():
+        stage = ctx.live.stages.get(name)
+        if not ds.is_local or stage is None:
+            continue
+        addr = f"dataset.{name}"
+        if stage.kept_objects:
+            work.warnings.append(PlanWarning(addr, Rule.FOREIGN_OBJECTS, (
+                f"{stage.kept_objects} object(s) ({stage.kept_bytes} bytes) under stage "
+                f"{ds.stage} are not in {ds.source} and were not written by trainctl: "
+                f"they are kept (and synced with the dataset): "
+                f"{named_keys(stage.kept_examples, stage.kept_objects)}; remove them "
+                f"by hand if they are stale")))
+        if stage.replace_foreign:
+            work.warnings.append(PlanWarning(addr, Rule.FOREIGN_OBJECTS, (
+                f"the upload overwrites {stage.replace_foreign} object(s) under stage "
+                f"{ds.stage} that trainctl did not record writing (same keys as files "
+                f"in {ds.source})")))
+        if stage.problem:
+            work.warnings.append(PlanWarning(addr, Rule.FOREIGN_OBJECTS, (
+                f"{stage.problem}: nothing under the stage counts as trainctl's, so "
+                f"nothing there is deleted")))
