@@ -335,3 +335,20 @@ def test_the_json_form_round_trips():
         assert StackInputs.from_json(stack.to_json()) == stack
     assert inputs.storage.provider["region"] == "us-east-1"
     assert inputs.storage.provider["default_tags"] == {"tags": {"trainctl:project": "llm"}}
+
+
+def test_a_replacement_in_another_az_does_not_keep_the_subnet_aws_chose():
+    spec = make_spec([], [inst()])
+    state = live(instances=(linst("i-1", "instance.trainer", subnet_id="subnet-a"),))
+    plan = plan_of(make_spec([], [inst(availability_zone="us-east-1b")]), state,
+                   overrides=Overrides(force=True))
+    assert plan.change("instance.trainer").actions == (Action.DELETE, Action.CREATE)
+    inputs = inputs_for(plan, first_apply(spec))
+    new = res(inputs.compute, "instance.trainer")
+    assert new.props["availability_zone"] == "us-east-1b"
+    assert "subnet_id" not in new.props
+    assert new.props["instance_type"] == "g5.2xlarge" and new.props["ami"]
+    # outside the stacks, the replace's before (only what differs) cannot describe the
+    # old instance for its import: refused, never guessed
+    with pytest.raises(InputsError, match=r"instance\.trainer \(ami, instance_type, tags\)"):
+        inputs_for(plan)

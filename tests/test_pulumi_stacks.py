@@ -222,3 +222,37 @@ def test_an_attachment_without_a_volume_id_is_refused(moved):
 def test_inputs_of_another_stack_are_refused(moved):
     done = run("stacks.compute", moved[2].storage)
     assert done.returncode != 0 and "do not belong in this stack" in done.stderr
+
+
+def deployment_of(*runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A state (`export_stack().deployment`) as Pulumi would record these registrations."""
+    return {"resources": [
+        {"urn": urn(r["type"], name), "type": r["type"], "id": f"{name}-id",
+         "custom": True, "inputs": r["inputs"]}
+        for reqs in runs for name, r in reqs.items()]}
+
+
+def test_the_state_reads_back_as_the_props_the_programs_declared(moved, storage_requests,
+                                                                   compute_requests):
+    from planner.engines.pulumi import from_deployment
+
+    deployed = from_deployment(deployment_of(storage_requests, compute_requests))
+    declared = {r.address: dict(r.props) for s in (moved[2].storage, moved[2].compute)
+                for r in s.resources}
+    assert deployed.addresses == set(declared)
+    for address, props in declared.items():
+        want = {k: v for k, v in props.items()
+                if v is not None and (k, v) != ("on_delete", "delete")}
+        got = dict(deployed.props[address])
+        if address.startswith("attachment."):
+            want["volume_id"] = "vol-new"                  # filled after the storage pass
+            want["instance_id"] = "instance.trainer-id"    # the new instance's, by reference
+        assert got == want, address
+    assert deployed.volume_ids() == {"volume.keep": "volume.keep-id",
+                                     "volume.scratch": "volume.scratch-id"}
+    # a replaced resource still waiting for its delete is not what the stack holds
+    stale = deployment_of(storage_requests)
+    stale["resources"] = [{**r, "delete": r["urn"].endswith("::volume.keep")}
+                          for r in stale["resources"]]
+    assert "volume.keep" not in from_deployment(stale).addresses
+    assert "volume.scratch" in from_deployment(stale).addresses

@@ -64,6 +64,8 @@ REPLACE_PROPS: dict[str, dict[str, str]] = {
 # modification times) and the direct engine's create token; a refresh must not undo them
 OUTSIDE_TAGS = (TAG_MOUNTED, TAG_DATASET_DIGEST, TAG_MODIFIED, TAG_CLIENT_TOKEN)
 IGNORED = tuple(f'tags["{t}"]' for t in OUTSIDE_TAGS)
+# fields AWS picks when the spec leaves them out, bound to the old resource
+AWS_CHOSEN = {INSTANCE: ("subnet_id",)}
 KINDS = {ResourceType.VOLUME: VOLUME, ResourceType.INSTANCE: INSTANCE,
          ResourceType.ATTACHMENT: ATTACHMENT}
 
@@ -115,13 +117,32 @@ def current(change: Change, deployed: Deployed, kind: str) -> dict[str, Any] | N
     return props
 
 
-def desired(change: Change, now: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
-    """The resource as the plan leaves it; None when it goes away."""
+def _replacement(now: Mapping[str, Any], declared: Mapping[str, Any] | None,
+                 kind: str) -> dict[str, Any]:
+    """What a replacement starts from before the plan's `after`: what the stack declared
+    last (what the spec asked for then), else the live resource without the fields AWS
+    chose for it (a subnet belongs to the old AZ); the live tags either way."""
+    if declared is not None:
+        base = dict(declared)
+    else:
+        base = {k: v for k, v in now.items() if k not in AWS_CHOSEN.get(kind, ())}
+    if now.get("tags") is not None:
+        base["tags"] = now["tags"]
+    return base
+
+
+def desired(change: Change, now: dict[str, Any] | None, kind: str,
+            declared: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The resource as the plan leaves it; None when it goes away. `declared`: the props
+    the stack declared last, if it holds the resource."""
     if change.blocked or change.is_noop:
         return None if now is None else {**now}
     if change.actions == (Action.DELETE,):
         return None
-    props = dict(now or {})
+    if len(change.actions) == 2 and now is not None:
+        props = _replacement(now, declared, kind)
+    else:
+        props = dict(now or {})
     if isinstance(props.get("tags"), Mapping):
         props["tags"] = dict(props["tags"])
     _overlay(props, change.after, kind)
@@ -198,7 +219,8 @@ class _Build:
                 self.outside.append(c.address)      # no stack holds a second one
                 continue
             now = current(c, self.deployed, kind)
-            self.entries.append(_Entry(c, kind, now, desired(c, now, kind),
+            declared = self.deployed.props.get(c.address)
+            self.entries.append(_Entry(c, kind, now, desired(c, now, kind, declared),
                                        c.address in self.deployed.addresses))
         for e in self.entries:
             self.check(e)

@@ -117,6 +117,7 @@ class Deployed:
 
     addresses: frozenset[str] = frozenset()
     props: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _frozen(None))
+    ids: Mapping[str, str] = field(default_factory=lambda: _frozen(None))
 
     @staticmethod
     def from_outputs(*outputs: Mapping[str, Any]) -> Deployed:
@@ -124,13 +125,20 @@ class Deployed:
         values): every program exports `ADDRESS -> {"id": ..., "props": {...}}`."""
         addresses: set[str] = set()
         props: dict[str, Mapping[str, Any]] = {}
+        ids: dict[str, str] = {}
         for out in outputs:
             for name, value in out.items():
                 value = getattr(value, "value", value)
                 if isinstance(value, Mapping) and isinstance(value.get("props"), Mapping):
                     addresses.add(name)
                     props[name] = _frozen(value["props"])
-        return Deployed(frozenset(addresses), _frozen(props))
+                    if isinstance(value.get("id"), str):
+                        ids[name] = value["id"]
+        return Deployed(frozenset(addresses), _frozen(props), _frozen(ids))
+
+    def volume_ids(self) -> dict[str, str]:
+        """`volume.NAME -> vol-...`: what `with_volume_ids` fills into attachments."""
+        return {a: i for a, i in self.ids.items() if a.startswith("volume.")}
 
 
 @dataclass(frozen=True)
