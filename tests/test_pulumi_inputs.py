@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from diffworld import (
+    AMI,
     AZ,
     frozen,
     inst,
@@ -342,13 +343,32 @@ def test_a_replacement_in_another_az_does_not_keep_the_subnet_aws_chose():
     state = live(instances=(linst("i-1", "instance.trainer", subnet_id="subnet-a"),))
     plan = plan_of(make_spec([], [inst(availability_zone="us-east-1b")]), state,
                    overrides=Overrides(force=True))
-    assert plan.change("instance.trainer").actions == (Action.DELETE, Action.CREATE)
+    c = plan.change("instance.trainer")
+    assert c.actions == (Action.DELETE, Action.CREATE)
+    # as a plan that shows the whole live instance would have it
+    full = {"id": "i-1", "instance_type": "g5.2xlarge", "ami": AMI, "market": "on-demand",
+            "availability_zone": AZ, "subnet_id": "subnet-a", "state": "running",
+            "iam_instance_profile": "trainctl-ssm",
+            "tags": dict(state.instances[0].tags)}
+    plan = replace(plan, changes=tuple(replace(x, before=frozen(full)) if x is c else x
+                                       for x in plan.changes))
     inputs = inputs_for(plan, first_apply(spec))
     new = res(inputs.compute, "instance.trainer")
     assert new.props["availability_zone"] == "us-east-1b"
     assert "subnet_id" not in new.props
     assert new.props["instance_type"] == "g5.2xlarge" and new.props["ami"]
-    # outside the stacks, the replace's before (only what differs) cannot describe the
-    # old instance for its import: refused, never guessed
+    # outside the stacks: the old one is imported as it is, the new one has no subnet
+    outside = inputs_for(plan)
+    assert "subnet_id" not in res(outside.compute, "instance.trainer").props
+    old = res(outside.compute_prepare, "instance.trainer")
+    assert old.options.import_id == "i-1" and old.props["subnet_id"] == "subnet-a"
+
+
+def test_a_replace_outside_the_stacks_without_the_live_fields_is_refused():
+    state = live(instances=(linst("i-1", "instance.trainer", subnet_id="subnet-a"),))
+    plan = plan_of(make_spec([], [inst(availability_zone="us-east-1b")]), state,
+                   overrides=Overrides(force=True))
+    # the replace's before shows only what differs: it cannot describe the old instance
+    # for its import; refused, never guessed
     with pytest.raises(InputsError, match=r"instance\.trainer \(ami, instance_type, tags\)"):
         inputs_for(plan)
