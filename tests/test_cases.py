@@ -1,6 +1,7 @@
 """Tests as cases: every folder under tests/cases/ is a spec, a live snapshot and the plan
-(or the error) they give, on the pure planning path `trainctl plan --live-snapshot` runs:
-load the spec, build its graph, read the snapshot, diff. No AWS, no clock.
+they give (tests/error_cases/: the error), on the pure planning path `trainctl plan
+--live-snapshot` runs: load the spec, build its graph, read the snapshot, diff. No AWS,
+no clock.
 
 Regenerate with `UPDATE_GOLDENS=1 pytest tests/test_cases.py`, then read the diff of
 every plan.json it rewrote (tests/cases/README.md).
@@ -29,7 +30,9 @@ from planner.plan import PlanOptions, Rule, plan_from_json, plan_to_json
 from planner.rules import Overrides
 from planner.spec import Spec
 
-CASES = Path(__file__).resolve().parent / "cases"
+TESTS = Path(__file__).resolve().parent
+CASES = TESTS / "cases"                # spec + live -> plan.json
+ERROR_CASES = TESTS / "error_cases"    # spec + live -> error.txt (the plan is refused)
 DEFAULT_NOW = "2026-11-22T21:00:00Z"
 SPEC, LIVE, OPTIONS, PLAN, ERROR = (
     "trainctl.yaml", "live.json", "options.json", "plan.json", "error.txt")
@@ -83,8 +86,17 @@ class CaseOptions:
                          stop_training=frozenset(self.stop_training))
 
 
-def case_names() -> list[str]:
-    return sorted(p.name for p in CASES.iterdir() if (p / SPEC).is_file())
+def case_folders(root: Path | None = None) -> dict[str, Path]:
+    """Case name -> folder, of one root or both (names are unique across them)."""
+    roots = (root,) if root else (CASES, ERROR_CASES)
+    found = [p for r in roots for p in sorted(r.iterdir()) if (p / SPEC).is_file()]
+    out = {p.name: p for p in found}
+    assert len(out) == len(found), "a case name is used in both tests/cases and error_cases"
+    return out
+
+
+def case_names(root: Path | None = None) -> list[str]:
+    return sorted(case_folders(root))
 
 
 def read_live(folder: Path, project: str) -> LiveState:
@@ -199,9 +211,14 @@ def _update(folder: Path, kind: str, actual: str) -> None:
 
 @pytest.mark.parametrize("name", case_names())
 def test_case(name: str) -> None:
-    folder = CASES / name
+    folder = case_folders()[name]
     kind, actual = run_case(folder)
     path = folder / kind
+    want = PLAN if folder.parent == CASES else ERROR
+    if kind != want:
+        got = "plans" if kind == PLAN else "fails to plan"
+        pytest.fail(f"case {name} {got} (a case under {folder.parent.name}/ gives {want}):"
+                    f"\n{actual}")
     if os.environ.get("UPDATE_GOLDENS") == "1":
         _update(folder, kind, actual)
         return
@@ -222,8 +239,8 @@ def test_case(name: str) -> None:
 
 
 def _plans() -> dict[str, dict[str, Any]]:
-    return {n: json.loads((CASES / n / PLAN).read_text(encoding="utf-8"))
-            for n in case_names() if (CASES / n / PLAN).exists()}
+    return {n: json.loads((f / PLAN).read_text(encoding="utf-8"))
+            for n, f in case_folders(CASES).items() if (f / PLAN).exists()}
 
 
 def _rules_in(doc: dict[str, Any]) -> set[str]:
@@ -241,8 +258,8 @@ def rule_coverage() -> dict[str, set[str]]:
     for name, doc in _plans().items():
         for rule in _rules_in(doc):
             out.setdefault(rule, set()).add(name)
-    for name in case_names():
-        err = CASES / name / ERROR
+    for name, folder in case_folders(ERROR_CASES).items():
+        err = folder / ERROR
         if err.exists():
             for rule in _rules_in_error(err.read_text(encoding="utf-8")):
                 out.setdefault(rule, set()).add(name)
@@ -256,7 +273,7 @@ def test_every_rule_has_a_case() -> None:
     missing = [r.value for r in Rule if r.value not in covered and r not in NOT_IN_PLANS]
     assert not missing, (f"no case shows rule(s) {missing}: add tests/cases/NAME/ "
                          f"(tests/cases/README.md)")
-    names = set(case_names())
+    names = set(case_names(CASES))
     for rule, (case, _why) in NOT_IN_PLANS.items():
         assert rule.value not in covered, (
             f"{rule.value} now appears in plans ({sorted(covered[rule.value])}): "
@@ -269,19 +286,21 @@ def test_every_rule_has_a_case() -> None:
 def test_cases_are_valid_plan_files_and_name_their_inputs() -> None:
     """Every plan.json reads back as a plan file (what `show` and `apply` accept), with
     the options and clock of its case; every case folder holds only known files."""
-    assert len(case_names()) >= 20
+    assert len(_plans()) >= 20
     for name, doc in _plans().items():
         assert plan_to_json(plan_from_json(doc)) == doc, name
         opts = CaseOptions.read(CASES / name)
         assert doc["created_at"] == opts.now, name
         assert doc["options"] == {"destroy": opts.destroy,
                                   "targets": list(dict.fromkeys(opts.targets))}, name
-    for folder in CASES.iterdir():
-        if folder.is_dir():
+    for root, result in ((CASES, PLAN), (ERROR_CASES, ERROR)):
+        for folder in (p for p in root.iterdir() if p.is_dir()):
             extra = {p.name for p in folder.iterdir()} - CASE_FILES
             assert (folder / SPEC).is_file() and (folder / LIVE).is_file(), folder
+            assert (folder / result).is_file(), f"{folder}: no {result}"
             assert not extra, f"{folder}: unexpected {sorted(extra)}"
-            assert (folder / PLAN).exists() != (folder / ERROR).exists(), folder
+            other = folder / (ERROR if result == PLAN else PLAN)
+            assert not other.exists(), f"{folder}: {other.name} belongs to the other root"
 
 
 def test_a_case_equals_what_plan_live_snapshot_prints(tmp_path: Path) -> None:
