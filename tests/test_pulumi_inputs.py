@@ -372,3 +372,13 @@ def test_a_replace_outside_the_stacks_without_the_live_fields_is_refused():
     # for its import; refused, never guessed
     with pytest.raises(InputsError, match=r"instance\.trainer \(ami, instance_type, tags\)"):
         inputs_for(plan)
+
+
+def test_the_passes_run_prepare_first_then_teardown_storage_build():
+    state = live(volumes=(lvol("vol-1", "volume.tmp"),))
+    inputs = inputs_for(plan_of(make_spec(), state))
+    assert [n for n, _ in inputs.passes()] == [
+        "prepare-storage", "compute-teardown", "storage", "compute"]
+    spec, _ = scratch_world()
+    fresh = inputs_for(plan_of(spec, live()))
+    assert [n for n, _ in fresh.passes()] == ["compute-teardown", "storage", "compute"]

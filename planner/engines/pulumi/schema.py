@@ -168,3 +168,14 @@ class Inputs:
     imports: tuple[str, ...] = ()
     unmanaged: tuple[str, ...] = ()
     outside: tuple[str, ...] = ()
+
+    def passes(self) -> list[tuple[str, StackInputs]]:
+        """(pass name, inputs) in the order the engine runs them, around its SSM steps:
+        `prepare-*` first (they change only protect flags and imports), then
+        `compute-teardown` (after the SSM teardown), `storage`, and `compute` (before the
+        SSM mounts and syncs)."""
+        named = [("prepare-storage", self.storage_prepare),
+                 ("prepare-compute", self.compute_prepare),
+                 ("compute-teardown", self.compute_teardown),
+                 ("storage", self.storage), ("compute", self.compute)]
+        return [(name, stack) for name, stack in named if stack is not None]
