@@ -1,0 +1,114 @@
+"""How the Pulumi engine groups a plan's steps into units, and the plans each stack pass
+is checked against (pure: no pulumi, no AWS).
+
+Units, in the order the phase graph runs them:
+- the data plane's steps (dataset uploads, mounts and unmounts, syncs, prewarms), one
+  unit per step, run by the direct data plane (a prewarm's temporary instance is never
+  in Pulumi state);
+- `pulumi compute teardown`: the compute stack without what this plan deletes or
+  replaces (every DELETE step of an instance or an attachment);
+- `pulumi storage`: the storage stack as the plan leaves it (every volume step);
+- `pulumi compute`: the compute stack as the plan leaves it (every CREATE/UPDATE step of
+  an instance or an attachment).
+When that grouping would make a cycle (a create-before-delete replace of an instance
+runs its create before its delete, which puts the build before the teardown), the three
+stack units and the prewarms between them become one unit, `pulumi stacks`, whose run
+keeps the same order inside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+
+import networkx as nx
+
+from planner.phases import Step, phase_graph
+from planner.plan import Action, Block, Change, Plan, ResourceType, Rule
+
+TEARDOWN, STORAGE, BUILD, STACKS = ("pulumi compute teardown", "pulumi storage",
+                                    "pulumi compute", "pulumi stacks")
+STACK_UNITS = (TEARDOWN, STORAGE, BUILD)
+COMPUTE_TYPES = (ResourceType.INSTANCE, ResourceType.ATTACHMENT)
+NOT_RUN = "not run in this pass (skipped, blocked or refused before it)"
+
+
+def step_key(step: Step) -> str:
+    return f"{step[1].value} {step[0]}"
+
+
+def stack_unit(change: Change, action: Action) -> str | None:
+    """The stack unit a step belongs to, or None for the data plane's."""
+    if change.type == ResourceType.VOLUME:
+        return STORAGE
+    if change.type in COMPUTE_TYPES:
+        return TEARDOWN if action == Action.DELETE else BUILD
+    return None
+
+
+def group(steps: Sequence[Step], changes: Mapping[str, Change]) -> dict[str, list[Step]]:
+    """Unit key -> its steps (in the given order); see the module's docstring."""
+    units: dict[str, list[Step]] = {}
+    for step in steps:
+        key = stack_unit(changes[step[0]], step[1]) or step_key(step)
+        units.setdefault(key, []).append(step)
+    if _has_cycle(units, changes):
+        merged: list[Step] = []
+        for key in list(units):
+            steps_of = units[key]
+            if key in STACK_UNITS or changes[steps_of[0][0]].type == ResourceType.PREWARM:
+                merged += units.pop(key)
+        units[STACKS] = merged
+    return units
+
+
+def _has_cycle(units: Mapping[str, list[Step]], changes: Mapping[str, Change]) -> bool:
+    where = {s: key for key, steps in units.items() for s in steps}
+    g = phase_graph(changes.values())
+    contracted: nx.DiGraph = nx.DiGraph()
+    contracted.add_nodes_from(units)
+    for a, b in g.edges:
+        ua, ub = where.get(a), where.get(b)
+        if ua is not None and ub is not None and ua != ub:
+            contracted.add_edge(ua, ub)
+    # steps not in any unit (done, blocked) still order the others through them
+    for n in g.nodes:
+        if n in where:
+            continue
+        for p in g.predecessors(n):
+            for s in g.successors(n):
+                up, us = where.get(p), where.get(s)
+                if up is not None and us is not None and up != us:
+                    contracted.add_edge(up, us)
+    return not nx.is_directed_acyclic_graph(contracted)
+
+
+def passes_of(steps: Iterable[Step], changes: Mapping[str, Change]) -> dict[str, list[Step]]:
+    """A stack unit's steps by pass (TEARDOWN, STORAGE, prewarm steps, BUILD)."""
+    out: dict[str, list[Step]] = {}
+    for step in steps:
+        key = stack_unit(changes[step[0]], step[1]) or "data"
+        out.setdefault(key, []).append(step)
+    return out
+
+
+def scope(plan: Plan, steps: Iterable[Step]) -> Plan:
+    """The plan one pass is checked against: only the changes this pass carries out
+    (so a pass may delete or replace only what its own steps delete or replace)."""
+    mine = {address for address, _action in steps}
+    return replace(plan, changes=tuple(c for c in plan.changes if c.address in mine))
+
+
+def keep_only(plan: Plan) -> Plan:
+    """The plan a prepare pass (protect dropped, imports) is checked against: nothing
+    deleted or replaced, whatever the plan says."""
+    return replace(plan, changes=tuple(c for c in plan.changes if not c.deletes))
+
+
+def narrow(plan: Plan, dropped: Iterable[str]) -> Plan:
+    """`plan` with the changes the executor did not hand over (skipped, blocked or refused
+    by a guard) marked blocked: the stacks declare them as they are now."""
+    out = set(dropped)
+    return replace(plan, changes=tuple(
+        replace(c, blocked_by=(*c.blocked_by, Block(Rule.DEPENDS_ON_BLOCKED, NOT_RUN)))
+        if c.address in out and not c.blocked else c for c in plan.changes))
