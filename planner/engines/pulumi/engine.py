@@ -30,7 +30,7 @@ from planner.engines.pulumi.preview import PreviewWarning, describe_refusals, re
 from planner.engines.pulumi.provider import default_tags, provider_args
 from planner.engines.pulumi.recovery import explain, find_trouble
 from planner.phases import Step
-from planner.plan import Change, Plan
+from planner.plan import Change, Plan, ResourceType
 
 INSTALL_HINT = ("the pulumi engine needs the `pulumi` CLI on PATH and the pulumi-aws "
                 "plugin: install it (https://www.pulumi.com/docs/iac/download-install/, "
@@ -89,12 +89,17 @@ class PulumiEngine:
     name = "pulumi"
 
     @classmethod
-    def from_context(cls, ctx: Any) -> PulumiEngine:
+    def check_available(cls) -> None:
+        """EngineUnavailable (what to install, --engine direct) when it cannot run here."""
         from planner.engines import EngineUnavailable
 
         reason = unavailable_reason()
         if reason is not None:
             raise EngineUnavailable(reason)
+
+    @classmethod
+    def from_context(cls, ctx: Any) -> PulumiEngine:
+        cls.check_available()
         from planner.engines.direct import DirectEngine
 
         return cls(ctx, DirectEngine.from_context(ctx))
@@ -105,12 +110,14 @@ class PulumiEngine:
         self.data_plane = data_plane
         self.stacks = stacks or AutomationStacks(ctx)
         self._units: dict[str, tuple[Step, ...]] = {}
+        self._storage_steps = False
         self.warnings: list[PreviewWarning] = []
 
     # -- the protocol ----------------------------------------------------------------
     def units(self, steps: Sequence[Step], changes: Mapping[str, Change]) -> list[Unit]:
         groups = grouping.group(steps, changes)
         self._units = {key: tuple(s) for key, s in groups.items()}
+        self._storage_steps = any(changes[a].type == ResourceType.VOLUME for a, _ in steps)
         return [Unit(key, tuple(s)) for key, s in groups.items()]
 
     def run(self, unit: Unit, changes: Mapping[str, Change], report: Any) -> None:
@@ -148,21 +155,65 @@ class PulumiEngine:
         else:
             report(step, dict(facts or {}))
 
-    def _stack_pass(self, key: str, plan: Plan, steps: list[Step], report: Any) -> None:
-        from planner.engines.pulumi.inputs import inputs_for, with_volume_ids
+    def _inputs(self, plan: Plan) -> Any:
+        from planner.engines.pulumi.inputs import InputsError, inputs_for
 
-        inputs = inputs_for(plan, self.stacks.deployed())
+        try:
+            return inputs_for(plan, self.stacks.deployed(), account=self._account(),
+                              iam_live=self._iam_live())
+        except InputsError as e:
+            raise PassFailed(str(e)) from e
+
+    def _account(self) -> str | None:
+        account = getattr(self.ctx.aws, "account", None)
+        return str(account) if account else None
+
+    def _iam_live(self) -> bool:
+        """The project role is there already (made by --engine direct): imported."""
+        from planner.engines.direct_iam import project_role_name
+
+        try:
+            self.ctx.aws.iam.get_role(RoleName=project_role_name(self.plan.project))
+        except Exception as e:
+            if "NoSuchEntity" in str(getattr(e, "response", {}) or e):
+                return False
+            raise PassFailed(f"cannot tell whether the project role exists: {e}") from e
+        return True
+
+    def _say(self, message: str) -> None:
+        say = (self.ctx.options or {}).get("say")
+        if callable(say):
+            say(message)
+
+    def _stack_pass(self, key: str, plan: Plan, steps: list[Step], report: Any) -> None:
+        from planner.engines.pulumi.inputs import with_volume_ids
+
+        inputs = self._inputs(plan)
         program = "storage" if key == grouping.STORAGE else "compute"
         prepare = inputs.storage_prepare if program == "storage" else inputs.compute_prepare
         if prepare is not None and not self.stacks.prepared(program):
-            self.stacks.run_pass(program, self._provided(prepare), grouping.keep_only(plan))
+            # first pass: protect dropped where the plan deletes a protected resource,
+            # live resources imported; nothing may be deleted or replaced in it
+            self._warn(self.stacks.run_pass(program, self._provided(prepare),
+                                            grouping.keep_only(plan)))
             self.stacks.mark_prepared(program)
+            inputs = self._inputs(plan)
+        if key == grouping.BUILD and not self._storage_steps \
+                and not self.stacks.prepared("storage-ensured"):
+            # no storage step in this apply: the project role an instance needs comes
+            # from the storage stack all the same (creates only)
+            missing = set(inputs.storage.addresses()) - set(self.stacks.deployed().addresses)
+            if missing:
+                self._warn(self.stacks.run_pass("storage", self._provided(inputs.storage),
+                                                grouping.keep_only(plan)))
+            self.stacks.mark_prepared("storage-ensured")
         final = {grouping.TEARDOWN: inputs.compute_teardown, grouping.STORAGE: inputs.storage,
                  grouping.BUILD: inputs.compute}[key]
         if key == grouping.BUILD:
             final = with_volume_ids(final, self.stacks.volume_ids())
         log = self.stacks.run_pass(program, self._provided(final),
                                    grouping.scope(plan, steps), tolerate_failure=True)
+        self._warn(log)
         ids = self.stacks.ids(program)
         for step in steps:
             address = step[0]
@@ -174,6 +225,11 @@ class PulumiEngine:
                 report(step, {"id": ids[address]} if address in ids else {})
         if log.error is not None:
             raise PassFailed(f"the {key} pass failed: {log.error}")
+
+    def _warn(self, log: PassLog) -> None:
+        for w in log.warnings:
+            self.warnings.append(w)
+            self._say(f"warning: {w.message}")
 
     def _provided(self, stack_inputs: Any) -> Any:
         """The inputs with this apply's provider (the emulator's endpoints when set)."""
@@ -187,7 +243,12 @@ class PulumiEngine:
 
 
 class PassLog(EventLog):
-    error: str | None = None
+    """One pass's `up` events, its preview's warnings, and `up`'s error if it failed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.error: str | None = None
+        self.warnings: tuple[PreviewWarning, ...] = ()
 
 
 class AutomationStacks:
@@ -276,6 +337,7 @@ class AutomationStacks:
             if review.refusals:
                 raise PassFailed(describe_refusals(review.refusals))
             log = PassLog()
+            log.warnings = review.warnings
             try:
                 stack.up(on_event=log, plan=saved, color="never")
             except Exception as e:

@@ -11,9 +11,10 @@ Units, in the order the phase graph runs them:
 - `pulumi compute`: the compute stack as the plan leaves it (every CREATE/UPDATE step of
   an instance or an attachment).
 When that grouping would make a cycle (a create-before-delete replace of an instance
-runs its create before its delete, which puts the build before the teardown), the three
-stack units and the prewarms between them become one unit, `pulumi stacks`, whose run
-keeps the same order inside.
+runs its create before its delete, which puts the build before the teardown), or leaves
+the build unordered after the teardown or the storage pass (two passes on one stack at
+once, or an instance launched before its volumes and role), the three stack units and
+the prewarms become one unit, `pulumi stacks`, whose run keeps that order inside.
 """
 
 from __future__ import annotations
@@ -46,13 +47,18 @@ def stack_unit(change: Change, action: Action) -> str | None:
     return None
 
 
+# a stack unit that must come before another whenever both exist: the build needs the
+# teardown's detaches and the storage pass's volumes and project role
+REQUIRED_ORDER = ((TEARDOWN, BUILD), (STORAGE, BUILD))
+
+
 def group(steps: Sequence[Step], changes: Mapping[str, Change]) -> dict[str, list[Step]]:
     """Unit key -> its steps (in the given order); see the module's docstring."""
     units: dict[str, list[Step]] = {}
     for step in steps:
         key = stack_unit(changes[step[0]], step[1]) or step_key(step)
         units.setdefault(key, []).append(step)
-    if _has_cycle(units, changes):
+    if not _well_ordered(units, changes):
         merged: list[Step] = []
         for key in list(units):
             steps_of = units[key]
@@ -62,25 +68,26 @@ def group(steps: Sequence[Step], changes: Mapping[str, Change]) -> dict[str, lis
     return units
 
 
-def _has_cycle(units: Mapping[str, list[Step]], changes: Mapping[str, Change]) -> bool:
-    where = {s: key for key, steps in units.items() for s in steps}
+def contract(units: Mapping[str, list[Step]], changes: Mapping[str, Change]) -> nx.DiGraph:
+    """The phase graph contracted by `units` (steps in no unit keep their node)."""
+    where: dict[Step, str] = {s: key for key, steps in units.items() for s in steps}
     g = phase_graph(changes.values())
-    contracted: nx.DiGraph = nx.DiGraph()
-    contracted.add_nodes_from(units)
+    out: nx.DiGraph = nx.DiGraph()
+    out.add_nodes_from(units)
     for a, b in g.edges:
-        ua, ub = where.get(a), where.get(b)
-        if ua is not None and ub is not None and ua != ub:
-            contracted.add_edge(ua, ub)
-    # steps not in any unit (done, blocked) still order the others through them
-    for n in g.nodes:
-        if n in where:
-            continue
-        for p in g.predecessors(n):
-            for s in g.successors(n):
-                up, us = where.get(p), where.get(s)
-                if up is not None and us is not None and up != us:
-                    contracted.add_edge(up, us)
-    return not nx.is_directed_acyclic_graph(contracted)
+        ua, ub = where.get(a, a), where.get(b, b)
+        if ua != ub:
+            out.add_edge(ua, ub)
+    return out
+
+
+def _well_ordered(units: Mapping[str, list[Step]], changes: Mapping[str, Change]) -> bool:
+    """No cycle, and every REQUIRED_ORDER pair present is ordered by the graph (else two
+    passes on one stack could run at once, or the build before what it needs)."""
+    g = contract(units, changes)
+    if not nx.is_directed_acyclic_graph(g):
+        return False
+    return all(nx.has_path(g, a, b) for a, b in REQUIRED_ORDER if a in units and b in units)
 
 
 def passes_of(steps: Iterable[Step], changes: Mapping[str, Change]) -> dict[str, list[Step]]:
