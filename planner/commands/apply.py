@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -36,11 +35,17 @@ class ApplyRefused(TrainctlError):
 
 
 def check_engine(engine: str) -> None:
-    if engine == "pulumi":
-        if shutil.which("pulumi") is None:
-            raise ApplyRefused("the pulumi engine needs the `pulumi` CLI on PATH (see "
-                               "https://www.pulumi.com/docs/install/); or use --engine direct")
-        raise ApplyRefused("the pulumi engine is not implemented yet; use --engine direct")
+    """The registry's engine `engine` can run here, or EngineUnavailable (exit 1) before
+    anything is read or changed (`--engine pulumi` without the CLI)."""
+    from planner.engines import EngineUnavailable, engine_class
+
+    try:
+        target = engine_class(engine)
+    except KeyError:
+        raise EngineUnavailable(f"unknown engine {engine!r}") from None
+    check = getattr(target, "check_available", None)
+    if callable(check):
+        check()
 
 
 def cost_refusal(plan: Plan) -> str:
@@ -161,8 +166,9 @@ def project_key(opts: Options, project: str, region: str) -> str:
     return f"project {project} ({where}, region {region})"
 
 
-def make_engine(opts: Options, spec: Any, plan: Plan, overrides: Any, region: str) -> Any:
-    """The direct engine on the endpoint plan used, with the SSM transport for it."""
+def make_engine(opts: Options, spec: Any, plan: Plan, overrides: Any, region: str,
+                engine: str = "direct") -> Any:
+    """The engine `engine` (registry) on the endpoint plan used, with the SSM transport."""
     from planner.aws.session import open_aws
     from planner.aws.ssm import make_transport
     from planner.engines import EngineContext, build_engine
@@ -171,7 +177,7 @@ def make_engine(opts: Options, spec: Any, plan: Plan, overrides: Any, region: st
     transport = make_transport(aws, opts.state_dir)
     ctx = EngineContext(spec=spec, aws=aws, ssm=transport, plan=plan, overrides=overrides,
                         endpoint_url=aws.endpoint_url, state_dir=opts.state_dir)
-    return build_engine("direct", ctx)
+    return build_engine(engine, ctx)
 
 
 @click.command("apply")
@@ -277,7 +283,7 @@ def command(opts: Options, planfile: str | None, auto_approve: bool, parallelism
                                    "terminal; pass --auto-approve, or apply a saved plan "
                                    "(trainctl plan -o plan.json; trainctl apply plan.json)")
             confirm(plan)
-        rc = run_plan(opts, spec, plan, overrides, region, parallelism, color)
+        rc = run_plan(opts, spec, plan, overrides, region, parallelism, color, engine_name)
         record_ledger(opts, spec, region, plan)
         if spec.state and spec.state.startswith("s3://"):
             share_records(opts, spec.state, region, plan)
@@ -372,7 +378,7 @@ def share_records(opts: Options, state: str, region: str, plan: Plan) -> None:
 
 
 def run_plan(opts: Options, spec: Any, plan: Plan, overrides: Any, region: str,
-             parallelism: int, color: bool) -> int:
+             parallelism: int, color: bool, engine_name: str = "direct") -> int:
     """Execute `plan` with the journal and progress; return the exit code."""
     from planner.executor import execute, phase_graph, step_order
     from planner.journal import Journal, journal_path
@@ -380,7 +386,7 @@ def run_plan(opts: Options, spec: Any, plan: Plan, overrides: Any, region: str,
 
     save_plan(plan, opts.state_dir)
     list_blocked(plan)
-    engine = make_engine(opts, spec, plan, overrides, region)
+    engine = make_engine(opts, spec, plan, overrides, region, engine_name)
     steps = step_order(phase_graph(plan.changes))
     stop = threading.Event()
     path = journal_path(opts.state_dir, plan.plan_id)

@@ -30,6 +30,7 @@ from planner.errors import TrainctlError
 
 ENGINES: dict[str, str] = {
     "direct": "planner.engines.direct:DirectEngine",
+    "pulumi": "planner.engines.pulumi.engine:PulumiEngine",
 }
 
 
