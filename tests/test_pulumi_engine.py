@@ -210,8 +210,8 @@ def test_a_create_before_delete_instance_replace_merges_the_stack_passes():
     steps, changes = _steps(plan)
     groups = grouping.group(steps, changes)
     assert set(groups) == {grouping.STACKS}
-    from planner.executor import unit_graph
     from planner.engines.base import Unit
+    from planner.executor import unit_graph
 
     unit_graph(phase_graph(plan.changes), [Unit(k, tuple(v)) for k, v in groups.items()])
 
