@@ -382,3 +382,32 @@ def test_the_passes_run_prepare_first_then_teardown_storage_build():
     spec, _ = scratch_world()
     fresh = inputs_for(plan_of(spec, live()))
     assert [n for n, _ in fresh.passes()] == ["compute-teardown", "storage", "compute"]
+
+
+def test_a_replace_in_the_same_az_keeps_the_subnet_the_stack_declared():
+    spec = make_spec([], [inst(subnet_id="subnet-a")])
+    state = live(instances=(linst("i-1", "instance.trainer", subnet_id="subnet-a"),))
+    plan = plan_of(make_spec([], [inst(subnet_id="subnet-a", instance_type="g5.4xlarge")]),
+                   state, overrides=Overrides(force=True))
+    c = plan.change("instance.trainer")
+    assert c.actions == (Action.DELETE, Action.CREATE) and "subnet_id" not in c.after
+    new = res(inputs_for(plan, first_apply(spec)).compute, "instance.trainer")
+    assert new.props["subnet_id"] == "subnet-a" and new.props["instance_type"] == "g5.4xlarge"
+    assert new.options.replace_on_changes == ("instance_type",)
+
+
+def test_after_the_import_pass_a_move_still_drops_the_old_subnet():
+    """The engine plans again after the prepare pass: the stack then declares the
+    imported instance with its live subnet, which must not follow it to another AZ."""
+    state = live(instances=(linst("i-1", "instance.trainer", subnet_id="subnet-a"),))
+    plan = plan_of(make_spec([], [inst(availability_zone="us-east-1b")]), state,
+                   overrides=Overrides(force=True))
+    imported = {"ami": AMI, "instance_type": "g5.2xlarge", "availability_zone": AZ,
+                "subnet_id": "subnet-a", "market": "on-demand",
+                "iam_instance_profile": "trainctl-ssm",
+                "tags": dict(state.instances[0].tags)}
+    deployed = Deployed(frozenset({"instance.trainer"}),
+                        frozen({"instance.trainer": frozen(imported)}))
+    new = res(inputs_for(plan, deployed).compute, "instance.trainer")
+    assert new.props["availability_zone"] == "us-east-1b"
+    assert "subnet_id" not in new.props

@@ -64,8 +64,8 @@ REPLACE_PROPS: dict[str, dict[str, str]] = {
 # modification times) and the direct engine's create token; a refresh must not undo them
 OUTSIDE_TAGS = (TAG_MOUNTED, TAG_DATASET_DIGEST, TAG_MODIFIED, TAG_CLIENT_TOKEN)
 IGNORED = tuple(f'tags["{t}"]' for t in OUTSIDE_TAGS)
-# fields AWS picks when the spec leaves them out, bound to the old resource
-AWS_CHOSEN = {INSTANCE: ("subnet_id",)}
+# fields bound to an availability zone (AWS picks a subnet when the spec names none)
+AZ_BOUND = {INSTANCE: ("subnet_id",)}
 KINDS = {ResourceType.VOLUME: VOLUME, ResourceType.INSTANCE: INSTANCE,
          ResourceType.ATTACHMENT: ATTACHMENT}
 
@@ -118,16 +118,18 @@ def current(change: Change, deployed: Deployed, kind: str) -> dict[str, Any] | N
 
 
 def _replacement(now: Mapping[str, Any], declared: Mapping[str, Any] | None,
-                 kind: str) -> dict[str, Any]:
+                 change: Change, kind: str) -> dict[str, Any]:
     """What a replacement starts from before the plan's `after`: what the stack declared
-    last (what the spec asked for then), else the live resource without the fields AWS
-    chose for it (a subnet belongs to the old AZ); the live tags either way."""
-    if declared is not None:
-        base = dict(declared)
-    else:
-        base = {k: v for k, v in now.items() if k not in AWS_CHOSEN.get(kind, ())}
+    last (what the spec asked for then), else the live resource; the live tags either
+    way. Moving to another AZ drops what belongs to the old one (its subnet) unless the
+    plan names the new one."""
+    base = dict(declared if declared is not None else now)
     if now.get("tags") is not None:
         base["tags"] = now["tags"]
+    if "availability_zone" in change.replace_paths:
+        for key in AZ_BOUND.get(kind, ()):
+            if value(change.after, key) is None:
+                base.pop(key, None)
     return base
 
 
@@ -140,7 +142,7 @@ def desired(change: Change, now: dict[str, Any] | None, kind: str,
     if change.actions == (Action.DELETE,):
         return None
     if len(change.actions) == 2 and now is not None:
-        props = _replacement(now, declared, kind)
+        props = _replacement(now, declared, change, kind)
     else:
         props = dict(now or {})
     if isinstance(props.get("tags"), Mapping):
