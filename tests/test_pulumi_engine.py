@@ -417,6 +417,9 @@ class RecordingStacks:
             raise PassFailed(f"the {program} preview was refused")
         log = PassLog()
         log.done = set(stack_inputs.addresses())
+        ops = {"create": "create", "update": "update", "delete": "delete",
+               "replace": "replace", "no-op": "same"}
+        log.planned_ops = {c.address: {ops[c.kind]} for c in checked.changes}
         return log
 
 
@@ -486,3 +489,36 @@ def test_a_refused_storage_pass_fails_its_steps_and_the_build_never_runs():
     assert [p[0] for p in stacks.passes] == ["storage"]
     assert reports and all(isinstance(o, StepFailed) for o in reports.values())
     assert "refused" in str(next(iter(reports.values())))
+
+
+def test_a_step_the_preview_does_not_carry_out_is_never_reported_done():
+    from planner.engines.base import StepFailed
+    from planner.engines.pulumi.engine import PassLog, step_outcome
+
+    log = PassLog()
+    log.planned_ops = {"volume.old": {"same"}, "volume.data": {"create"},
+                       "volume.grown": {"update"}, "volume.swap": {"replace"}}
+    out = step_outcome(("volume.old", Action.DELETE), log, {})
+    assert isinstance(out, StepFailed)
+    assert "does not delete volume.old (it shows same)" in str(out)
+    missing = step_outcome(("volume.gone", Action.DELETE), log, {})
+    assert isinstance(missing, StepFailed) and "shows nothing" in str(missing)
+    assert step_outcome(("volume.data", Action.CREATE), log, {"volume.data": "vol-9"}) == \
+        {"id": "vol-9"}
+    assert step_outcome(("volume.grown", Action.UPDATE), log, {}) == {}
+    assert step_outcome(("volume.swap", Action.DELETE), log, {}) == {}
+    assert step_outcome(("volume.swap", Action.CREATE), log, {}) == {}
+    assert isinstance(step_outcome(("volume.grown", Action.DELETE), log, {}), StepFailed)
+
+
+def test_after_a_failed_up_only_what_its_events_show_done_is_done():
+    from planner.engines.base import StepFailed
+    from planner.engines.pulumi.engine import PassLog, step_outcome
+
+    log = PassLog()
+    log.planned_ops = {"volume.a": {"create"}, "volume.b": {"create"}, "volume.c": {"create"}}
+    log.done, log.failed, log.error = {"volume.a"}, {"volume.b": "quota"}, "update failed"
+    assert step_outcome(("volume.a", Action.CREATE), log, {}) == {}
+    assert "quota" in str(step_outcome(("volume.b", Action.CREATE), log, {}))
+    unknown = step_outcome(("volume.c", Action.CREATE), log, {})
+    assert isinstance(unknown, StepFailed) and "outcome is unknown" in str(unknown)

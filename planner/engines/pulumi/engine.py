@@ -26,11 +26,16 @@ from typing import Any
 from planner.engines.base import StepFailed, Unit
 from planner.engines.pulumi import units as grouping
 from planner.engines.pulumi.backend import WorkspaceSettings, workspace_settings
-from planner.engines.pulumi.preview import PreviewWarning, describe_refusals, review_preview
+from planner.engines.pulumi.preview import (
+    PreviewWarning,
+    describe_refusals,
+    preview_steps,
+    review_preview,
+)
 from planner.engines.pulumi.provider import default_tags, provider_args
 from planner.engines.pulumi.recovery import explain, find_trouble
 from planner.phases import Step
-from planner.plan import Change, Plan, ResourceType
+from planner.plan import Action, Change, Plan, ResourceType
 
 INSTALL_HINT = ("the pulumi engine needs the `pulumi` CLI on PATH and the pulumi-aws "
                 "plugin: install it (https://www.pulumi.com/docs/iac/download-install/, "
@@ -216,13 +221,7 @@ class PulumiEngine:
         self._warn(log)
         ids = self.stacks.ids(program)
         for step in steps:
-            address = step[0]
-            if address in log.failed:
-                report(step, StepFailed(f"pulumi up: {address}: {log.failed[address]}"))
-            elif log.error is not None:
-                report(step, StepFailed(f"pulumi up did not complete: {log.error}"))
-            else:
-                report(step, {"id": ids[address]} if address in ids else {})
+            report(step, step_outcome(step, log, ids))
         if log.error is not None:
             raise PassFailed(f"the {key} pass failed: {log.error}")
 
@@ -243,12 +242,36 @@ class PulumiEngine:
 
 
 class PassLog(EventLog):
-    """One pass's `up` events, its preview's warnings, and `up`'s error if it failed."""
+    """One pass's `up` events, its preview's ops and warnings, `up`'s error if it failed."""
 
     def __init__(self) -> None:
         super().__init__()
         self.error: str | None = None
         self.warnings: tuple[PreviewWarning, ...] = ()
+        self.planned_ops: dict[str, set[str]] = {}     # address -> the preview's ops
+
+
+# the preview ops that carry out a step of each action
+CARRIES = {Action.CREATE: {"create", "create-replacement", "replace"},
+           Action.UPDATE: {"update"},
+           Action.DELETE: {"delete", "delete-replaced", "replace"}}
+
+
+def step_outcome(step: Step, log: PassLog, ids: Mapping[str, str]) -> Any:
+    """Facts for a step the pass carried out, else StepFailed: failed in `up`, `up` cut
+    short before it, or no op of the checked preview carries it out (the journal never
+    says done for what Pulumi did not do)."""
+    address, action = step
+    if address in log.failed:
+        return StepFailed(f"pulumi up: {address}: {log.failed[address]}")
+    if log.error is not None and address not in log.done:
+        return StepFailed(f"pulumi up did not complete ({log.error}); {address}: its "
+                          "outcome is unknown, plan again to see")
+    if not log.planned_ops.get(address, set()) & CARRIES[action]:
+        shown = ", ".join(sorted(log.planned_ops.get(address, ()))) or "nothing"
+        return StepFailed(f"the Pulumi preview does not {action.value} {address} (it "
+                          f"shows {shown}); nothing was done for it")
+    return {"id": ids[address]} if address in ids else {}
 
 
 class AutomationStacks:
@@ -261,6 +284,7 @@ class AutomationStacks:
         self._outputs: dict[str, dict[str, Any]] = {}
         self._prepared: set[str] = set()
         self._lock = threading.Lock()
+        self._pass_lock = threading.Lock()     # one stack pass at a time (inline programs)
 
     def settings(self, program: str) -> WorkspaceSettings:
         spec = self.ctx.spec
@@ -321,6 +345,12 @@ class AutomationStacks:
         """preview (saving the update plan), check it against `checked`, then up --plan.
         Raises PassFailed before `up` when the stack is locked, has pending operations,
         or the preview is refused; `up` failing is in the log (`error`)."""
+        with self._pass_lock:
+            return self._run_pass(program, stack_inputs, checked,
+                                  tolerate_failure=tolerate_failure)
+
+    def _run_pass(self, program: str, stack_inputs: Any, checked: Plan, *,
+                  tolerate_failure: bool) -> PassLog:
         settings = self.settings(program)
         trouble = find_trouble(settings)
         if trouble.found:
@@ -338,6 +368,8 @@ class AutomationStacks:
                 raise PassFailed(describe_refusals(review.refusals))
             log = PassLog()
             log.warnings = review.warnings
+            for ps in preview_steps(seen)[0]:
+                log.planned_ops.setdefault(ps.address, set()).add(ps.op)
             try:
                 stack.up(on_event=log, plan=saved, color="never")
             except Exception as e:
