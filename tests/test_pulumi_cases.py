@@ -48,8 +48,9 @@ def deployed_from_live(state: LiveState, project: str) -> Deployed:
     by_id: dict[str, str] = {}
     for i in state.instances:
         addr = i.tags.get(TAG_ADDRESS)
-        if i.tags.get(TAG_PROJECT) != project or not addr or i.state in GONE or addr in props:
-            continue
+        if (i.tags.get(TAG_PROJECT) != project or not addr or i.state in GONE
+                or addr in props or not addr.startswith("instance.")):
+            continue                    # prewarm's temporary instances are no stack's
         by_id[i.id] = addr
         props[addr] = {"ami": i.ami, "instance_type": i.instance_type,
                        "availability_zone": i.availability_zone, "subnet_id": i.subnet_id,
@@ -93,7 +94,15 @@ def check(plan: Plan, inputs: Inputs, deployed: Deployed) -> None:
     final = resources(inputs)
     ours = {c.address for c in plan.changes
             if c.type.value in FIELDS and "@" not in c.address}
-    assert set(final) <= ours | set(IAM_ADDRESSES)
+    assert set(final) <= ours | set(deployed.addresses) | set(IAM_ADDRESSES)
+    # Pulumi removes what a program leaves out: only what the plan deletes may be left out
+    for address in deployed.addresses - set(final):
+        c = plan.change(address)
+        assert c.actions == (Action.DELETE,) and not c.blocked, address
+    for address in set(deployed.addresses) - set(inputs.compute_teardown.addresses()):
+        if not address.startswith("volume."):
+            c = plan.change(address)
+            assert Action.DELETE in c.actions and not c.blocked, address
     assert set(inputs.compute_teardown.addresses()) <= set(inputs.compute.addresses())
     for stack in stacks(inputs):
         assert StackInputs.from_json(json.loads(json.dumps(stack.to_json()))) == stack

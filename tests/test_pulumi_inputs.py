@@ -411,3 +411,23 @@ def test_after_the_import_pass_a_move_still_drops_the_old_subnet():
     new = res(inputs_for(plan, deployed).compute, "instance.trainer")
     assert new.props["availability_zone"] == "us-east-1b"
     assert "subnet_id" not in new.props
+
+
+def test_what_a_targeted_plan_leaves_out_stays_as_the_stacks_hold_it():
+    spec = make_spec([vol("scratch", 200), vol("other", 50)], [inst(mounts=(MOUNT,))])
+    deployed = first_apply(spec)
+    state = live(
+        volumes=(lvol("vol-1", "volume.scratch", 200, attached_to=(("i-1", "/dev/sdg"),),
+                      extra_tags=mounted_tag("i-1", "/scratch")),
+                 lvol("vol-2", "volume.other", 50)),
+        instances=(linst("i-1", "instance.trainer"),))
+    grown = make_spec([vol("scratch", 200), vol("other", 80)], [inst(mounts=(MOUNT,))])
+    plan = plan_of(grown, state, targets=("volume.other",))
+    assert {c.address for c in plan.changes} == {"volume.other"}
+    inputs = inputs_for(plan, deployed)
+    # Pulumi removes what a program does not declare: everything the stacks hold is there
+    assert set(inputs.storage.addresses()) == {"volume.scratch", "volume.other"}
+    assert set(inputs.compute.addresses()) == {"instance.trainer", "attachment.trainer.scratch"}
+    assert inputs.compute_teardown.addresses() == inputs.compute.addresses()
+    assert res(inputs.storage, "volume.scratch").props == deployed.props["volume.scratch"]
+    assert res(inputs.storage, "volume.other").props["size_gib"] == 80

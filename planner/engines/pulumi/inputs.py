@@ -40,7 +40,7 @@ from planner.live import (
     TAG_PROJECT,
     TAG_PROTECTED,
 )
-from planner.plan import DUPLICATE_MARK, Action, Change, Plan, ResourceType
+from planner.plan import DUPLICATE_MARK, Action, Change, Plan, Reason, ResourceType
 
 FIELDS: dict[str, tuple[str, ...]] = {
     VOLUME: ("availability_zone", "size_gib", "type", "iops", "throughput_mibps",
@@ -213,7 +213,7 @@ class _Build:
     problems: list[str] = field(default_factory=list)
 
     def collect(self) -> None:
-        for c in self.plan.changes:
+        for c in (*self.plan.changes, *self.unmentioned()):
             kind = KINDS.get(c.type)
             if kind is None:
                 continue                            # the data plane's (mount, sync, ...)
@@ -226,6 +226,19 @@ class _Build:
                                        c.address in self.deployed.addresses))
         for e in self.entries:
             self.check(e)
+
+    def unmentioned(self) -> list[Change]:
+        """A no-op for every resource the stacks hold that the plan does not mention (a
+        `--target` plan leaves the rest out): it stays as the stack holds it, never
+        removed because a program did not declare it."""
+        named = {c.address for c in self.plan.changes}
+        out = []
+        for address in sorted(self.deployed.addresses - named):
+            rtype = next((t for t in KINDS if address.startswith(f"{t.value}.")), None)
+            if rtype is not None:
+                out.append(Change(address, rtype, (Action.NOOP,), Reason.NO_CHANGE,
+                                  id=self.deployed.ids.get(address)))
+        return out
 
     def check(self, e: _Entry) -> None:
         """Every resource a pass declares must be fully described; a live one the plan
