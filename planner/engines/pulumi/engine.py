@@ -186,9 +186,14 @@ class PulumiEngine:
         return True
 
     def _say(self, message: str) -> None:
+        """A preview warning: to `options["say"]` when the caller gives one, else stderr."""
         say = (self.ctx.options or {}).get("say")
         if callable(say):
             say(message)
+        else:
+            import sys
+
+            print(message, file=sys.stderr)
 
     def _stack_pass(self, key: str, plan: Plan, steps: list[Step], report: Any) -> None:
         from planner.engines.pulumi.inputs import with_volume_ids
