@@ -136,6 +136,7 @@ def check(plan: Plan, inputs: Inputs, deployed: Deployed) -> None:
         if len(c.actions) == 2 and r is not None:
             assert r.options.delete_before_replace == (c.actions[0] is Action.DELETE)
             assert len(r.options.replace_on_changes) == len(c.replace_paths)
+            assert r.options.import_id is None    # Pulumi never replaces an import
             assert c.address not in inputs.compute_teardown.addresses()
         if Action.CREATE in c.actions and r is not None:
             for k, v in changed(c).items():

@@ -260,18 +260,22 @@ class _Build:
         self.problems.append(f"{e.address} ({', '.join(missing)})")
 
 
-def _options(e: _Entry, props: Mapping[str, Any], *, unprotect: bool = False) -> Options:
+def _options(e: _Entry, props: Mapping[str, Any], *, final: bool = False,
+             unprotect: bool = False) -> Options:
+    """`final`: the pass that carries the change out (a replace happens there, and its
+    new resource is never an import: Pulumi refuses to replace one that names an ID)."""
     protect, retain = guarded(props)
     if unprotect:
         protect = retain = False
     c = e.change
-    replacing = e.carried and len(c.actions) == 2
+    replacing = final and e.carried and len(c.actions) == 2
     names = REPLACE_PROPS.get(e.kind, {})
     ignore = IGNORED if e.kind != ATTACHMENT else ()
     if e.after is None and not e.in_state and e.kind != ATTACHMENT:
         ignore = (*ignore, "tags")      # imported only to be removed: its tags do not matter
     return Options(
-        protect=protect, retain_on_delete=retain, import_id=e.import_id(),
+        protect=protect, retain_on_delete=retain,
+        import_id=None if replacing else e.import_id(),
         replace_on_changes=tuple(names.get(p, p) for p in c.replace_paths) if replacing
         else (),
         delete_before_replace=replacing and c.actions == (Action.DELETE, Action.CREATE),
@@ -283,7 +287,7 @@ def _resource(e: _Entry, props: Mapping[str, Any], **kw: bool) -> Resource:
 
 
 def _final(e: _Entry) -> Resource | None:
-    return None if e.after is None else _resource(e, e.after)
+    return None if e.after is None else _resource(e, e.after, final=True)
 
 
 def _teardown(e: _Entry) -> Resource | None:
