@@ -436,3 +436,18 @@ def test_what_a_targeted_plan_leaves_out_stays_as_the_stacks_hold_it():
     assert inputs.compute_teardown.addresses() == inputs.compute.addresses()
     assert res(inputs.storage, "volume.scratch").props == deployed.props["volume.scratch"]
     assert res(inputs.storage, "volume.other").props["size_gib"] == 80
+
+
+def test_a_protected_resource_outside_the_stacks_is_imported_unprotected_to_be_deleted():
+    tags = {"Name": "llm/volume.old", "trainctl:project": "llm",
+            "trainctl:address": "volume.old", TAG_PERSISTENT: "true"}
+    before = {"id": "vol-1", "size_gib": 100, "type": "gp3", "availability_zone": AZ,
+              "tags": tags}
+    gone = Change("volume.old", ResourceType.VOLUME, (Action.DELETE,),
+                  Reason.DELETE_BECAUSE_NOT_IN_SPEC, id="vol-1", before=frozen(before))
+    plan = replace(plan_of(make_spec(), live()), changes=(gone,))
+    inputs = inputs_for(plan)
+    old = res(inputs.storage_prepare, "volume.old")
+    assert old.options.import_id == "vol-1"
+    assert old.options.protect is False and old.options.retain_on_delete is False
+    assert inputs.unprotect == ("volume.old",) and inputs.storage.addresses() == ()

@@ -348,8 +348,9 @@ def inputs_for(plan: Plan, deployed: Deployed | None = None, *,
             "the plan does not carry the live inputs the Pulumi stacks need for "
             f"{first_few(b.problems)}; these are not in the stacks yet: apply this plan "
             "with --engine direct, or import them with a plan that leaves them unchanged")
-    unprotect = {e.address for e in b.entries
-                 if e.removes and e.in_state and guarded(e.now)[0]}
+    # held (or imported) unprotected until this apply removes it: Pulumi refuses to delete
+    # a protected resource and keeps a retained one
+    unprotect = {e.address for e in b.entries if e.removes and guarded(e.now)[0]}
     imports = {e.address for e in b.entries if e.carried and e.import_id()}
     storage = [e for e in b.entries if e.kind == VOLUME]
     compute = [e for e in b.entries if e.kind != VOLUME]
