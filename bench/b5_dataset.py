@@ -8,10 +8,11 @@ it, run by the executor); then the dataset recorded as synced exactly as the syn
 records it after a successful sync (`direct_data.record_digest`: the instance's
 `trainctl:dataset-digest` tag gets `ds=sha256:<32 hex>` of the listing's manifest).
 
-Measured in a fresh process, through the CLI's own path (`make_plan`, as `trainctl plan`
-runs it): the plan (every change must be a no-op), the API calls by operation (no SSM
-operation; the S3 side is one ListObjectsV2 page per 1,000 objects), whether planning
-imported the SSM module or ran a script at all, and the wall time of the listing alone.
+Measured in a fresh process, through the CLI's own path (`planner.workflow.make_plan`, as
+`trainctl plan` runs it): the plan (every change must be a no-op), the API calls by
+operation (no SSM operation; the S3 side is one ListObjectsV2 page per 1,000 objects),
+whether planning imported the SSM module or ran a script at all, and the wall time of the
+listing alone.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def plan_worker(endpoint: str, spec_path: str) -> dict[str, Any]:
     """Runs in a fresh process: plan as `trainctl plan --endpoint-url` does."""
     from planner.aws import session
     from planner.cli import Options
-    from planner.commands.plan import make_plan
+    from planner.workflow import PlanRequest, make_plan
 
     contexts: list[Any] = []
     real_connect = session.connect
@@ -118,7 +119,8 @@ def plan_worker(endpoint: str, spec_path: str) -> dict[str, Any]:
     session.connect = capturing_connect   # to read the call counter of the plan's context
     opts = Options(file=spec_path, region=None, endpoint_url=endpoint, no_color=True)
     t0 = time.perf_counter()
-    spec, _graph, live, plan = make_plan(opts)
+    outcome = make_plan(PlanRequest(opts))
+    spec, live, plan = outcome.spec, outcome.live, outcome.plan
     plan_s = time.perf_counter() - t0
     calls: Counter[str] = Counter()
     for aws in contexts:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from dataclasses import dataclass
 
 import click
 
 from planner.errors import TrainctlError
+from planner.options import Options
+
+__all__ = ["Options", "cli", "main"]
 
 COMMANDS = {
     "validate": "Check the spec: exit 0 valid, 1 invalid.",
@@ -28,21 +30,6 @@ COMMANDS = {
     "lock": "The apply lock: status | release LOCK_ID.",
     "iam-policy": "Print the least-privilege IAM policy trainctl itself needs.",
 }
-
-
-@dataclass(frozen=True)
-class Options:
-    """Global options, passed to every subcommand as `ctx.obj`."""
-
-    file: str
-    region: str | None
-    endpoint_url: str | None
-    no_color: bool
-
-    @property
-    def state_dir(self) -> str:
-        """`.trainctl/` beside the spec file."""
-        return os.path.join(os.path.dirname(os.path.abspath(self.file)), ".trainctl")
 
 
 class LazyGroup(click.Group):

@@ -11,14 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from planner.commands.apply import (
-    ApplyRefused,
-    check_engine,
-    check_saved_plan,
-    save_plan,
-    stop_on_sigint,
-    with_fresh_changes,
-)
 from planner.errors import StalePlanError
 from planner.plan import (
     Action,
@@ -30,6 +22,9 @@ from planner.plan import (
     Rule,
     plan_from_json,
 )
+from planner.workflow import ApplyRefused, PlainConsole
+from planner.workflow.applying import check_engine, stop_on_sigint
+from planner.workflow.saved import check_saved_plan, save_plan, with_fresh_changes
 
 PERSISTENT = Block(Rule.PERSISTENT, "volume.data is persistent; name it with --allow-delete")
 
@@ -137,7 +132,7 @@ def test_save_plan_writes_a_readable_plan_file(tmp_path: Path) -> None:
 def test_first_ctrl_c_sets_stop_second_interrupts() -> None:
     stop = threading.Event()
     before = signal.getsignal(signal.SIGINT)
-    with stop_on_sigint(stop):
+    with stop_on_sigint(stop, PlainConsole()):
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.wait(5)
         with pytest.raises(KeyboardInterrupt):

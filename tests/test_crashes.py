@@ -45,8 +45,8 @@ DELAYS = [0.1, 0.2, 0.3]
 def _in_execution_order(d: Path, endpoint: str,
                         points: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """`points` sorted as apply --parallelism 1 runs the steps (the executor's order)."""
-    from planner.commands.show import read_plan_file
     from planner.phases import phase_graph, step_order
+    from planner.workflow.saved import read_plan_file
 
     r = run_cli("--endpoint-url", endpoint, "plan", "-o", "order.json", cwd=d)
     assert r.returncode == 0, r.stderr

@@ -12,9 +12,9 @@ import pytest
 from conftest import run_cli
 
 from planner.cli import Options
-from planner.commands.plan import make_plan
 from planner.plan import SUMMARY_KEYS, Rule, plan_from_json
 from planner.rules import Overrides
+from planner.workflow import PlanRequest, make_plan
 
 AZ = "us-east-1a"
 MOTO_AMI = "ami-760aaa0f"      # in moto's default AMI list
@@ -258,12 +258,13 @@ def test_make_plan_digests_are_stable_across_reads(tmp_path: Path, moto_endpoint
     vid = seed_volume(ec2, "volume.scratch")
     opts = Options(file=str(spec_file), region=None, endpoint_url=moto_endpoint, no_color=True)
     t0 = datetime(2026, 11, 22, 21, 0, tzinfo=UTC)
-    _, _, live1, p1 = make_plan(opts, now=t0)
-    _, _, _, p2 = make_plan(opts, now=t0.replace(minute=7))
+    first = make_plan(PlanRequest(opts, now=t0))
+    live1, p1 = first.live, first.plan
+    p2 = make_plan(PlanRequest(opts, now=t0.replace(minute=7))).plan
     assert (p1.live_digest, p1.spec_digest) == (p2.live_digest, p2.spec_digest)
     assert live1.api_calls > 0
     ec2.create_tags(Resources=[vid], Tags=[{"Key": "trainctl:mounted", "Value": "i-1:/x"}])
-    _, _, _, p3 = make_plan(opts, now=t0)
+    p3 = make_plan(PlanRequest(opts, now=t0)).plan
     assert p3.live_digest != p1.live_digest and p3.spec_digest == p1.spec_digest
 
 
@@ -274,9 +275,9 @@ def test_make_plan_with_overrides_and_min_age(tmp_path: Path, moto_endpoint: str
     opts = Options(file=str(tmp_path / "trainctl.yaml"), region=None,
                    endpoint_url=moto_endpoint, no_color=True)
     now = datetime.now(UTC)
-    _, _, _, plan = make_plan(opts, now=now)
+    plan = make_plan(PlanRequest(opts, now=now)).plan
     assert [b.rule for b in plan.change("volume.young").blocked_by] == [Rule.MIN_AGE]
-    _, _, _, forced = make_plan(opts, now=now, overrides=Overrides(force=True))
+    forced = make_plan(PlanRequest(opts, now=now, overrides=Overrides(force=True))).plan
     assert not forced.change("volume.young").blocked
 
 

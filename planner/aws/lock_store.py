@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from planner.lock import LockError, LockInfo, Say, held_error, quiet, takeover_message
+from planner.lock import (
+    LocalLock,
+    Lock,
+    LockError,
+    LockInfo,
+    Say,
+    held_error,
+    quiet,
+    takeover_message,
+)
 
 
 def _client_error_code(e: Exception) -> tuple[str, int]:
@@ -99,3 +108,14 @@ class S3Lock:
                 raise LockError(f"lock id {lock_id} does not match: the lock {self.where} is "
                                 f"{current.describe()}")
             self._delete(etag)
+
+
+def open_lock(state: str | None, state_dir: str, endpoint_url: str | None,
+              region: str) -> Lock:
+    """The lock a command uses: S3 under an s3:// `state:` prefix, else STATE_DIR/lock."""
+    if state and state.startswith("s3://"):
+        from planner.aws.session import open_aws
+
+        aws, _how = open_aws(endpoint_url, state_dir, region)
+        return S3Lock(aws.s3, state)
+    return LocalLock(state_dir)

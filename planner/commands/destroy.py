@@ -33,9 +33,11 @@ def command(ctx: click.Context, auto_approve: bool, targets: tuple[str, ...],
       trainctl destroy --target instance.trainer
       trainctl destroy --allow-delete volume.imagenet-cache   (also that volume)
     """
-    from planner.commands import apply
+    from planner.commands.apply import run_apply, stop_training_addresses
+    from planner.rules import Overrides
+    from planner.workflow import ApplyRequest
 
-    ctx.invoke(apply.command, planfile=None, auto_approve=auto_approve,
-               parallelism=parallelism, engine_name="direct", force=force,
-               allow_delete=allow_delete, allow_cost=True, destroy=True, targets=targets,
-               stop_training=stop_training)
+    overrides = Overrides(force=force, allow_delete=frozenset(allow_delete), allow_cost=True,
+                          stop_training=stop_training_addresses(stop_training))
+    run_apply(ApplyRequest(ctx.obj, auto_approve=auto_approve, parallelism=parallelism,
+                           overrides=overrides, destroy=True, targets=targets))

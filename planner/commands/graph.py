@@ -23,9 +23,9 @@ FORMATS = ("dot", "mermaid", "json", "svg", "png")
 def command(opts: Options, fmt: str, out: str | None, plan_file: str | None) -> None:
     """Export the dependency graph."""
     from planner import export
-    from planner.commands.show import read_plan_file
     from planner.graph import build_graph
     from planner.loader import load_spec
+    from planner.workflow.saved import read_plan_file
 
     spec = load_spec(opts.file)
     graph = build_graph(spec)

@@ -12,16 +12,10 @@ from planner.lock import Lock
 
 def lock_for_options(opts: Options, state: str | None, region: str | None) -> Lock:
     """The lock a command uses: S3 under an s3:// `state:` prefix, else STATE_DIR/lock."""
-    from planner.lock import LocalLock
+    from planner.aws.lock_store import open_lock
 
-    if state and state.startswith("s3://"):
-        from planner.aws.lock_store import S3Lock
-        from planner.aws.session import open_aws
-
-        aws, _how = open_aws(opts.endpoint_url, opts.state_dir,
-                             opts.region or region or "us-east-1")
-        return S3Lock(aws.s3, state)
-    return LocalLock(opts.state_dir)
+    return open_lock(state, opts.state_dir, opts.endpoint_url,
+                     opts.region or region or "us-east-1")
 
 
 def _lock(opts: Options) -> Lock:

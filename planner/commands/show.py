@@ -7,26 +7,9 @@ import sys
 import click
 
 from planner.cli import Options
-from planner.errors import PlanFileError, TrainctlError
 from planner.jsontext import dumps_indent2
-from planner.plan import Plan, plan_from_json, plan_to_json
-
-
-def read_plan_file(path: str) -> Plan:
-    """Read, check (planner.fileschemas.plan_schema) and parse a plan file; every failure
-    is a TrainctlError naming the file and, for a bad value, the field."""
-    from planner.filecheck import read_json
-
-    doc = read_json(path, "plan file")
-    if isinstance(doc, dict) and "format_version" not in doc:
-        raise TrainctlError(f"{path}: not a trainctl plan: no format_version")
-    try:
-        return plan_from_json(doc)
-    except PlanFileError as e:
-        head, *lines = str(e).split("\n")
-        raise TrainctlError("\n".join(f"{path}: {line}" for line in [head, *lines])) from None
-    except RecursionError:
-        raise TrainctlError(f"{path}: corrupt plan file: nested too deeply") from None
+from planner.plan import plan_to_json
+from planner.workflow.saved import read_plan_file
 
 
 @click.command("show")
