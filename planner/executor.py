@@ -37,7 +37,7 @@ from planner.plan import Action, Change, Plan
 from planner.rules import depends_on_block, propagate_blocks
 
 __all__ = ["PlanOrderError", "StepGuard", "StepStatus", "execute", "phase_graph",
-           "phases_of", "step_order", "unit_graph"]
+           "phase_graph_of", "phases_of", "step_order", "unit_graph"]
 
 
 class StepStatus(StrEnum):
@@ -247,10 +247,11 @@ class _Run:
     """One execution: the graphs, the per-step results, the events."""
 
     def __init__(self, changes: tuple[Change, ...], engine: Engine, guards: StepGuard | None,
-                 journal: Journal | None, on_event: Callable[[StepEvent], None] | None):
+                 journal: Journal | None, on_event: Callable[[StepEvent], None] | None,
+                 graph: nx.DiGraph | None = None):
         self.changes = changes
         self.by_addr = {c.address: c for c in changes}
-        self.g = phase_graph(changes)
+        self.g = graph if graph is not None else phase_graph(changes)
         self.order = step_order(self.g)
         self.position = {n: i for i, n in enumerate(self.order)}
         self.engine, self.guards = engine, guards
@@ -456,12 +457,26 @@ class _Run:
                                refused=self.refused)
 
 
+def _blocks_propagated(plan: Plan | Iterable[Change]) -> tuple[Change, ...]:
+    """What waits for a blocked change is blocked too (the diff did it already; a plan
+    built by hand gets the same treatment)."""
+    return tuple(propagate_blocks(plan.changes if isinstance(plan, Plan) else tuple(plan)))
+
+
+def phase_graph_of(plan: Plan | Iterable[Change]) -> nx.DiGraph:
+    """The phase graph `execute` runs for `plan`."""
+    return phase_graph(_blocks_propagated(plan))
+
+
 def execute(plan: Plan | Iterable[Change], engine: Engine | Any, *,
             guards: StepGuard | None = None, parallelism: int = 10,
             journal: Journal | None = None, on_event: Callable[[StepEvent], None] | None = None,
-            stop: threading.Event | None = None) -> ExecutionResult:
+            stop: threading.Event | None = None,
+            graph: nx.DiGraph | None = None) -> ExecutionResult:
     """Run every non-blocked, non-no-op change of `plan` through `engine`'s units, each
     step checked by `guards` first (planner.guards.Guards; None: no guards, tests only).
+    `graph`: `phase_graph_of(plan)` when the caller built it already (apply shows its
+    steps as progress first), so it is built once.
 
     `engine` may also be an object with only `apply(change, action)` (one unit per
     step). Raises PlanOrderError, before anything runs, when the steps or the engine's
@@ -471,10 +486,8 @@ def execute(plan: Plan | Iterable[Change], engine: Engine | Any, *,
     """
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
-    # what waits for a blocked change is blocked too (the diff did it already; a plan
-    # built by hand gets the same treatment)
-    changes = propagate_blocks(plan.changes if isinstance(plan, Plan) else tuple(plan))
-    run = _Run(tuple(changes), _unit_engine(engine), guards, journal, on_event)
+    changes = _blocks_propagated(plan)
+    run = _Run(changes, _unit_engine(engine), guards, journal, on_event, graph)
     run.record_blocked()
     run.loop(parallelism, stop or threading.Event())
     return run.finish()

@@ -35,6 +35,7 @@ project: wftest
 region: us-east-1
 defaults:
   availability_zone: us-east-1a
+  min_age_minutes: 0
 volumes:
   scratch:
     size_gib: 20

@@ -261,7 +261,7 @@ def _fresh_plan(request: ApplyRequest, spec: Spec, saved: Plan | None,
 def run_plan(request: ApplyRequest, spec: Spec, plan: Plan, region: str,
              console: Console) -> ApplyOutcome:
     """Execute `plan` with the journal and progress."""
-    from planner.executor import execute, phase_graph, step_order
+    from planner.executor import execute, phase_graph_of, step_order
     from planner.journal import Journal, journal_path
     from planner.workflow.saved import save_plan
 
@@ -269,13 +269,14 @@ def run_plan(request: ApplyRequest, spec: Spec, plan: Plan, region: str,
     save_plan(plan, opts.state_dir)
     list_blocked(plan, console)
     engine = make_engine(opts, spec, plan, request.overrides, region, request.engine)
-    steps = step_order(phase_graph(plan.changes))
+    graph = phase_graph_of(plan)                  # once: the progress rows and the run
+    steps = step_order(graph)
     stop = threading.Event()
     path = journal_path(opts.state_dir, plan.plan_id)
     with Journal(path, plan.plan_id) as journal, stop_on_sigint(stop, console), \
             console.progress(steps) as progress:
         result = execute(plan, engine, parallelism=request.parallelism, journal=journal,
-                         on_event=progress, stop=stop)
+                         on_event=progress, stop=stop, graph=graph)
     for s in result.steps:
         if s.status == "failed":
             console.err(f"failed: {s.action.value} {s.address}: {s.message}")
