@@ -253,10 +253,15 @@ class ReplayStack:
     """`pulumi.automation.Stack`'s preview/up/outputs, replaying event logs given as the
     CLI writes them (SDK JSON form). Records the calls."""
 
-    def __init__(self, preview_log, up_log, outputs=None):
+    def __init__(self, preview_log, up_log, deployment=None):
         self.preview_log, self.up_log = preview_log, up_log
-        self.outputs_value = outputs or {}
+        self.deployment = deployment or {"resources": []}
         self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def export_stack(self):
+        from pulumi.automation import Deployment
+
+        return Deployment(version=3, deployment=self.deployment)
 
     def preview(self, **kw):
         from pulumi.automation import EngineEvent
@@ -276,8 +281,6 @@ class ReplayStack:
         if any("resOpFailedEvent" in d for d in self.up_log):
             raise RuntimeError("update failed")
 
-    def outputs(self):
-        return self.outputs_value
 
 
 def _stacks(tmp_path, stack):
@@ -522,3 +525,35 @@ def test_after_a_failed_up_only_what_its_events_show_done_is_done():
     assert "quota" in str(step_outcome(("volume.b", Action.CREATE), log, {}))
     unknown = step_outcome(("volume.c", Action.CREATE), log, {})
     assert isinstance(unknown, StepFailed) and "outcome is unknown" in str(unknown)
+
+
+def test_pending_operations_in_the_stacks_export_stop_the_pass_before_preview(tmp_path):
+    from planner.engines.pulumi.engine import PassFailed
+
+    urn = "urn:pulumi:llm-finetune::trainctl-storage::aws:ebs/volume:Volume::volume.data"
+    stack = ReplayStack([], [], deployment={"resources": [], "pending_operations": [
+        {"resource": {"urn": urn, "type": "aws:ebs/volume:Volume"}, "type": "creating"}]})
+    stacks, plan = _stacks(tmp_path, stack)
+    with pytest.raises(PassFailed) as e:
+        stacks.run_pass("storage", None, plan)
+    assert "1 pending operation(s)" in str(e.value) and "creating volume.data" in str(e.value)
+    assert stack.calls == []
+
+
+def test_ids_come_from_the_stacks_state():
+    pytest.importorskip("pulumi")
+    from planner.engines.pulumi.engine import AutomationStacks
+
+    urn = "urn:pulumi:p::trainctl-storage::aws:ebs/volume:Volume::volume.data"
+    stack = ReplayStack([], [], deployment={"resources": [
+        {"urn": urn, "type": "aws:ebs/volume:Volume", "id": "vol-0abc",
+         "inputs": {"availabilityZone": "us-east-1a", "size": 10}}]})
+
+    class Stacks(AutomationStacks):
+        def stack(self, program, stack_inputs=None):
+            return stack
+
+    stacks = Stacks(_ctx(ordered_plan(), state_dir="/nonexistent"))
+    assert stacks.ids("storage") == {"volume.data": "vol-0abc"}
+    assert stacks.volume_ids() == {"volume.data": "vol-0abc"}
+    assert "volume.data" in stacks.deployed().addresses

@@ -33,7 +33,7 @@ from planner.engines.pulumi.preview import (
     review_preview,
 )
 from planner.engines.pulumi.provider import default_tags, provider_args
-from planner.engines.pulumi.recovery import explain, find_trouble
+from planner.engines.pulumi.recovery import StackTrouble, explain, find_trouble, pending_of
 from planner.phases import Step
 from planner.plan import Action, Change, Plan, ResourceType
 
@@ -286,7 +286,7 @@ class AutomationStacks:
     def __init__(self, ctx: Any):
         self.ctx = ctx
         self.plan: Plan = ctx.plan
-        self._outputs: dict[str, dict[str, Any]] = {}
+        self._deployments: dict[str, Mapping[str, Any]] = {}
         self._prepared: set[str] = set()
         self._lock = threading.Lock()
         self._pass_lock = threading.Lock()     # one stack pass at a time (inline programs)
@@ -320,21 +320,25 @@ class AutomationStacks:
             stack_name=settings.stack, project_name=settings.project_name,
             program=run_program, opts=workspace_options(settings))
 
-    def outputs(self, program: str) -> dict[str, Any]:
+    def deployment(self, program: str) -> Mapping[str, Any]:
+        """The stack's state (`stack export`): the truth after a crash, which outputs are
+        not (a finished `up` writes them)."""
         with self._lock:
-            if program not in self._outputs:
-                self._outputs[program] = {k: getattr(v, "value", v)
-                                          for k, v in self.stack(program).outputs().items()}
-            return self._outputs[program]
+            if program not in self._deployments:
+                exported = self.stack(program).export_stack()
+                self._deployments[program] = dict(getattr(exported, "deployment", None)
+                                                  or {})
+            return self._deployments[program]
 
     def deployed(self) -> Any:
-        from planner.engines.pulumi.schema import Deployed
+        from planner.engines.pulumi.state import from_deployment
 
-        return Deployed.from_outputs(self.outputs("storage"), self.outputs("compute"))
+        return from_deployment(self.deployment("storage"), self.deployment("compute"))
 
     def ids(self, program: str) -> dict[str, str]:
-        return {k: str(v["id"]) for k, v in self.outputs(program).items()
-                if isinstance(v, Mapping) and v.get("id")}
+        from planner.engines.pulumi.state import from_deployment
+
+        return dict(from_deployment(self.deployment(program)).ids)
 
     def volume_ids(self) -> dict[str, str]:
         return {k: v for k, v in self.ids("storage").items() if k.startswith("volume.")}
@@ -360,6 +364,10 @@ class AutomationStacks:
         trouble = find_trouble(settings)
         if trouble.found:
             raise PassFailed(explain(trouble, settings.backend_url))
+        pending = pending_of(self.deployment(program))     # any backend, S3 included
+        if pending:
+            raise PassFailed(explain(StackTrouble(settings.qualified_stack, (),
+                                                  tuple(pending)), settings.backend_url))
         stack = self.stack(program, stack_inputs)
         with tempfile.TemporaryDirectory(prefix="trainctl-pulumi-") as tmp:
             saved = os.path.join(tmp, "update-plan.json")
@@ -382,5 +390,5 @@ class AutomationStacks:
                     raise PassFailed(f"pulumi up of {settings.qualified_stack}: {e}") from e
                 log.error = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
         with self._lock:
-            self._outputs.pop(program, None)
+            self._deployments.pop(program, None)
         return log
