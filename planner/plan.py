@@ -11,7 +11,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from planner.errors import PlanFileError
-from planner.vocab import FORMAT_VERSION, SUMMARY_KEYS, Action, Reason, ResourceType, Rule
+from planner.payloads import Payload, PayloadError, from_json, payload_from_json
+from planner.vocab import (
+    FORMAT_VERSION,
+    SUMMARY_KEYS,
+    Action,
+    ChangeKind,
+    Reason,
+    ResourceType,
+    Rule,
+)
+
+REPLACE_REASONS = frozenset({Reason.REPLACE_BECAUSE_CANNOT_UPDATE,
+                             Reason.REPLACE_BECAUSE_DEPENDENCY_REPLACED})
+REPLACE_ACTIONS = ((Action.DELETE, Action.CREATE), (Action.CREATE, Action.DELETE))
 
 DUPLICATE_MARK = "@"     # `volume.V@vol-...`: a second live resource carrying volume.V
 
@@ -46,18 +59,33 @@ class Change:
     actions: tuple[Action, ...]
     reason: Reason
     id: str | None = None
-    before: Mapping[str, Any] | None = None
-    after: Mapping[str, Any] | None = None
+    # a Payload (planner.payloads) or None. TEMPORARY: typed Any while old code still
+    # passes plain mappings (coerced below); `Payload | None` once the shim goes.
+    before: Any = None
+    after: Any = None
     replace_paths: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
     blocked_by: tuple[Block, ...] = ()
 
+    def __post_init__(self) -> None:
+        # TEMPORARY: old code passes plain mappings; they become the type's payload
+        for side in ("before", "after"):
+            value = getattr(self, side)
+            if value is not None and not isinstance(value, Payload):
+                object.__setattr__(self, side, payload_from_json(self.type, value))
+            elif value is not None and self.type != value.TYPE:
+                raise PayloadError(f"{self.address}: {side}: a {value.TYPE} payload on a "
+                                   f"{self.type} change")
+        problem = contract_problem(self)
+        if problem is not None:
+            raise ChangeContractError(self.address, problem)
+
     @property
-    def kind(self) -> str:
+    def kind(self) -> ChangeKind:
         """One of create/update/replace/delete/no-op (the summary's keys)."""
         if len(self.actions) == 2:
-            return "replace"
-        return self.actions[0].value
+            return ChangeKind.REPLACE
+        return ChangeKind(self.actions[0].value)
 
     @property
     def blocked(self) -> bool:
@@ -75,14 +103,58 @@ class Change:
     def deleted_objects(self) -> tuple[int, int]:
         """(objects, bytes) this change deletes under an S3 prefix: the stale objects an
         upload removes from a dataset's stage (`delete_objects`, `delete_bytes`)."""
-        after = self.after or {}
-        n, b = after.get("delete_objects"), after.get("delete_bytes")
+        after = self.after
+        n = getattr(after, "delete_objects", None)
+        b = getattr(after, "delete_bytes", None)
         return (n if isinstance(n, int) else 0, b if isinstance(b, int) else 0)
 
     @property
     def name(self) -> str:
         """The address without its type: `trainer.scratch` for `attachment.trainer.scratch`."""
         return self.address.split(".", 1)[1]
+
+
+class ChangeContractError(ValueError):
+    """A change that breaks Terraform's contract between its actions and payloads."""
+
+    def __init__(self, address: str, problem: str):
+        super().__init__(f"{address}: {problem}")
+        self.address, self.problem = address, problem
+
+
+def contract_problem(c: Change) -> str | None:
+    """What is wrong with C's actions, payloads and replace paths, or None: a create has
+    no `before`, a delete no `after`, a no-op changes nothing (`before`, when shown,
+    equals `after`), a replace (two actions) names its replace_paths or a replace
+    reason."""
+    actions = c.actions
+    if not actions or len(actions) > 2:
+        return f"{len(actions)} actions (a change has one, or two for a replace)"
+    if len(actions) == 2:
+        if actions not in REPLACE_ACTIONS:
+            return (f"actions {'+'.join(a.value for a in actions)} are no replace "
+                    f"(delete+create or create+delete)")
+        if not c.replace_paths and c.reason not in REPLACE_REASONS:
+            return (f"a replace names no replace_paths and its reason {c.reason.value} is "
+                    f"not a replace reason")
+        return None
+    action = actions[0]
+    if c.replace_paths:
+        return f"a {action.value} has replace_paths ({', '.join(c.replace_paths)})"
+    if action is Action.CREATE and c.before is not None and not _gone_before(c):
+        return "a create has no before (there is nothing yet)"
+    if action is Action.DELETE and c.after is not None:
+        return "a delete has no after (nothing is left)"
+    if action is Action.NOOP and c.before is not None and c.before != c.after:
+        return "a no-op changes nothing, yet its before and after differ"
+    return None
+
+
+def _gone_before(c: Change) -> bool:
+    """TEMPORARY, until the diff package lands: the diff shows a resource deleted
+    outside trainctl as the create's `before` ({id, state})."""
+    return (c.reason is Reason.CREATE_BECAUSE_DELETED_OUTSIDE and c.before is not None
+            and set(c.before.keys()) <= {"id", "state"})
 
 
 @dataclass(frozen=True)
@@ -209,8 +281,8 @@ def change_to_json(c: Change) -> dict[str, Any]:
         "actions": [a.value for a in c.actions],
         "reason": c.reason.value,
         "id": c.id,
-        "before": None if c.before is None else dict(c.before),
-        "after": None if c.after is None else dict(c.after),
+        "before": None if c.before is None else c.before.to_json(),
+        "after": None if c.after is None else c.after.to_json(),
         "replace_paths": list(c.replace_paths),
         "depends_on": list(c.depends_on),
         "blocked_by": [{"rule": b.rule.value, "message": b.message} for b in c.blocked_by],
@@ -280,6 +352,37 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
     }
 
 
+def change_from_json(c: Mapping[str, Any], index: int = 0) -> Change:
+    """One change of a plan file; PlanFileError names its address and what is wrong
+    (a payload that does not fit its type, a change that breaks the contract)."""
+    address = str(c["address"])
+    where = f"changes[{index}] {address}"
+    rtype = ResourceType(c["type"])
+    sides: dict[str, Payload | None] = {}
+    for side in ("before", "after"):
+        try:
+            sides[side] = from_json(rtype, c.get(side))
+        except PayloadError as e:
+            raise PlanFileError(f"{where}: {side}: {e}") from None
+    try:
+        return Change(
+            address=address,
+            type=rtype,
+            actions=tuple(Action(a) for a in c["actions"]),
+            reason=Reason(c["reason"]),
+            id=c.get("id"),
+            before=sides["before"],
+            after=sides["after"],
+            replace_paths=tuple(c.get("replace_paths", ())),
+            depends_on=tuple(c.get("depends_on", ())),
+            blocked_by=tuple(
+                Block(Rule(b["rule"]), str(b["message"])) for b in c.get("blocked_by", ())
+            ),
+        )
+    except ChangeContractError as e:
+        raise PlanFileError(f"{where}: {e.problem}") from None
+
+
 def plan_from_json(doc: Any) -> Plan:
     """Parse a plan file's JSON; raise PlanFileError on anything foreign or corrupt."""
     if not isinstance(doc, dict):
@@ -300,23 +403,7 @@ def plan_from_json(doc: Any) -> Plan:
         raise PlanFileError("not a valid plan file:\n" + "\n".join(
             f"{field_name(p)}: {m}" for p, m in issues[:20]))
     try:
-        changes = tuple(
-            Change(
-                address=str(c["address"]),
-                type=ResourceType(c["type"]),
-                actions=tuple(Action(a) for a in c["actions"]),
-                reason=Reason(c["reason"]),
-                id=c.get("id"),
-                before=c.get("before"),
-                after=c.get("after"),
-                replace_paths=tuple(c.get("replace_paths", ())),
-                depends_on=tuple(c.get("depends_on", ())),
-                blocked_by=tuple(
-                    Block(Rule(b["rule"]), str(b["message"])) for b in c.get("blocked_by", ())
-                ),
-            )
-            for c in doc["changes"]
-        )
+        changes = tuple(change_from_json(c, i) for i, c in enumerate(doc["changes"]))
         cost = doc.get("cost", {})
         options = doc.get("options", {})
         plan = Plan(

@@ -18,6 +18,16 @@ class Action(StrEnum):
     DELETE = "delete"
 
 
+class ChangeKind(StrEnum):
+    """What a change does as a whole: its actions read together (the summary's keys)."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    NOOP = "no-op"
+
+
 class ResourceType(StrEnum):
     DATASET = "dataset"
     VOLUME = "volume"
@@ -66,4 +76,4 @@ class Rule(StrEnum):
     FOREIGN_OBJECTS = "foreign-objects"  # a warning only: stage objects trainctl keeps
 
 
-SUMMARY_KEYS = ("create", "update", "replace", "delete", "no-op", "blocked")
+SUMMARY_KEYS = (*(k.value for k in ChangeKind), "blocked")

@@ -75,11 +75,12 @@ def test_edited_changes_are_refused() -> None:
 
 def test_an_edited_before_or_after_is_refused() -> None:
     """Ids, tags and other data the engine acts on: any edit is refused, not only actions."""
-    fresh = _plan(replace(_delete("volume.data"), before={"volume_id": "vol-1"}))
-    edited = _plan(replace(_delete("volume.data"), before={"volume_id": "vol-foreign"}))
+    fresh = _plan(replace(_delete("volume.data"), before={"id": "vol-1"}))
+    edited = _plan(replace(_delete("volume.data"), before={"id": "vol-foreign"}))
     with pytest.raises(StalePlanError, match=r"was it edited\?\): volume.data"):
         check_saved_plan(edited, fresh)
-    tags = _plan(replace(_delete("volume.data"), after={"tags": {"trainctl:persistent": None}}))
+    tags = _plan(replace(_delete("volume.data"), before={
+        "id": "vol-1", "tags": {"trainctl:persistent": None}}))
     with pytest.raises(StalePlanError, match="was it edited"):
         check_saved_plan(tags, fresh)
     check_saved_plan(fresh, fresh)

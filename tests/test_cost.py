@@ -57,7 +57,8 @@ def change(address: str, actions: tuple[Action, ...], *, id: str | None = None,
            after: dict[str, object] | None = None, blocked: bool = False) -> Change:
     rtype = ResourceType(address.split(".")[0])
     return Change(address=address, type=rtype, actions=actions,
-                  reason=Reason.CREATE_BECAUSE_MISSING, id=id, after=after,
+                  reason=Reason.REPLACE_BECAUSE_CANNOT_UPDATE if len(actions) == 2
+                  else Reason.CREATE_BECAUSE_MISSING, id=id, after=after,
                   blocked_by=(Block(Rule.PERSISTENT, "kept"),) if blocked else ())
 
 

@@ -31,7 +31,8 @@ def change(address: str, *actions: Action, deps: tuple[str, ...] = (),
     rtype = ResourceType(address.split(".", 1)[0])
     blocks = (Block(Rule.PERSISTENT, blocked),) if blocked else ()
     return Change(address=address, type=rtype, actions=tuple(actions or (C,)),
-                  reason=Reason.CREATE_BECAUSE_MISSING, depends_on=deps, blocked_by=blocks)
+                  reason=Reason.REPLACE_BECAUSE_CANNOT_UPDATE if len(actions) == 2
+                  else Reason.CREATE_BECAUSE_MISSING, depends_on=deps, blocked_by=blocks)
 
 
 class FakeEngine:

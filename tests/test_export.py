@@ -106,8 +106,10 @@ def make_plan(g: nx.DiGraph) -> Plan:
     changes = []
     for addr in sorted(g.nodes):
         actions, blocks = kinds.get(addr, ((N,), ()))
+        reason = Reason.REPLACE_BECAUSE_CANNOT_UPDATE if len(actions) == 2 else (
+            Reason.NO_CHANGE)
         changes.append(Change(addr, ResourceType(g.nodes[addr]["type"]), actions,
-                              Reason.NO_CHANGE, depends_on=tuple(sorted(g.predecessors(addr))),
+                              reason, depends_on=tuple(sorted(g.predecessors(addr))),
                               blocked_by=blocks))
     changes.append(Change("volume.old-cache", ResourceType.VOLUME, (D,),
                           Reason.DELETE_BECAUSE_NOT_IN_SPEC, id="vol-0abc",

@@ -401,11 +401,11 @@ def test_unset_values_are_hidden_and_new_ids_are_known_after_apply() -> None:
     create = Change(
         address="attachment.t.v", type=ResourceType.ATTACHMENT, actions=(Action.CREATE,),
         reason=Reason.CREATE_BECAUSE_MISSING,
-        after={"device": "/dev/sdf", "iops": None, "instance_id": None, "volume_id": None},
+        after={"device": None, "instance": "t", "instance_id": None, "volume_id": None},
     )
     plan = Plan(project="p", region="us-east-1", created_at="2026-11-22T21:00:00Z",
                 spec_digest="sha256:0", live_digest="sha256:0", changes=(create,))
     text = render_text(plan, color=False)
     assert '+ instance_id = (known after apply)' in text
     assert '+ volume_id   = (known after apply)' in text
-    assert "iops" not in text and "null" not in text
+    assert "device" not in text and "null" not in text
