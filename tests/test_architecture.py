@@ -20,7 +20,6 @@ CONTRACTS = ROOT / ".importlinter"
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 PENDING = {
-    "payloads-pure": "planner.payloads does not exist yet (typed payloads)",
     "no-cycles": "the engine circles: engines/direct <-> direct_data <-> direct_ec2, "
                  "aws/checks -> engines/direct_data, aws/read and aws/seed -> "
                  "engines/direct_iam (engine-neutral apply)",

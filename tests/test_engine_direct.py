@@ -100,7 +100,8 @@ def change(address: str, *actions: Action, id: str | None = None,
            before: Mapping[str, Any] | None = None,
            after: Mapping[str, Any] | None = None) -> Change:
     return Change(address=address, type=ResourceType(address.split(".")[0]),
-                  actions=tuple(actions), reason=Reason.CREATE_BECAUSE_MISSING, id=id,
+                  actions=tuple(actions), reason=Reason.REPLACE_BECAUSE_CANNOT_UPDATE
+                  if len(actions) == 2 else Reason.CREATE_BECAUSE_MISSING, id=id,
                   before=before, after=after)
 
 
