@@ -13,7 +13,7 @@ import pytest
 
 from planner.engines.pulumi import Deployed, InputsError, inputs_for
 from planner.engines.pulumi.iam import ADDRESSES as IAM_ADDRESSES
-from planner.engines.pulumi.inputs import FIELDS, IGNORED, OUTSIDE_TAGS, REQUIRED, value
+from planner.engines.pulumi.props import FIELDS, IGNORED, OUTSIDE_TAGS, REQUIRED, value
 from planner.engines.pulumi.schema import Inputs, StackInputs
 from planner.live import (
     TAG_ADDRESS,

@@ -23,7 +23,7 @@ from diffworld import (
 
 from planner.engines.pulumi import Deployed, InputsError, inputs_for, with_volume_ids
 from planner.engines.pulumi.iam import ADDRESSES as IAM_ADDRESSES
-from planner.engines.pulumi.inputs import IGNORED
+from planner.engines.pulumi.props import IGNORED
 from planner.engines.pulumi.schema import Inputs, StackInputs
 from planner.live import TAG_CREATED_EMPTY, TAG_PERSISTENT, TAG_PROTECTED
 from planner.plan import Action, Change, Reason, ResourceType

@@ -20,7 +20,7 @@ from diffworld import AZ, inst, linst, live, lvol, make_spec, mounted_tag, plan_
 from test_pulumi_inputs import ACCOUNT, MOUNT, first_apply
 
 from planner.engines.pulumi import inputs_for, with_volume_ids
-from planner.engines.pulumi.inputs import IGNORED
+from planner.engines.pulumi.props import IGNORED
 from planner.engines.pulumi.schema import Options, Resource, StackInputs
 from planner.live import TAG_PERSISTENT
 from planner.rules import Overrides
