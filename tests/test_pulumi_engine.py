@@ -557,3 +557,19 @@ def test_ids_come_from_the_stacks_state():
     assert stacks.ids("storage") == {"volume.data": "vol-0abc"}
     assert stacks.volume_ids() == {"volume.data": "vol-0abc"}
     assert "volume.data" in stacks.deployed().addresses
+
+
+def test_a_duplicates_delete_is_the_direct_engines_not_a_stack_pass():
+    plan = plan_of(
+        change("volume.data", ["no-op"], "no_change", id="vol-1", before=VOL_A, after=VOL_A),
+        change("volume.data@vol-2", ["delete"], "delete_because_duplicate", id="vol-2",
+               before=VOL_A))
+    steps, changes = _steps(plan)
+    groups = grouping.group(steps, changes)
+    assert groups == {"delete volume.data@vol-2": [("volume.data@vol-2", Action.DELETE)]}
+    engine = PulumiEngine(_ctx(plan), data_plane=RecordingDataPlane(), stacks=None)
+    [unit] = engine.units(steps, changes)
+    reports: dict[Any, Any] = {}
+    engine.run(unit, changes, lambda s, o: reports.setdefault(s, o))
+    assert engine.data_plane.calls == [("volume.data@vol-2", Action.DELETE)]
+    assert reports == {("volume.data@vol-2", Action.DELETE): {"done": "yes"}}

@@ -116,6 +116,7 @@ class PulumiEngine:
         self.stacks = stacks or AutomationStacks(ctx)
         self._units: dict[str, tuple[Step, ...]] = {}
         self._storage_steps = False
+        self._role_live: bool | None = None
         self.warnings: list[PreviewWarning] = []
 
     # -- the protocol ----------------------------------------------------------------
@@ -175,6 +176,11 @@ class PulumiEngine:
 
     def _iam_live(self) -> bool:
         """The project role is there already (made by --engine direct): imported."""
+        if self._role_live is None:
+            self._role_live = self._read_role()
+        return self._role_live
+
+    def _read_role(self) -> bool:
         from planner.engines.direct_iam import project_role_name
 
         try:

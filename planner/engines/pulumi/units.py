@@ -4,7 +4,7 @@ is checked against (pure: no pulumi, no AWS).
 Units, in the order the phase graph runs them:
 - the data plane's steps (dataset uploads, mounts and unmounts, syncs, prewarms), one
   unit per step, run by the direct data plane (a prewarm's temporary instance is never
-  in Pulumi state);
+  in Pulumi state), and so is the delete of a duplicate (no stack holds it);
 - `pulumi compute teardown`: the compute stack without what this plan deletes or
   replaces (every DELETE step of an instance or an attachment);
 - `pulumi storage`: the storage stack as the plan leaves it (every volume step);
@@ -25,7 +25,7 @@ from dataclasses import replace
 import networkx as nx
 
 from planner.phases import Step, phase_graph
-from planner.plan import Action, Block, Change, Plan, ResourceType, Rule
+from planner.plan import DUPLICATE_MARK, Action, Block, Change, Plan, ResourceType, Rule
 
 TEARDOWN, STORAGE, BUILD, STACKS = ("pulumi compute teardown", "pulumi storage",
                                     "pulumi compute", "pulumi stacks")
@@ -39,7 +39,10 @@ def step_key(step: Step) -> str:
 
 
 def stack_unit(change: Change, action: Action) -> str | None:
-    """The stack unit a step belongs to, or None for the data plane's."""
+    """The stack unit a step belongs to, or None for the data plane's (and for the delete
+    of a duplicate, `volume.V@vol-...`, which no stack holds: the direct engine's)."""
+    if DUPLICATE_MARK in change.address:
+        return None
     if change.type == ResourceType.VOLUME:
         return STORAGE
     if change.type in COMPUTE_TYPES:
