@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from diffworld import (
@@ -26,12 +26,24 @@ from planner.engines.pulumi.iam import ADDRESSES as IAM_ADDRESSES
 from planner.engines.pulumi.props import IGNORED
 from planner.engines.pulumi.schema import Inputs, StackInputs
 from planner.live import TAG_CREATED_EMPTY, TAG_PERSISTENT, TAG_PROTECTED
-from planner.plan import Action, Change, Reason, ResourceType
+from planner.plan import Action, Plan, change_to_json, plan_from_json, plan_to_json
 from planner.rules import Overrides
 from planner.spec import Mount
 
 ACCOUNT = "123456789012"
 MOUNT = Mount("scratch", "/dev/sdg", "/scratch")
+
+
+def with_changes(plan: Plan, *changes: dict[str, Any]) -> Plan:
+    """PLAN with these changes (their plan-file JSON), through the plan file's reader: the
+    payloads get whatever type the reader gives them."""
+    doc = plan_to_json(plan)
+    doc.pop("plan_id")
+    base = {"id": None, "before": None, "after": None, "replace_paths": [],
+            "depends_on": [], "blocked_by": []}
+    doc["changes"] = [{**base, **c} for c in changes]
+    doc.pop("summary")
+    return plan_from_json(doc)
 
 
 def deployed_by(inputs: Inputs) -> Deployed:
@@ -160,13 +172,14 @@ def test_a_noop_with_its_live_fields_is_imported_with_them():
               "encrypted": True, "tags": {"Name": "llm/volume.scratch",
                                           "trainctl:project": "llm",
                                           "trainctl:address": "volume.scratch"}}
-    noop = Change("volume.scratch", ResourceType.VOLUME, (Action.NOOP,), Reason.NO_CHANGE,
-                  id="vol-1", before=frozen(before), after=frozen(before))
     att = {"instance": "trainer", "volume": "scratch", "device": "/dev/sdg",
            "instance_id": "i-1", "volume_id": "vol-1"}
-    keep = Change("attachment.trainer.scratch", ResourceType.ATTACHMENT, (Action.NOOP,),
-                  Reason.NO_CHANGE, before=frozen(att), after=frozen(att))
-    plan = replace(plan_of(make_spec(), live()), changes=(noop, keep))
+    plan = with_changes(
+        plan_of(make_spec(), live()),
+        {"address": "volume.scratch", "type": "volume", "actions": ["no-op"],
+         "reason": "no_change", "id": "vol-1", "before": before, "after": before},
+        {"address": "attachment.trainer.scratch", "type": "attachment",
+         "actions": ["no-op"], "reason": "no_change", "before": att, "after": att})
     inputs = inputs_for(plan)
     v = res(inputs.storage, "volume.scratch")
     assert v.options.import_id == "vol-1"
@@ -350,8 +363,8 @@ def test_a_replacement_in_another_az_does_not_keep_the_subnet_aws_chose():
             "availability_zone": AZ, "subnet_id": "subnet-a", "state": "running",
             "iam_instance_profile": "trainctl-ssm",
             "tags": dict(state.instances[0].tags)}
-    plan = replace(plan, changes=tuple(replace(x, before=frozen(full)) if x is c else x
-                                       for x in plan.changes))
+    plan = with_changes(plan, *({**change_to_json(x), "before": full} if x is c
+                                else change_to_json(x) for x in plan.changes))
     inputs = inputs_for(plan, first_apply(spec))
     new = res(inputs.compute, "instance.trainer")
     assert new.props["availability_zone"] == "us-east-1b"
@@ -443,9 +456,9 @@ def test_a_protected_resource_outside_the_stacks_is_imported_unprotected_to_be_d
             "trainctl:address": "volume.old", TAG_PERSISTENT: "true"}
     before = {"id": "vol-1", "size_gib": 100, "type": "gp3", "availability_zone": AZ,
               "tags": tags}
-    gone = Change("volume.old", ResourceType.VOLUME, (Action.DELETE,),
-                  Reason.DELETE_BECAUSE_NOT_IN_SPEC, id="vol-1", before=frozen(before))
-    plan = replace(plan_of(make_spec(), live()), changes=(gone,))
+    plan = with_changes(plan_of(make_spec(), live()), {
+        "address": "volume.old", "type": "volume", "actions": ["delete"],
+        "reason": "delete_because_not_in_spec", "id": "vol-1", "before": before})
     inputs = inputs_for(plan)
     old = res(inputs.storage_prepare, "volume.old")
     assert old.options.import_id == "vol-1"
