@@ -178,9 +178,12 @@ def explain(trouble: StackTrouble, backend_url: str) -> str:
         lines.append(f"the Pulumi stack {trouble.stack} is locked (an update was "
                      "interrupted, or one is still running):")
         lines += [f"  {lock.describe()}" for lock in trouble.locks]
-        lines.append("  if no trainctl or pulumi process runs for it: `trainctl lock status`, "
-                     "then `trainctl lock release LOCK_ID` removes trainctl's lock and this "
-                     f"one; or `{env} pulumi cancel --yes --stack {trouble.stack}`")
+        gone = all(lock.holder_gone() for lock in trouble.locks)
+        lines.append(("  its pulumi process is gone; " if gone else
+                      "  if no trainctl or pulumi process runs for it: ")
+                     + f"`{env} pulumi cancel --yes --stack {trouble.stack}`, or, when "
+                     "trainctl's own lock was left too (`trainctl lock status`), "
+                     "`trainctl lock release LOCK_ID`, which removes both")
     if trouble.pending:
         lines.append(f"the Pulumi stack {trouble.stack} has {len(trouble.pending)} pending "
                      "operation(s) from an interrupted update:")
