@@ -105,6 +105,7 @@ def test_workspace_settings(tmp_path):
     assert ws.env_vars["PULUMI_BACKEND_URL"] == ws.backend_url
     assert ws.env_vars["PULUMI_CONFIG_PASSPHRASE"] == ""
     assert ws.env_vars["PULUMI_SKIP_UPDATE_CHECK"] == "true"
+    assert ws.env_vars["PULUMI_EXPERIMENTAL"] == "true"      # --save-plan / --plan
     assert "HOME" not in ws.env_vars              # only what trainctl sets
     assert ws.local and ws.backend_dir == str(tmp_path / "pulumi")
     # the workspace folder (stack settings, the passphrase salt) stays between runs

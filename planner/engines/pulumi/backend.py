@@ -120,8 +120,10 @@ def workspace_settings(program: str, project: str, state_dir: str, state: str | 
     """The workspace settings of `program`'s stack for trainctl project `project`."""
     url = backend_url(state_dir, state, region, endpoint_url)
     name = pulumi_project(program)
+    # update plans (`preview --save-plan`, `up --plan`) sat behind PULUMI_EXPERIMENTAL
+    # in the CLIs that introduced them; every pass depends on them
     env = {"PULUMI_BACKEND_URL": url, "PULUMI_SKIP_UPDATE_CHECK": "true",
-           **passphrase_env(environ)}
+           "PULUMI_EXPERIMENTAL": "true", **passphrase_env(environ)}
     work_dir = os.path.join(local_backend_dir(state_dir), WORK_FOLDER, name)
     return WorkspaceSettings(program, name, stack_name(project), url, work_dir,
                              env_vars=MappingProxyType(env))
