@@ -44,6 +44,7 @@ def _list(item: dict[str, Any], min_items: int = 0) -> dict[str, Any]:
 @cache
 def plan_schema() -> dict[str, Any]:
     """The plan file (DESIGN section 5)."""
+    from planner.spec import IdleAction
     from planner.vocab import FORMAT_VERSION, SUMMARY_KEYS, Action, Reason, ResourceType, Rule
 
     a = Action
@@ -91,7 +92,7 @@ def plan_schema() -> dict[str, Any]:
                                     "max_lifetime": {"type": ["string", "null"]},
                                     "expires_at": {"type": ["string", "null"]},
                                     "idle_stop_minutes": {"type": ["integer", "null"]},
-                                    "action": {"enum": ["stop", "terminate"]}},
+                                    "action": {"enum": [a.value for a in IdleAction]}},
                                    ("instance", "max_lifetime", "expires_at",
                                     "idle_stop_minutes", "action"))),
             "summary": {"type": "object",

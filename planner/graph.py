@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from planner.errors import TrainctlError
 from planner.plan import ResourceType
-from planner.spec import Instance, Spec
+from planner.spec import Instance, Spec, Strategy
 
 if TYPE_CHECKING:      # networkx is imported where a graph is built: `validate` needs none
     import networkx as nx
@@ -58,9 +58,9 @@ def _landing_mount(instance: Instance, path: str) -> str | None:
 def sync_path(spec: Spec, instance: Instance, dataset_name: str) -> str | None:
     """Where sync.I.D lands on the instance, or None when the dataset has no sync step."""
     ds = spec.datasets[dataset_name]
-    if ds.strategy == "local-cache":
+    if ds.strategy == Strategy.LOCAL_CACHE:
         return ds.path or f"/data/{ds.name}"
-    if ds.strategy == "existing-ebs":
+    if ds.strategy == Strategy.EXISTING_EBS:
         for m in instance.mounts:
             if m.volume == ds.volume:
                 rel = (ds.path or "/").lstrip("/")
@@ -89,7 +89,7 @@ def _construction(spec: Spec) -> list[Op]:
     for vol in spec.volumes.values():
         node(ResourceType.VOLUME, vol.name)
     for ds in spec.datasets.values():
-        if ds.strategy == "prewarmed-ebs" and ds.volume:
+        if ds.strategy == Strategy.PREWARMED_EBS and ds.volume:
             pw = node(ResourceType.PREWARM, ds.name, volume=ds.volume, dataset=ds.name)
             edge(address(ResourceType.VOLUME, ds.volume), pw)
             if ds.is_local:
@@ -102,7 +102,7 @@ def _construction(spec: Spec) -> list[Op]:
             edge(i_addr, att)
             edge(address(ResourceType.VOLUME, m.volume), att)
             for ds in spec.datasets_on_volume(m.volume):
-                if ds.strategy == "prewarmed-ebs":
+                if ds.strategy == Strategy.PREWARMED_EBS:
                     edge(address(ResourceType.PREWARM, ds.name), att)
             mnt = node(ResourceType.MOUNT, inst.name, m.volume,
                        instance=inst.name, volume=m.volume)
@@ -111,7 +111,7 @@ def _construction(spec: Spec) -> list[Op]:
             path = sync_path(spec, inst, ds_name)
             if path is None:
                 ds = spec.datasets[ds_name]
-                if ds.strategy == "direct-s3" and ds.is_local:    # it reads the stage
+                if ds.strategy == Strategy.DIRECT_S3 and ds.is_local:    # it reads the stage
                     edge(address(ResourceType.DATASET, ds_name), i_addr)
                 continue
             s = node(ResourceType.SYNC, inst.name, ds_name, instance=inst.name, dataset=ds_name)
@@ -128,9 +128,9 @@ def _construction(spec: Spec) -> list[Op]:
 def data_location(spec: Spec, instance: Instance, dataset_name: str) -> str:
     """Where the instance reads the dataset: a path on it, or the S3 URI for direct-s3."""
     ds = spec.datasets[dataset_name]
-    if ds.strategy == "direct-s3":
+    if ds.strategy == Strategy.DIRECT_S3:
         return ds.s3_uri
-    if ds.strategy == "prewarmed-ebs":
+    if ds.strategy == Strategy.PREWARMED_EBS:
         mount = next((m for m in instance.mounts if m.volume == ds.volume), None)
         if mount is not None:
             rel = (ds.path or "/").lstrip("/")

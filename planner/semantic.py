@@ -13,12 +13,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from planner.errors import SpecIssue
-from planner.spec import STRATEGIES
+from planner.spec import ON_VOLUME, STRATEGIES, Strategy
 from planner.stage import prefix_problem, relation
 from planner.yamlsafe import Path, YamlDoc, format_path
 
-ON_VOLUME = ("prewarmed-ebs", "existing-ebs")
-OFF_VOLUME = ("local-cache", "direct-s3")
+OFF_VOLUME = (Strategy.LOCAL_CACHE, Strategy.DIRECT_S3)
 
 
 def az_in_region(az: str, region: str) -> bool:

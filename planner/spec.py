@@ -4,16 +4,57 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from types import MappingProxyType
 
 EMPTY: Mapping[str, str] = MappingProxyType({})
 
-VOLUME_TYPES = ("gp3", "gp2", "io1", "io2", "st1", "sc1")
-FILESYSTEMS = ("xfs", "ext4")
-STRATEGIES = ("prewarmed-ebs", "existing-ebs", "local-cache", "direct-s3")
-MARKETS = ("on-demand", "spot")
-ON_DELETE = ("delete", "snapshot")
-IDLE_ACTIONS = ("stop", "terminate")
+
+# The spec's closed vocabularies: the values are the YAML (and JSON Schema) form; a
+# StrEnum compares equal to its string, so `ds.strategy == "local-cache"` keeps working.
+class Strategy(StrEnum):
+    PREWARMED_EBS = "prewarmed-ebs"
+    EXISTING_EBS = "existing-ebs"
+    LOCAL_CACHE = "local-cache"
+    DIRECT_S3 = "direct-s3"
+
+
+class Market(StrEnum):
+    ON_DEMAND = "on-demand"
+    SPOT = "spot"
+
+
+class OnDelete(StrEnum):
+    DELETE = "delete"
+    SNAPSHOT = "snapshot"
+
+
+class IdleAction(StrEnum):
+    STOP = "stop"
+    TERMINATE = "terminate"
+
+
+class VolumeType(StrEnum):
+    GP3 = "gp3"
+    GP2 = "gp2"
+    IO1 = "io1"
+    IO2 = "io2"
+    ST1 = "st1"
+    SC1 = "sc1"
+
+
+class Filesystem(StrEnum):
+    XFS = "xfs"
+    EXT4 = "ext4"
+
+
+VOLUME_TYPES = tuple(VolumeType)
+FILESYSTEMS = tuple(Filesystem)
+STRATEGIES = tuple(Strategy)
+MARKETS = tuple(Market)
+ON_DELETE = tuple(OnDelete)
+IDLE_ACTIONS = tuple(IdleAction)
+ON_VOLUME = (Strategy.PREWARMED_EBS, Strategy.EXISTING_EBS)     # the data is on a volume
 
 
 @dataclass(frozen=True)
@@ -45,7 +86,7 @@ class Training:
 class Dataset:
     name: str
     source: str                 # s3://bucket/prefix/ or a local directory
-    strategy: str               # one of STRATEGIES
+    strategy: Strategy
     stage: str | None = None    # s3:// prefix a local source is uploaded to
     volume: str | None = None   # prewarmed-ebs / existing-ebs
     path: str | None = None     # default applied by the loader (see DESIGN section 1)
@@ -65,16 +106,16 @@ class Volume:
     name: str
     size_gib: int
     availability_zone: str
-    type: str = "gp3"
+    type: VolumeType = VolumeType.GP3
     iops: int | None = None
     throughput_mibps: int | None = None
     persistent: bool = False
     protect: bool = False
-    filesystem: str = "ext4"
+    filesystem: Filesystem = Filesystem.EXT4
     snapshot_id: str | None = None
     import_id: str | None = None   # `import:` in YAML
     encrypted: bool = False
-    on_delete: str = "delete"
+    on_delete: OnDelete = OnDelete.DELETE
     tags: Mapping[str, str] = field(default_factory=lambda: EMPTY)
 
 
@@ -84,7 +125,7 @@ class Instance:
     instance_type: str
     ami: str
     availability_zone: str
-    market: str = "on-demand"
+    market: Market = Market.ON_DEMAND
     subnet_id: str | None = None
     iam_instance_profile: str | None = None
     protect: bool = False
@@ -97,7 +138,7 @@ class Instance:
     tags: Mapping[str, str] = field(default_factory=lambda: EMPTY)
     max_lifetime: str | None = None        # "12h": stopped/terminated on the instance itself
     idle_stop_minutes: int | None = None   # no training job and GPUs under 5 % this long
-    idle_action: str = "stop"              # what both limits do: stop | terminate
+    idle_action: IdleAction = IdleAction.STOP   # what both limits do
 
     @property
     def lifetime_seconds(self) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 from planner.spec import Spec
@@ -27,6 +28,8 @@ def _plain(value: Any) -> Any:
     cls = type(value)
     if cls in _SCALARS:
         return value
+    if isinstance(value, StrEnum):          # the spec's vocabularies: their string
+        return value.value
     names = _field_names(cls)
     if names is not None:
         return {name: _plain(getattr(value, name)) for name in names}

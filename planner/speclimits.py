@@ -27,6 +27,7 @@ from planner.live import (
     TAG_PROTECTED,
     TAG_TRAINING,
 )
+from planner.spec import ON_VOLUME
 from planner.yamlsafe import Path, YamlDoc, format_path
 
 EC2_TAGS_MAX = 50          # tags per EC2 resource
@@ -36,7 +37,6 @@ TAG_VALUE_MAX = 256
 # longer than this could not be recorded after the mount.
 MOUNT_PATH_MAX = 200
 S3_KEY_MAX = 1024          # bytes of UTF-8
-ON_VOLUME = ("prewarmed-ebs", "existing-ebs")
 
 
 def _map(value: Any) -> dict[str, Any]:

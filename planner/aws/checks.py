@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from planner.aws.session import ACCESS_DENIED_CODES
-from planner.spec import Spec
+from planner.spec import Spec, Strategy
 
 FILTER_VALUES = 200
 Problem = tuple[tuple[str | int, ...], str]
@@ -72,7 +72,7 @@ def _wanted_types(spec: Spec) -> list[tuple[tuple[str | int, ...], str, str]]:
         for n, i in spec.instances.items() if not i.import_id]
     for name, ds in spec.datasets.items():
         vol = spec.volumes.get(ds.volume or "")
-        if ds.strategy != "prewarmed-ebs" or vol is None:
+        if ds.strategy != Strategy.PREWARMED_EBS or vol is None:
             continue
         # as direct_data._prewarm_image chooses: ARM when the spec's first instance in
         # the volume's AZ (else its first instance) is ARM

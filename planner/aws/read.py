@@ -52,7 +52,7 @@ from planner.manifest import (  # noqa: F401  (re-exported for callers of this m
     s3_etag,
     split_s3_uri,
 )
-from planner.spec import Dataset, Spec
+from planner.spec import Dataset, Market, Spec, Strategy
 from planner.stage import StageRecord, record_from_bytes, stage_work
 from planner.tags import with_recorded_modifications
 
@@ -126,7 +126,7 @@ def instance_from_aws(i: Mapping[str, Any]) -> LiveInstance:
         state=(i.get("State") or {}).get("Name", "pending"),
         launch_time=_utc(i["LaunchTime"]),
         ami=i.get("ImageId"),
-        market="spot" if i.get("InstanceLifecycle") == "spot" else "on-demand",
+        market=Market.SPOT if i.get("InstanceLifecycle") == "spot" else Market.ON_DEMAND,
         subnet_id=i.get("SubnetId") or None,
         iam_instance_profile=profile.get("Arn"),
         tags=_tags(i.get("Tags")),
@@ -523,7 +523,7 @@ def check_instance_profiles(spec: Spec, aws: AwsContext) -> list[str]:
 def needs_project_role(spec: Spec) -> bool:
     """An instance with no `iam_instance_profile`, or a prewarm (its temporary instance)."""
     return any(not i.iam_instance_profile for i in spec.instances.values()) or any(
-        d.strategy == "prewarmed-ebs" for d in spec.datasets.values())
+        d.strategy == Strategy.PREWARMED_EBS for d in spec.datasets.values())
 
 
 def check_data_policy(spec: Spec, aws: AwsContext) -> list[str]:
@@ -604,8 +604,9 @@ def read_live(spec: Spec, aws: AwsContext, *, now: datetime,
              for i in _dedupe(f_instances.result() + imp_instances, "InstanceId")),
             key=lambda i: i.id,
         )
-        spot_types = [i.instance_type for i in spec.instances.values() if i.market == "spot"]
-        spot_types += [i.instance_type for i in instances if i.market == "spot"]
+        spot_types = [i.instance_type for i in spec.instances.values()
+                      if i.market == Market.SPOT]
+        spot_types += [i.instance_type for i in instances if i.market == Market.SPOT]
         spot_prices = read_spot_prices(ec2, spot_types, now)
         image_roots = read_image_roots(ec2, [i.ami for i in spec.instances.values()])
         modifications = with_recorded_modifications(

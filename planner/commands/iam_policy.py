@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from planner.cli import Options
+from planner.spec import Market, Strategy
 
 TAG = "trainctl:project"
 SSM_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
@@ -164,7 +165,7 @@ def build_policy(project: str | None, spec: Any | None = None) -> dict[str, Any]
             "Sid": "AdoptImportedResources", "Effect": "Allow", "Action": "ec2:CreateTags",
             "Resource": sorted(imports),
             "Condition": {"Null": {f"aws:ResourceTag/{TAG}": "true"}, op: request}})
-    if spec is None or any(i.market == "spot" for i in spec.instances.values()):
+    if spec is None or any(i.market == Market.SPOT for i in spec.instances.values()):
         statements.append({
             "Sid": "SpotServiceLinkedRole", "Effect": "Allow",
             "Action": "iam:CreateServiceLinkedRole",
@@ -174,7 +175,7 @@ def build_policy(project: str | None, spec: Any | None = None) -> dict[str, Any]
     # prewarm's temporary instances run with the project role too
     needs_role = spec is None or any(not i.iam_instance_profile
                                      for i in spec.instances.values()) or any(
-        d.strategy == "prewarmed-ebs" for d in spec.datasets.values())
+        d.strategy == Strategy.PREWARMED_EBS for d in spec.datasets.values())
     if needs_role:
         statements += _project_role_statements(
             f"trainctl-{project}-ssm" if project else "trainctl-*-ssm",

@@ -16,6 +16,7 @@ import click
 
 from planner.cli import Options
 from planner.ledger import Kind, Observed, Spend, spend
+from planner.spec import Strategy
 
 
 def rate_for(region: str) -> Any:
@@ -68,10 +69,10 @@ def _last_synced(state_dir: str, dataset: str) -> str | None:
 def _dataset_rows(spec: Any, state_dir: str) -> list[dict[str, Any]]:
     rows = []
     for name, ds in spec.datasets.items():
-        where = {"prewarmed-ebs": f"volume.{ds.volume}:{ds.path or '/'}",
-                 "existing-ebs": f"volume.{ds.volume}:{ds.path or '/'}",
-                 "local-cache": f"each instance's {ds.path}",
-                 "direct-s3": ds.s3_uri}.get(ds.strategy, ds.s3_uri)
+        where = {Strategy.PREWARMED_EBS: f"volume.{ds.volume}:{ds.path or '/'}",
+                 Strategy.EXISTING_EBS: f"volume.{ds.volume}:{ds.path or '/'}",
+                 Strategy.LOCAL_CACHE: f"each instance's {ds.path}",
+                 Strategy.DIRECT_S3: ds.s3_uri}.get(ds.strategy, ds.s3_uri)
         rows.append({"name": name, "strategy": ds.strategy, "source": ds.source,
                      "stage": ds.stage, "lives_in": where,
                      "last_synced": _last_synced(state_dir, name)})

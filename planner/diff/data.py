@@ -24,6 +24,7 @@ from planner.graph import parse_address, sync_path
 from planner.keys import describe as describe_keys
 from planner.live import TAG_DATASET_DIGEST, DatasetManifest, LiveInstance, LiveVolume
 from planner.plan import Block, Change, Reason, Rule
+from planner.spec import Strategy
 from planner.stage import as_json as stage_json
 from planner.stage import owner_problem as stage_owner_problem
 
@@ -198,7 +199,7 @@ def sync_change(ctx: DiffContext, work: WorkSet, addr: str) -> Change:
              "uri": ds.s3_uri, "path": sync_path(ctx.spec, ins, d_name), **fields,
              "record_on": record_on, "instance_id": work.live_id(ctx, f"instance.{i_name}"),
              "volume_id": work.live_id(ctx, record_on) if landing else None}
-    if ds.strategy == "existing-ebs":
+    if ds.strategy == Strategy.EXISTING_EBS:
         reason = Reason.VERIFY_BECAUSE_EXISTING_EBS
     elif fresh:
         reason = Reason.CREATE_BECAUSE_MISSING
@@ -206,7 +207,7 @@ def sync_change(ctx: DiffContext, work: WorkSet, addr: str) -> Change:
         reason = Reason.SYNC_BECAUSE_DATASET_CHANGED
     before = refill_before(recorded, d_name)
     c = change(addr, (UPDATE,) if before else (CREATE,), reason, before=before, after=after)
-    if ds.strategy == "existing-ebs":
+    if ds.strategy == Strategy.EXISTING_EBS:
         return c          # a check of the volume's files: nothing is copied
     return with_unsafe_blocks(ctx, c, d_name)
 

@@ -20,6 +20,7 @@ from planner.live import (
     TAG_PROJECT,
 )
 from planner.plan import Action, Change
+from planner.spec import Market, OnDelete
 from planner.tags import instance_safety_tags, modified_tag
 
 if TYPE_CHECKING:
@@ -163,8 +164,8 @@ def volume_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
         on_delete = vs.on_delete
     else:   # dropped from the spec: the creation-time tag or the plan, whichever is safer
         wanted = (tags_of(raw).get(TAG_ON_DELETE), before.get("on_delete"))
-        on_delete = "snapshot" if "snapshot" in wanted else "delete"
-    if on_delete == "snapshot":
+        on_delete = OnDelete.SNAPSHOT if OnDelete.SNAPSHOT in wanted else OnDelete.DELETE
+    if on_delete == OnDelete.SNAPSHOT:
         own = {k: v for k, v in tags_of(raw).items()
                if k != "Name" and not k.startswith(("trainctl:", "aws:"))}
         tags = engine.owner_tags(change.address, own)
@@ -214,10 +215,10 @@ def instance_create(engine: DirectEngine, change: Change) -> dict[str, str]:
         }
         if ins.max_lifetime or ins.idle_stop_minutes:
             # the lifetime watcher shuts the instance down: stop, or terminate
-            kwargs["InstanceInitiatedShutdownBehavior"] = ins.idle_action
+            kwargs["InstanceInitiatedShutdownBehavior"] = str(ins.idle_action)
         if ins.subnet_id:
             kwargs["SubnetId"] = ins.subnet_id
-        if ins.market == "spot":
+        if ins.market == Market.SPOT:
             kwargs["InstanceMarketOptions"] = {
                 "MarketType": "spot",
                 "SpotOptions": {"SpotInstanceType": "one-time",
@@ -233,7 +234,7 @@ def instance_create(engine: DirectEngine, change: Change) -> dict[str, str]:
                          facts=facts) from e
     engine.note_created(change.address, iid)
     ckpt = ins.checkpoints
-    if ins.market == "spot" and ckpt is not None and ckpt.sync_to:
+    if ins.market == Market.SPOT and ckpt is not None and ckpt.sync_to:
         direct_data.install_spot_watcher(engine, change, iid, ckpt.path, ckpt.sync_to, facts)
     if ins.max_lifetime or ins.idle_stop_minutes:
         direct_data.install_lifetime_watcher(engine, change, ins, iid, facts)
