@@ -204,3 +204,36 @@ def test_every_refusal_is_listed_not_only_the_first():
     assert {(r.address, r.op) for r in out} == {
         ("volume.datasets", "delete"), ("volume.scratch", "discard"),
         ("volume.imagenet-cache", "replace")}
+
+
+def test_the_json_form_itself_is_read_too_an_unknown_op_included():
+    from tests.pulumi_fixtures import read_log
+
+    docs = read_log("preview_clean.jsonl")
+    assert check_preview(PLAN, docs) == []          # raw JSON, no EngineEvent
+    out = check_preview(PLAN, [step("teleport", "volume.datasets"), summary(teleport=1)])
+    assert {(r.address, r.op) for r in out} == {("volume.datasets", "teleport"),
+                                               (None, "teleport")}
+    assert all("does not know" in r.message for r in out)
+
+
+def test_raw_and_parsed_events_give_the_same_answer():
+    docs = [step("delete", "volume.datasets"), step("update", "volume.scratch"),
+            summary(delete=1, update=1)]
+    raw, parsed = review_preview(PLAN, docs), review_preview(PLAN, events_of(docs))
+    assert raw == parsed and raw.refusals and raw.warnings
+
+
+def test_a_summary_saying_the_state_may_be_corrupt_is_refused():
+    doc = summary(create=1)
+    doc["summaryEvent"]["maybeCorrupt"] = True
+    [r] = refused(step("create", "volume.scratch"), doc)
+    assert r.op == "maybe-corrupt" and "corrupt" in r.message
+
+
+def test_preview_warnings_lists_the_warnings_alone():
+    from planner.engines.pulumi import preview_warnings
+
+    [w] = preview_warnings(PLAN, events_of([step("create", "volume.datasets"),
+                                            summary(create=1)]))
+    assert w.op == "create"

@@ -13,11 +13,12 @@ from planner.engines.pulumi.preview import (
     PreviewWarning,
     Refusal,
     check_preview,
+    preview_warnings,
     review_preview,
 )
 from planner.engines.pulumi.schema import Deployed, Inputs, StackInputs
 from planner.engines.pulumi.state import from_deployment
 
 __all__ = ["Deployed", "Inputs", "InputsError", "PreviewReview", "PreviewWarning", "Refusal",
-           "StackInputs", "check_preview", "from_deployment", "inputs_for", "review_preview",
-           "with_volume_ids"]
+           "StackInputs", "check_preview", "from_deployment", "inputs_for", "preview_warnings",
+           "review_preview", "with_volume_ids"]

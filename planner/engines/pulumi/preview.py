@@ -88,20 +88,52 @@ def op_name(op: Any) -> str:
     return str(op.value) if isinstance(op, Enum) else str(op)
 
 
+RESOURCE_EVENTS = (("resource_pre_event", "resourcePreEvent"),
+                   ("res_outputs_event", "resOutputsEvent"),
+                   ("res_op_failed_event", "resOpFailedEvent"))
+CORRUPT = "maybe-corrupt"          # a summary that says the state may be corrupt
+
+
+def _summary_of(event: Any) -> Mapping[Any, int] | None:
+    if isinstance(event, Mapping):       # the JSON form itself (an op the SDK rejects)
+        raw = event.get("summaryEvent")
+        if not isinstance(raw, Mapping):
+            return None
+        counts = dict(raw.get("resourceChanges") or {})
+        return {**counts, CORRUPT: 1} if raw.get("maybeCorrupt") else counts
+    summary = getattr(event, "summary_event", None)
+    if summary is None:
+        return None
+    counts = dict(summary.resource_changes or {})
+    return {**counts, CORRUPT: 1} if getattr(summary, "maybe_corrupt", False) else counts
+
+
+def _metas_of(event: Any) -> list[tuple[Any, Any, Any]]:
+    """(op, urn, type) of each resource event inside `event`."""
+    out = []
+    for attr, key in RESOURCE_EVENTS:
+        if isinstance(event, Mapping):
+            inner = event.get(key)
+            meta = inner.get("metadata") if isinstance(inner, Mapping) else None
+            if isinstance(meta, Mapping):
+                out.append((meta.get("op", ""), meta.get("urn", ""), meta.get("type", "")))
+            continue
+        meta = getattr(getattr(event, attr, None), "metadata", None)
+        if meta is not None:
+            out.append((meta.op, meta.urn, meta.type))
+    return out
+
+
 def preview_steps(events: Iterable[Any]) -> tuple[list[PreviewStep], list[Mapping[Any, int]]]:
-    """The distinct (op, urn) resource steps of the events, and every summary's counts."""
+    """The distinct (op, urn) resource steps of the events, and every summary's counts.
+    An event is a `pulumi.automation.EngineEvent` or its JSON form (a mapping)."""
     steps: dict[tuple[str, str], PreviewStep] = {}
     summaries: list[Mapping[Any, int]] = []
     for event in events:
-        summary = getattr(event, "summary_event", None)
-        if summary is not None:
-            summaries.append(summary.resource_changes or {})
-        for kind in ("resource_pre_event", "res_outputs_event", "res_op_failed_event"):
-            inner = getattr(event, kind, None)
-            meta = getattr(inner, "metadata", None)
-            if meta is None:
-                continue
-            step = PreviewStep(op_name(meta.op), str(meta.urn), str(meta.type or ""))
+        if (summary := _summary_of(event)) is not None:
+            summaries.append(summary)
+        for op, urn, rtype in _metas_of(event):
+            step = PreviewStep(op_name(op), str(urn), str(rtype or ""))
             steps.setdefault((step.op, step.urn), step)
     return list(steps.values()), summaries
 
@@ -187,7 +219,10 @@ def _summary_refusals(steps: list[PreviewStep],
         name = op_name(op)
         if not isinstance(count, int) or count <= 0:
             continue
-        if name not in KNOWN:
+        if name == CORRUPT:
+            out.append(Refusal(None, name, "the preview's summary says the stack's state "
+                                           "may be corrupt; see docs/pulumi.md, recovery"))
+        elif name not in KNOWN:
             out.append(Refusal(None, name, f"the preview's summary counts {count} {name}, "
                                            "an op trainctl does not know"))
         elif name in SUMMARY_DESTRUCTIVE and count > seen.get(name, 0):
@@ -216,6 +251,11 @@ def review_preview(plan: Plan, events: Iterable[Any]) -> PreviewReview:
 def check_preview(plan: Plan, events: Iterable[Any]) -> list[Refusal]:
     """The refusals of a preview against `plan` (empty: `up` may run)."""
     return list(review_preview(plan, events).refusals)
+
+
+def preview_warnings(plan: Plan, events: Iterable[Any]) -> list[PreviewWarning]:
+    """The warnings of a preview against `plan` (an unplanned create, update, import)."""
+    return list(review_preview(plan, events).warnings)
 
 
 def describe_refusals(refusals: Iterable[Refusal]) -> str:
