@@ -112,7 +112,8 @@ def check(plan: Plan, inputs: Inputs, deployed: Deployed) -> None:
                 assert not missing, (stack.stack, r.address, missing)
             if r.kind in ("volume", "instance"):
                 tags = r.props.get("tags") or {}
-                if "tags" not in r.options.ignore_changes:
+                written = stack is inputs.storage or stack is inputs.compute
+                if written and "tags" not in r.options.ignore_changes:
                     assert tags.get(TAG_ADDRESS) == r.address, (r.address, tags)
                     assert tags.get(TAG_PROJECT) == plan.project
                 assert not set(tags) & set(OUTSIDE_TAGS)        # the data plane's own
@@ -181,3 +182,18 @@ def test_inputs_import_or_refuse_when_the_stacks_hold_nothing(name):
 
 def test_there_are_cases():
     assert len(NAMES) >= 50
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_moving_from_direct_with_the_live_snapshot_imports_everything_it_changes(name):
+    plan, state = load(name)
+    inputs = inputs_for(plan, account=ACCOUNT, live=state)    # never refused
+    check(plan, inputs, Deployed())
+    first = {r.address: r for s in (inputs.storage_prepare, inputs.compute_prepare)
+             if s is not None for r in s.resources}
+    for c in plan.changes:
+        if c.type.value not in FIELDS or "@" in c.address or c.blocked or c.is_noop:
+            continue
+        if c.actions != (Action.CREATE,):       # live, changed: imported first, as it is
+            assert c.address in inputs.imports, c.address
+            assert first[c.address].options.import_id, c.address

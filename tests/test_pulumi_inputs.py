@@ -19,6 +19,7 @@ from diffworld import (
     plan_of,
     scratch_world,
     vol,
+    with_volume,
 )
 
 from planner.engines.pulumi import Deployed, InputsError, inputs_for, with_volume_ids
@@ -26,7 +27,7 @@ from planner.engines.pulumi.iam import ADDRESSES as IAM_ADDRESSES
 from planner.engines.pulumi.props import IGNORED
 from planner.engines.pulumi.schema import Inputs, StackInputs
 from planner.live import TAG_CREATED_EMPTY, TAG_PERSISTENT, TAG_PROTECTED
-from planner.plan import Action, Plan, change_to_json, plan_from_json, plan_to_json
+from planner.plan import Action, Plan, Reason, change_to_json, plan_from_json, plan_to_json
 from planner.rules import Overrides
 from planner.spec import Mount
 
@@ -464,3 +465,62 @@ def test_a_protected_resource_outside_the_stacks_is_imported_unprotected_to_be_d
     assert old.options.import_id == "vol-1"
     assert old.options.protect is False and old.options.retain_on_delete is False
     assert inputs.unprotect == ("volume.old",) and inputs.storage.addresses() == ()
+
+
+# --- moving from --engine direct: the live snapshot describes what no stack holds -------
+
+
+def test_moving_from_direct_imports_every_live_resource_as_it_is():
+    spec, state = scratch_world()
+    state = with_volume(state, encrypted=True, iops=3000)
+    plan = plan_of(spec, state)
+    assert plan.summary["no-op"] == len(plan.changes)
+    inputs = inputs_for(plan, live=state)
+    assert inputs.unmanaged == () and inputs.imports == ()     # no-ops: one pass each
+    v = res(inputs.storage, "volume.scratch")
+    assert v.options.import_id == "vol-1"
+    assert v.props["encrypted"] is True and v.props["iops"] == 3000    # as it is
+    assert "trainctl:mounted" not in v.props["tags"]           # the data plane's, ignored
+    i = res(inputs.compute, "instance.trainer")
+    assert i.options.import_id == "i-1"
+    assert i.props["iam_instance_profile"] == "trainctl-ssm"
+    a = res(inputs.compute, "attachment.trainer.scratch")
+    assert a.options.import_id == "/dev/sdg:vol-1:i-1"
+    assert inputs.storage_prepare is None and inputs.compute_prepare is None
+
+
+def test_a_change_to_a_resource_made_by_direct_imports_it_first_then_changes_it():
+    state = live(volumes=(lvol("vol-1", "volume.data", 100),))
+    plan = plan_of(make_spec([vol("data", 150)]), state)
+    inputs = inputs_for(plan, live=state)
+    assert inputs.imports == ("volume.data",)
+    first = res(inputs.storage_prepare, "volume.data")
+    assert first.options.import_id == "vol-1" and first.props["size_gib"] == 100
+    final = res(inputs.storage, "volume.data")
+    assert final.props["size_gib"] == 150 and final.props["availability_zone"] == AZ
+
+
+def test_an_adopted_volume_is_imported_as_it_is_then_tagged():
+    bare = lvol("vol-9", None, 100, extra_tags={"owner": "someone"})
+    state = live(volumes=(bare,))
+    plan = plan_of(make_spec([vol("data", 100, import_id="vol-9")]), state)
+    c = plan.change("volume.data")
+    assert c.reason is Reason.ADOPT_BECAUSE_IMPORT
+    with pytest.raises(InputsError):
+        inputs_for(plan)            # the plan alone does not describe it
+    inputs = inputs_for(plan, live=state)
+    first = res(inputs.storage_prepare, "volume.data")
+    assert first.options.import_id == "vol-9"
+    assert first.props["tags"] == {"owner": "someone"}        # untouched by the import
+    final = res(inputs.storage, "volume.data")
+    assert final.props["tags"]["trainctl:address"] == "volume.data"
+    assert final.props["tags"]["owner"] == "someone"
+    assert final.props["tags"].get(TAG_CREATED_EMPTY) != "true"   # never formatted
+
+
+def test_the_live_snapshot_never_replaces_what_the_stack_declared():
+    spec, state = scratch_world()
+    deployed = first_apply(spec)
+    state = with_volume(state, iops=3000)       # AWS's default, which the spec leaves out
+    inputs = inputs_for(plan_of(spec, state), deployed, live=state)
+    assert res(inputs.storage, "volume.scratch").props == deployed.props["volume.scratch"]

@@ -37,8 +37,9 @@ from planner.engines.pulumi.schema import (
     StackInputs,
     _frozen,
 )
+from planner.engines.pulumi.state import live_props
 from planner.errors import TrainctlError, first_few
-from planner.live import TAG_ADDRESS, TAG_PROJECT
+from planner.live import TAG_ADDRESS, TAG_PROJECT, LiveState
 from planner.plan import DUPLICATE_MARK, Action, Change, Plan, Reason
 
 
@@ -55,6 +56,7 @@ class _Entry:
     now: dict[str, Any] | None
     after: dict[str, Any] | None
     in_state: bool
+    complete: bool = False     # `now` describes the whole resource (stack state or live)
 
     @property
     def address(self) -> str:
@@ -85,6 +87,7 @@ class _Entry:
 class _Build:
     plan: Plan
     deployed: Deployed
+    live: Mapping[str, Mapping[str, Any]] | None = None
     entries: list[_Entry] = field(default_factory=list)
     outside: list[str] = field(default_factory=list)
     unmanaged: list[str] = field(default_factory=list)
@@ -98,12 +101,18 @@ class _Build:
             if DUPLICATE_MARK in c.address:
                 self.outside.append(c.address)      # no stack holds a second one
                 continue
-            now = current(c, self.deployed, kind)
+            now = current(c, self.deployed, kind, self.live)
             declared = self.deployed.props.get(c.address)
+            in_state = c.address in self.deployed.addresses
             self.entries.append(_Entry(c, kind, now, desired(c, now, kind, declared),
-                                       c.address in self.deployed.addresses))
+                                       in_state, complete=in_state or self.described(c, kind)))
         for e in self.entries:
             self.check(e)
+
+    def described(self, c: Change, kind: str) -> bool:
+        """The live snapshot describes the resource the change acts on."""
+        key = c.address if kind == ATTACHMENT else str(c.id)
+        return self.live is not None and key in self.live
 
     def unmentioned(self) -> list[Change]:
         """A no-op for every resource the stacks hold that the plan does not mention (a
@@ -124,8 +133,10 @@ class _Build:
         declared = [p for p in (e.now, e.after) if p is not None]
         missing = sorted({k for p in declared for k in REQUIRED[e.kind] if p.get(k) is None})
         if e.kind != ATTACHMENT:
+            # what is written must be trainctl's; what is imported must be whole (its
+            # tags as they are: an import of a part would strip the rest)
             delete_only = e.after is None and not e.in_state   # imported only to delete it
-            tags = [p.get("tags") or {} for p in declared]
+            tags = [p.get("tags") or {} for p in declared if p is not e.now or not e.complete]
             if not delete_only and any(TAG_PROJECT not in t or TAG_ADDRESS not in t
                                        for t in tags):
                 missing.append("tags")
@@ -209,17 +220,19 @@ def _stack(name: str, plan: Plan, resources: Iterable[Resource | None],
 
 def inputs_for(plan: Plan, deployed: Deployed | None = None, *,
                account: str | None = None, iam_in_state: bool | None = None,
-               iam_live: bool = False) -> Inputs:
+               iam_live: bool = False, live: LiveState | None = None) -> Inputs:
     """The inputs of both stacks for PLAN, given what the stacks hold (`deployed`).
 
     `account` names the project's data policy for the IAM role the storage stack makes
     when an instance names no profile; `iam_live`: that role is already there (made by
-    `--engine direct`): it is imported. Raises InputsError when a resource a pass must
+    `--engine direct`): it is imported. `live`: the live snapshot the plan was made from
+    (its `live_digest`), which describes what no stack holds yet, for its import (the
+    plan's no-ops carry no fields). Raises InputsError when a resource a pass must
     declare is not fully described by the plan (a live resource outside the stacks that
     the plan changes, with the live fields or tags it does not carry).
     """
     deployed = deployed or Deployed()
-    b = _Build(plan, deployed)
+    b = _Build(plan, deployed, None if live is None else live_props(live, plan.project))
     b.collect()
     if b.problems:
         raise InputsError(

@@ -76,11 +76,18 @@ def live(change: Change) -> bool:
     return change.actions != (Action.CREATE,)
 
 
-def current(change: Change, deployed: Deployed, kind: str) -> dict[str, Any] | None:
-    """The resource as it is now; None when it is not live."""
+def current(change: Change, deployed: Deployed, kind: str,
+            live_props: Mapping[str, Mapping[str, Any]] | None = None
+            ) -> dict[str, Any] | None:
+    """The resource as it is now; None when it is not live. The base: what the stack
+    declared last, or for a resource no stack holds, the live one (`live_props`, by id;
+    attachments by address)."""
     if not live(change):
         return None
-    props = {k: v for k, v in (deployed.props.get(change.address) or {}).items()}
+    base = deployed.props.get(change.address)
+    if base is None and live_props is not None:
+        base = live_props.get(change.address if kind == ATTACHMENT else str(change.id))
+    props = {k: v for k, v in (base or {}).items()}
     if isinstance(props.get("tags"), Mapping):
         props["tags"] = dict(props["tags"])
     _overlay(props, change.before, kind)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from planner.engines.pulumi.props import OUTSIDE_TAGS
 from planner.engines.pulumi.schema import (
     ATTACHMENT,
     INSTANCE,
@@ -16,6 +17,9 @@ from planner.engines.pulumi.schema import (
     Deployed,
     _frozen,
 )
+from planner.live import TAG_ON_DELETE, TAG_PROJECT, LiveState
+
+GONE = ("shutting-down", "terminated", "deleting", "deleted")
 
 TYPES = {"aws:ebs/volume:Volume": VOLUME, "aws:ec2/instance:Instance": INSTANCE,
          "aws:ec2/volumeAttachment:VolumeAttachment": ATTACHMENT,
@@ -82,3 +86,52 @@ def from_deployment(*deployments: Mapping[str, Any]) -> Deployed:
             if isinstance(res.get("id"), str) and res["id"]:
                 ids[address] = res["id"]
     return Deployed(frozenset(addresses), _frozen(props), _frozen(ids))
+
+
+def live_props(live: LiveState, project: str) -> dict[str, dict[str, Any]]:
+    """The live resources of PROJECT as props, by volume/instance id and by attachment
+    address: what a resource not yet in a stack is imported with (the snapshot the plan
+    was made from: apply refuses a plan whose `live_digest` no longer matches). Tags
+    trainctl writes outside the programs are left out (the programs ignore them)."""
+    out: dict[str, dict[str, Any]] = {}
+    by_id: dict[str, str] = {}
+    for i in live.instances:        # by id: an `import:` names one that is not ours yet
+        if i.state in GONE:
+            continue
+        out[i.id] = _clean({
+            "ami": i.ami, "instance_type": i.instance_type,
+            "availability_zone": i.availability_zone, "subnet_id": i.subnet_id,
+            "iam_instance_profile": i.iam_instance_profile.rsplit("/", 1)[-1]
+            if i.iam_instance_profile else None, "market": i.market, "tags": _tags(i.tags)})
+        if i.tags.get(TAG_PROJECT) == project and (i.address or "").startswith("instance."):
+            by_id[i.id] = str(i.address).split(".", 1)[1]
+    seen: dict[str, int] = {}
+    for v in live.volumes:
+        if v.state in GONE:
+            continue
+        out[v.id] = _clean({
+            "availability_zone": v.availability_zone, "size_gib": v.size_gib, "type": v.type,
+            "iops": v.iops, "throughput_mibps": v.throughput_mibps, "encrypted": v.encrypted,
+            "snapshot_id": v.snapshot_id, "on_delete": v.tags.get(TAG_ON_DELETE),
+            "tags": _tags(v.tags)})
+        name = (v.address or "").split(".", 1)[1] if (v.address or "").startswith(
+            "volume.") and v.tags.get(TAG_PROJECT) == project else None
+        for a in v.attachments:
+            if name and a.instance_id in by_id and a.state in ("attaching", "attached"):
+                address = f"attachment.{by_id[a.instance_id]}.{name}"
+                seen[address] = seen.get(address, 0) + 1
+                out[address] = {"instance": by_id[a.instance_id], "volume": name,
+                                "device": a.device, "instance_id": a.instance_id,
+                                "volume_id": v.id}
+    for address, n in seen.items():
+        if n > 1:                 # two live attachments carry one address: neither
+            del out[address]
+    return out
+
+
+def _tags(tags: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in tags.items() if k not in OUTSIDE_TAGS}
+
+
+def _clean(props: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in props.items() if v is not None}
