@@ -395,9 +395,13 @@ class RecordingStacks:
         self.fail = fail
         self._deployed = Deployed()
         self._prepared: set[str] = set()
+        self.troubles: dict[str, str] = {}
 
     def deployed(self):
         return self._deployed
+
+    def trouble(self, program):
+        return self.troubles.get(program, "")
 
     def prepared(self, program):
         return program in self._prepared
@@ -573,3 +577,56 @@ def test_a_duplicates_delete_is_the_direct_engines_not_a_stack_pass():
     engine.run(unit, changes, lambda s, o: reports.setdefault(s, o))
     assert engine.data_plane.calls == [("volume.data@vol-2", Action.DELETE)]
     assert reports == {("volume.data@vol-2", Action.DELETE): {"done": "yes"}}
+
+
+@pytest.mark.parametrize("case", ["create-from-nothing", "destroy-deletes-managed-resources",
+                                  "temporary-prewarm-instance-cleanup",
+                                  "replace-attachment-device"])
+def test_the_executor_runs_the_engines_units_to_the_end(case):
+    """The executor takes the engine's units and reports (the stacks recorded, the data
+    plane recorded): every carried step done, each stack pass once, in order."""
+    from planner.executor import execute
+
+    stacks = RecordingStacks()
+    engine, plan = _engine_on_case(case, stacks)
+    engine.preflight()
+    result = execute(plan, engine, parallelism=4)
+    assert result.ok, [(s.label, s.status, s.message) for s in result.steps]
+    carried = [c for c in plan.changes if not c.is_noop and not c.blocked]
+    assert {s.address for s in result.steps if s.status == "done"} >= \
+        {c.address for c in carried}
+    programs = [p[0] for p in stacks.passes]
+    if "storage" in programs and "compute" in programs:
+        deletes = any(c.deletes and c.type.value in ("instance", "attachment")
+                      for c in carried)
+        builds = any(not c.deletes or len(c.actions) == 2 for c in carried
+                     if c.type.value in ("instance", "attachment"))
+        if builds:
+            assert programs[-1] == "compute"
+        if deletes and builds:
+            assert programs[0] == "compute"
+
+
+def test_a_plan_the_stacks_cannot_be_declared_from_is_refused_before_any_change():
+    """Live resources outside the stacks that the plan replaces without their live
+    inputs: refused by the factory's preflight, before the data plane unmounts anything."""
+    from planner.engines.pulumi.engine import PulumiRefused
+
+    stacks = RecordingStacks()
+    engine, _plan = _engine_on_case("replace-volume-and-instance-together", stacks)
+    with pytest.raises(PulumiRefused) as e:
+        engine.preflight()
+    assert "nothing was changed" in str(e.value) and "--engine direct" in str(e.value)
+    assert stacks.passes == [] and engine.data_plane.calls == []
+
+
+def test_a_stack_left_locked_refuses_the_apply_before_any_change():
+    from planner.engines.pulumi.engine import PulumiRefused
+
+    stacks = RecordingStacks()
+    stacks.troubles["compute"] = "the Pulumi stack organization/trainctl-compute/x is locked"
+    engine, _plan = _engine_on_case("create-from-nothing", stacks)
+    with pytest.raises(PulumiRefused) as e:
+        engine.preflight()
+    assert "is locked" in str(e.value)
+    assert stacks.passes == [] and engine.data_plane.calls == []
