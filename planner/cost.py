@@ -244,14 +244,31 @@ class _Slots:
         return [it for it in self.items if it is not None]
 
 
+def _drop_deleted(after: _Slots, c: Change) -> None:
+    """A change of another type that deletes a live resource (a temporary prewarm
+    instance, `prewarm.D@i-...`): whatever its type, what it names by id leaves the
+    after-cost, an instance with its root volume."""
+    if not c.id or Action.CREATE in c.actions or Action.DELETE not in c.actions:
+        return
+    for kind in (ResourceType.INSTANCE, ResourceType.VOLUME):
+        idx = after.find(kind, c.id, "")
+        if idx is None:
+            continue
+        current = after.items[idx]
+        after.put(idx, None)
+        if current is not None and kind == ResourceType.INSTANCE:
+            after.drop_roots(current.id or current.label)
+
+
 def _after_items(spec: Spec, live: LiveState, before: list[_Item],
                  changes: Iterable[Change], now: datetime) -> list[_Item]:
     after = _Slots(before)
     for c in changes:
-        if c.type not in (ResourceType.VOLUME, ResourceType.INSTANCE):
-            continue
         if c.blocked or c.is_noop:
             continue                  # stays as live
+        if c.type not in (ResourceType.VOLUME, ResourceType.INSTANCE):
+            _drop_deleted(after, c)
+            continue
         idx = after.find(c.type, c.id, c.address)
         current = after.items[idx] if idx is not None else None
         if Action.CREATE not in c.actions and Action.UPDATE not in c.actions:

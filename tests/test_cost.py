@@ -372,3 +372,30 @@ def test_every_rendering_says_unknown_never_a_dollar_figure() -> None:
     assert "cannot be applied without `--allow-cost`" in md
     doc = plan_to_json(plan)
     assert doc["cost"]["hourly_usd_after"] is None and doc["applyable"] is False
+
+
+def test_a_deleted_resource_leaves_the_after_cost_whatever_its_change_type() -> None:
+    """A temporary prewarm instance the plan terminates (`prewarm.D@i-...`, type prewarm)
+    leaves the after-cost with its root volume; blocked, it stays; a change without an id
+    (an attachment, a mount) deletes no billed resource."""
+    temp = linst("i-temp", "prewarm.tiny", "t3.small")
+    trainer = linst("i-1", "instance.t", "g5.xlarge")
+    data = lvol("vol-d", "volume.d", 100, "gp2")            # 10/month
+    live = live_with(volumes=(data,), instances=(trainer, temp))
+    t3_small = cost.instance_hourly("t3.small", "on-demand", "us-east-1")
+    assert t3_small is not None
+    before = G5_XLARGE + t3_small + 10 / 730 + 2 * ROOT
+    gone, _ = cost.plan_cost(spec_with(), live, [
+        change("prewarm.tiny@i-temp", (Action.DELETE,), id="i-temp"),
+        change("attachment.t.d", (Action.DELETE,)),
+        change("mount.t.d", (Action.DELETE,))], NOW)
+    assert gone.hourly_usd_before == pytest.approx(before)
+    assert gone.hourly_usd_after == pytest.approx(G5_XLARGE + 10 / 730 + ROOT)
+    assert gone.daily_usd_after == pytest.approx((G5_XLARGE + 10 / 730 + ROOT) * 24)
+    kept, _ = cost.plan_cost(spec_with(), live, [
+        change("prewarm.tiny@i-temp", (Action.DELETE,), id="i-temp", blocked=True)], NOW)
+    assert kept.hourly_usd_after == pytest.approx(before)
+    # a delete of any type names the volume it removes by id: it leaves too
+    vol_gone, _ = cost.plan_cost(spec_with(), live, [
+        change("prewarm.d@vol-d", (Action.DELETE,), id="vol-d")], NOW)
+    assert vol_gone.hourly_usd_after == pytest.approx(G5_XLARGE + t3_small + 2 * ROOT)
