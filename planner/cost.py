@@ -26,7 +26,7 @@ from importlib import resources
 from typing import Any
 
 from planner.ledger import Kind
-from planner.live import TAG_ADDRESS, LiveState
+from planner.live import TAG_ADDRESS, TAG_PROJECT, LiveInstance, LiveState, LiveVolume
 from planner.plan import (
     Action,
     Change,
@@ -155,10 +155,29 @@ def _root(live: LiveState, owner: str, label: str, ami: str | None,
                  root_of=owner)
 
 
-def _live_items(live: LiveState) -> list[_Item]:
-    instance_ids = {i.id for i in live.instances}
+def _ours(spec: Spec, live: LiveState) -> tuple[list[LiveVolume], list[LiveInstance]]:
+    """The resources of this project in `live`: tagged with its name or named by the
+    spec's `import:`, and the untagged volumes attached to one of its instances (their
+    root volumes). Another project's or an untagged resource a snapshot holds is not
+    billed to this plan."""
+    project = spec.project
+    imports = {r.import_id for r in (*spec.volumes.values(), *spec.instances.values())
+               if r.import_id}
+    instances = [i for i in live.instances
+                 if i.tags.get(TAG_PROJECT) == project or i.id in imports]
+    ids = {i.id for i in instances}
+    volumes = [v for v in live.volumes
+               if v.tags.get(TAG_PROJECT) == project or v.id in imports
+               or (TAG_PROJECT not in v.tags
+                   and any(a.instance_id in ids for a in v.attachments))]
+    return volumes, instances
+
+
+def _live_items(spec: Spec, live: LiveState) -> list[_Item]:
+    volumes, instances = _ours(spec, live)
+    instance_ids = {i.id for i in instances}
     roots: dict[str, str] = {}        # volume id -> instance id, for untagged attached volumes
-    for v in live.volumes:
+    for v in volumes:
         if v.tags.get(TAG_ADDRESS):
             continue
         owner = next((a.instance_id for a in v.attachments
@@ -169,10 +188,10 @@ def _live_items(live: LiveState) -> list[_Item]:
         _Item(ResourceType.VOLUME, v.address or v.id, v.id,
               {k: getattr(v, k) for k in _VOLUME_KEYS}, True, v.create_time,
               root_of=roots.get(v.id))
-        for v in live.volumes
+        for v in volumes
     ]
     with_root = set(roots.values())
-    for i in live.instances:
+    for i in instances:
         items.append(_Item(ResourceType.INSTANCE, i.address or i.id, i.id,
                            {k: getattr(i, k) for k in _INSTANCE_KEYS},
                            i.state in CHARGED_INSTANCE_STATES, i.launch_time))
@@ -398,7 +417,7 @@ def plan_cost(spec: Spec, live: LiveState, changes: Iterable[Change],
         warnings.append(PlanWarning(None, Rule.COST, (
             f"region {region} is not in the price table (as of {as_of()}): every price "
             f"there is unknown{enforce}")))
-    before = _live_items(live)
+    before = _live_items(spec, live)
     after = _after_items(spec, live, before, changes, now)
     pricer = _Pricer(live, region)
     figures = {

@@ -11,9 +11,16 @@ from types import MappingProxyType
 import pytest
 
 from planner import cost
-from planner.live import TAG_ADDRESS, LiveAttachment, LiveInstance, LiveState, LiveVolume
+from planner.live import (
+    TAG_ADDRESS,
+    TAG_PROJECT,
+    LiveAttachment,
+    LiveInstance,
+    LiveState,
+    LiveVolume,
+)
 from planner.plan import Action, Block, Change, Reason, ResourceType, Rule
-from planner.spec import CostLimits, Instance, Spec, Volume
+from planner.spec import CostLimits, Instance, Spec, Volume, VolumeType
 
 NOW = datetime(2026, 11, 22, 21, 0, 0, tzinfo=UTC)
 AZ = "us-east-1a"
@@ -43,14 +50,14 @@ def lvol(vid: str, address: str, size: int, vtype: str = "gp3", *, hours_old: fl
     return LiveVolume(id=vid, availability_zone=AZ, size_gib=size, type=vtype,
                       state="available", create_time=NOW - timedelta(hours=hours_old),
                       iops=iops, throughput_mibps=throughput,
-                      tags=MappingProxyType({TAG_ADDRESS: address}))
+                      tags=MappingProxyType({TAG_ADDRESS: address, TAG_PROJECT: "proj"}))
 
 
 def linst(iid: str, address: str, itype: str, *, state: str = "running",
           market: str = "on-demand", hours_old: float = 0) -> LiveInstance:
     return LiveInstance(id=iid, instance_type=itype, availability_zone=AZ, state=state,
                         launch_time=NOW - timedelta(hours=hours_old), market=market,
-                        tags=MappingProxyType({TAG_ADDRESS: address}))
+                        tags=MappingProxyType({TAG_ADDRESS: address, TAG_PROJECT: "proj"}))
 
 
 def change(address: str, actions: tuple[Action, ...], *, id: str | None = None,
@@ -399,3 +406,36 @@ def test_a_deleted_resource_leaves_the_after_cost_whatever_its_change_type() -> 
     vol_gone, _ = cost.plan_cost(spec_with(), live, [
         change("prewarm.d@vol-d", (Action.DELETE,), id="vol-d")], NOW)
     assert vol_gone.hourly_usd_after == pytest.approx(G5_XLARGE + t3_small + 2 * ROOT)
+
+
+def test_only_this_projects_resources_are_priced() -> None:
+    """A snapshot may hold another project's resources and untagged ones: they cost
+    this plan nothing, before or after. An untagged volume attached to one of the
+    project's instances is its root volume and counts; what `import:` names counts."""
+    ours = linst("i-1", "instance.t", "g5.xlarge")
+    other = replace(linst("i-x", "instance.t", "g5.xlarge"),
+                    tags=MappingProxyType({TAG_ADDRESS: "instance.t", TAG_PROJECT: "other"}))
+    bare = replace(linst("i-bare", "instance.t", "g5.xlarge"), tags=MappingProxyType({}))
+    root = LiveVolume(id="vol-root", availability_zone=AZ, size_gib=50, type="gp3",
+                      state="in-use", create_time=NOW,
+                      attachments=(LiveAttachment("i-1", "/dev/xvda", "attached"),))
+    foreign_root = replace(root, id="vol-xroot",
+                           attachments=(LiveAttachment("i-x", "/dev/xvda", "attached"),))
+    other_vol = replace(lvol("vol-x", "volume.d", 1000, "gp2"),
+                        tags=MappingProxyType({TAG_ADDRESS: "volume.d", TAG_PROJECT: "other"}))
+    untagged = replace(lvol("vol-y", "volume.d", 1000, "gp2"), tags=MappingProxyType({}))
+    live = live_with(volumes=(root, foreign_root, other_vol, untagged),
+                     instances=(ours, other, bare))
+    summary, _ = cost.plan_cost(spec_with(), live, [
+        change("instance.t", (Action.DELETE,), id="i-1")], NOW)
+    assert summary.hourly_usd_before == pytest.approx(G5_XLARGE + 4 / 730)
+    assert summary.hourly_usd_after == 0.0
+    assert summary.accumulated_usd == 0.0
+    # `import:` adopts the untagged volume: it is this project's, before and after
+    spec = spec_with(volumes={"d": Volume(name="d", size_gib=1000, type=VolumeType.GP2,
+                                          availability_zone=AZ, import_id="vol-y")})
+    adopted, _ = cost.plan_cost(spec, live, [
+        change("instance.t", (Action.NOOP,), id="i-1"),
+        change("volume.d", (Action.UPDATE,), id="vol-y")], NOW)
+    assert adopted.hourly_usd_before == pytest.approx(G5_XLARGE + 4 / 730 + 100 / 730)
+    assert adopted.hourly_usd_after == pytest.approx(G5_XLARGE + 4 / 730 + 100 / 730)
