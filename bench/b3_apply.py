@@ -139,8 +139,10 @@ def apply_once(endpoint: str, state_dir: str, spec: Spec, parallelism: int,
                delay: float, *, every_call: bool = False) -> dict[str, Any]:
     """Reset the emulator, plan, apply; the figures of that run."""
     from planner import emulator as emu
+    from planner.aws.fresh import AwsFreshRead
     from planner.engines.direct import DirectEngine
     from planner.executor import execute
+    from planner.guards import Guards
     from planner.journal import Journal, journal_path
     from planner.rules import Overrides
     from planner.ssm import LocalRunner
@@ -165,10 +167,12 @@ def apply_once(endpoint: str, state_dir: str, spec: Spec, parallelism: int,
     engine = DirectEngine(spec, aws, ssm, plan_id=plan.plan_id, overrides=Overrides())
     calls_before = Counter(aws.calls)
     server = emulator_pid(state_dir)
+    guards = Guards(spec, Overrides(), AwsFreshRead(aws), ssm)
     with Journal(journal_path(state_dir, plan.plan_id), plan.plan_id) as journal:
         cpu0, srv0 = time.process_time(), process_cpu(server)
         t0 = time.perf_counter()
-        result = execute(plan, engine, parallelism=parallelism, journal=journal,
+        result = execute(plan, engine, guards=guards, parallelism=parallelism,
+                         journal=journal,
                          on_event=latency.on_event)
         wall = time.perf_counter() - t0
         cpu, srv = time.process_time() - cpu0, process_cpu(server) - srv0

@@ -5,7 +5,7 @@ written straight into its S3 store (PUTs through the API would take minutes on t
 machine and are not what B5 measures); a spec with one instance and a `local-cache`
 dataset of that prefix; the instance created by the direct engine (a plan targeted at
 it, run by the executor); then the dataset recorded as synced exactly as the sync step
-records it after a successful sync (`direct_data.record_digest`: the instance's
+records it after a successful sync (`dataplane.record_digest`: the instance's
 `trainctl:dataset-digest` tag gets `ds=sha256:<32 hex>` of the listing's manifest).
 
 Measured in a fresh process, through the CLI's own path (`planner.workflow.make_plan`, as
@@ -72,8 +72,8 @@ def bring_in_sync(endpoint: str, spec_path: str) -> dict[str, Any]:
     from planner import emulator as emu
     from planner.aws.read import read_live
     from planner.diff import diff
+    from planner.engines.dataplane import record_digest
     from planner.engines.direct import DirectEngine
-    from planner.engines.direct_data import record_digest
     from planner.executor import execute
     from planner.graph import build_graph
     from planner.loader import load_spec

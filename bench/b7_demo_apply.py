@@ -77,11 +77,13 @@ def _step_type(address: str, action: str) -> str:
 
 def run(delay: float = DELAY, parallelism: int = 10) -> dict[str, Any]:
     from planner import emulator as emu
+    from planner.aws.fresh import AwsFreshRead
     from planner.aws.read import read_live
     from planner.diff import diff
     from planner.engines.direct import DirectEngine
     from planner.executor import execute
     from planner.graph import build_graph
+    from planner.guards import Guards
     from planner.journal import Journal, journal_path
     from planner.loader import load_spec
     from planner.rules import Overrides
@@ -105,9 +107,11 @@ def run(delay: float = DELAY, parallelism: int = 10) -> dict[str, Any]:
             ssm = LocalRunner.for_endpoint(os.path.join(state_dir, "sandbox"), endpoint,
                                            REGION)
             engine = DirectEngine(spec, aws, ssm, plan_id=plan.plan_id, overrides=Overrides())
+            guards = Guards(spec, Overrides(), AwsFreshRead(aws), ssm)
             with Journal(journal_path(state_dir, plan.plan_id), plan.plan_id) as journal:
                 t0 = time.perf_counter()
-                result = execute(plan, engine, parallelism=parallelism, journal=journal,
+                result = execute(plan, engine, guards=guards, parallelism=parallelism,
+                                 journal=journal,
                                  on_event=latency.on_event)
                 apply_s = time.perf_counter() - t0
             if not result.ok:

@@ -177,8 +177,10 @@ class StepGuard(Protocol):
     """What the executor asks before each step of a unit (planner.guards.Guards)."""
 
     def before(self, change: Change, action: Action, *, done: frozenset[Step],
-               unit: Sequence[Step]) -> Mapping[str, str]:
-        """Facts for the journal; raises StepBlocked or StepFailed to refuse the step."""
+               unit: Sequence[Step], planned: frozenset[Step]) -> Mapping[str, str]:
+        """Facts for the journal; raises StepBlocked or StepFailed to refuse the step.
+        `done`: the steps done before this unit; `unit`: the steps of this unit, in
+        order; `planned`: every step of the plan."""
         ...
 
 
@@ -254,6 +256,7 @@ class _Run:
         self.g = graph if graph is not None else phase_graph(changes)
         self.order = step_order(self.g)
         self.position = {n: i for i, n in enumerate(self.order)}
+        self.planned = frozenset(self.order)
         self.engine, self.guards = engine, guards
         self.ug = unit_graph(self.g, engine.units(list(self.order), self.by_addr))
         self.unit_of = {s: k for k in self.ug for s in self.ug.nodes[k]["unit"].steps}
@@ -340,7 +343,8 @@ class _Run:
     def _guard(self, step: Step, done: frozenset[Step], unit: list[Step]) -> dict[str, str]:
         if self.guards is None:
             return {}
-        facts = self.guards.before(self.by_addr[step[0]], step[1], done=done, unit=unit)
+        facts = self.guards.before(self.by_addr[step[0]], step[1], done=done, unit=unit,
+                                   planned=self.planned)
         return {str(k): str(v) for k, v in dict(facts or {}).items()}
 
     def _failure(self, step: Step, e: BaseException, t0: float,

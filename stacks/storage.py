@@ -1,5 +1,5 @@
 """The storage stack: EBS volumes, and the project's SSM role and instance profile when
-an instance names none (as `planner.engines.direct_iam` makes them)."""
+an instance names none (as `planner.aws.iam` makes them)."""
 
 from __future__ import annotations
 

@@ -12,15 +12,17 @@ from typing import Any
 
 import pytest
 
+from planner.aws.fresh import AwsFreshRead
+from planner.aws.iam import ensure_instance_profile
 from planner.aws.session import AwsContext, connect
 from planner.dataplane import scripts
 from planner.dataplane.status import ScriptResult
 from planner.engines import Engine, StepBlocked, StepFailed, engine_class
 from planner.engines.direct import DirectEngine
-from planner.engines.direct_ec2 import TAG_CLIENT_TOKEN
-from planner.engines.direct_iam import ensure_instance_profile
+from planner.guards import Guarded, Guards
 from planner.live import (
     TAG_ADDRESS,
+    TAG_CLIENT_TOKEN,
     TAG_DATASET_DIGEST,
     TAG_MOUNTED,
     TAG_PERSISTENT,
@@ -85,15 +87,20 @@ def make_spec(*, volumes: tuple[Volume, ...] = (), instances: tuple[Instance, ..
 
 def make_engine(spec: Spec, endpoint: str, ssm: Any = None, *, plan_id: str = "plan0001",
                 overrides: Overrides | None = None,
-                later: timedelta = LATER) -> tuple[DirectEngine, AwsContext]:
+                later: timedelta = LATER) -> tuple[Any, AwsContext]:
+    """The direct engine behind the guards, as the executor runs a one-step unit."""
     seed = connect("us-east-1", endpoint)     # what `trainctl local up` seeds
     ensure_instance_profile(seed.iam, role="trainctl-ssm", profile="trainctl-ssm",
                             emulator=True)
     aws = connect("us-east-1", endpoint)
-    engine = DirectEngine(spec, aws, ssm or FakeSsm(), plan_id=plan_id,
-                          overrides=overrides or Overrides(),
-                          clock=lambda: datetime.now(UTC) + later)
-    return engine, aws
+    ssm = ssm or FakeSsm()
+    overrides = overrides or Overrides()
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + later
+
+    engine = DirectEngine(spec, aws, ssm, plan_id=plan_id, overrides=overrides, clock=clock)
+    return Guarded(engine, Guards(spec, overrides, AwsFreshRead(aws), ssm, clock=clock)), aws
 
 
 def change(address: str, *actions: Action, id: str | None = None,
@@ -586,7 +593,9 @@ def test_mount_failure_is_a_failed_step_without_the_tag(moto_endpoint: str) -> N
                               moto_endpoint, ssm)
     vid, _ = _attached(engine)
     with pytest.raises(StepFailed, match=r"mount of .* failed: no output"):
-        engine.apply(change("mount.trainer.scratch", Action.CREATE), Action.CREATE)
+        engine.apply(change("mount.trainer.scratch", Action.CREATE, after={
+            "device": "/dev/sdg", "path": "/scratch", "read_only": False,
+            "filesystem": "ext4"}), Action.CREATE)
     assert TAG_MOUNTED not in tags_of(aws.ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0])
 
 

@@ -43,7 +43,7 @@ from planner.aws.session import AwsContext
 from planner.dataplane import steps
 from planner.dataplane.status import ScriptResult
 from planner.engines import StepFailed
-from planner.engines import direct_data as direct_data_module
+from planner.engines import prewarm as prewarm_module
 from planner.engines.direct import DirectEngine
 from planner.live import TAG_ADDRESS, TAG_DATASET_DIGEST, TAG_MOUNTED, TAG_PROJECT
 from planner.plan import Action
@@ -116,7 +116,10 @@ def _built(engine: DirectEngine, aws: AwsContext) -> tuple[str, dict[str, str]]:
     for v in ("data", "scratch"):
         vids[v] = create_volume(engine, v)
         engine.apply(change(f"attachment.trainer.{v}", Action.CREATE), Action.CREATE)
-        engine.apply(change(f"mount.trainer.{v}", Action.CREATE), Action.CREATE)
+        m = next(m for m in HOST.mounts if m.volume == v)    # what the diff writes
+        engine.apply(change(f"mount.trainer.{v}", Action.CREATE, after={
+            "device": m.device, "path": m.path, "read_only": m.read_only,
+            "filesystem": "ext4"}), Action.CREATE)
     return iid, vids
 
 
@@ -241,7 +244,7 @@ def test_a_running_answer_is_never_reused(moto_endpoint: str) -> None:
     assert box.kinds().count("training_check") == 2
     # ... but not once it is old
     box.fix("training_check", RUNNING)
-    engine.training_idle_ttl = 0.0
+    engine.guards.training_idle_ttl = 0.0
     with pytest.raises(StepFailed, match=r"^training-running: .*then detaches"):
         detach(engine, iid, vids, "scratch")
     assert box.kinds().count("training_check") == 3
@@ -400,7 +403,7 @@ def _interrupted_prewarm(endpoint: str, spec: Spec, monkeypatch: pytest.MonkeyPa
     stuck = FakeSsm({"sync": ScriptResult("failed", {"error": "killed"})})
     old, _ = make_engine(spec, endpoint, stuck, plan_id=plan_id)
     with monkeypatch.context() as m:
-        m.setattr(direct_data_module, "_terminate_temporary", lambda *a: None)
+        m.setattr(prewarm_module, "_terminate_temporary", lambda *a: None)
         with pytest.raises(StepFailed, match="killed"):
             _prewarm(old)
     return next(c[1] for c in stuck.calls if c[0] == "sync")

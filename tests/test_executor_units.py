@@ -191,7 +191,7 @@ class Guard:
         self.seen: list[tuple[Step, frozenset[Step], tuple[Step, ...]]] = []
 
     def before(self, change: Change, action: Action, *, done: frozenset[Step],
-               unit: Sequence[Step]) -> dict[str, str]:
+               unit: Sequence[Step], planned: frozenset[Step]) -> dict[str, str]:
         step = (change.address, action)
         self.seen.append((step, done, tuple(unit)))
         if step in self.refuse:

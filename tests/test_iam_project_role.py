@@ -19,13 +19,9 @@ import boto3
 import pytest
 from conftest import run_cli
 
+from planner.aws.iam import ensure_instance_profile
 from planner.commands.iam_policy import build_policy
-from planner.engines.direct_iam import (
-    SSM_POLICY_ARN,
-    data_policy,
-    data_policy_arn,
-    ensure_instance_profile,
-)
+from planner.iamnames import SSM_POLICY_ARN, data_policy, data_policy_arn
 from planner.loader import load_spec
 
 SPEC = """\

@@ -61,11 +61,7 @@ def check_subnets(spec: Spec, ec2: Any, region: str) -> list[Problem]:
 
 def _wanted_types(spec: Spec) -> list[tuple[tuple[str | int, ...], str, str]]:
     """(spec path, instance type, AZ) for every instance trainctl may launch."""
-    from planner.engines.direct_data import (
-        ARM_FAMILY,
-        PREWARM_INSTANCE_TYPE,
-        PREWARM_INSTANCE_TYPE_ARM,
-    )
+    from planner.prewarmtypes import prewarm_image
 
     out: list[tuple[tuple[str | int, ...], str, str]] = [
         (("instances", n, "instance_type"), i.instance_type, i.availability_zone)
@@ -74,12 +70,7 @@ def _wanted_types(spec: Spec) -> list[tuple[tuple[str | int, ...], str, str]]:
         vol = spec.volumes.get(ds.volume or "")
         if ds.strategy != Strategy.PREWARMED_EBS or vol is None:
             continue
-        # as direct_data._prewarm_image chooses: ARM when the spec's first instance in
-        # the volume's AZ (else its first instance) is ARM
-        first = sorted(spec.instances.values(), key=lambda i: i.availability_zone
-                       != vol.availability_zone)
-        arm = bool(first and ARM_FAMILY.match(first[0].instance_type))
-        itype = PREWARM_INSTANCE_TYPE_ARM if arm else PREWARM_INSTANCE_TYPE
+        _ami, itype = prewarm_image(spec, vol.availability_zone)   # what the prewarm uses
         out.append((("datasets", name, "strategy"), itype, vol.availability_zone))
     return out
 

@@ -534,7 +534,7 @@ def check_data_policy(spec: Spec, aws: AwsContext) -> list[str]:
     from botocore.exceptions import ClientError
 
     from planner.aws.session import account_of, is_loopback
-    from planner.engines.direct_iam import (
+    from planner.iamnames import (
         create_data_policy_commands,
         data_policy_arn,
         data_policy_name,

@@ -21,7 +21,7 @@ def seed(endpoint: str, region: str, *, buckets: Iterable[str] = ()) -> list[str
 
     Returns one line per thing created, for the command's output.
     """
-    from planner.engines.direct_iam import ensure_instance_profile
+    from planner.aws.iam import ensure_instance_profile
 
     done: list[str] = []
     aws = connect(endpoint, region)

@@ -250,7 +250,7 @@ def command(opts: Options, project: str | None, instance_data: bool) -> None:
 
         spec = load_spec(opts.file)
     if instance_data:
-        from planner.engines.direct_iam import data_policy
+        from planner.iamnames import data_policy
 
         if spec is None:
             raise click.UsageError(f"--instance-data needs a spec ({opts.file} not found)")

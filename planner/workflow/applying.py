@@ -154,17 +154,22 @@ def project_key(opts: Options, project: str, region: str) -> str:
 
 
 def make_engine(opts: Options, spec: Spec, plan: Plan, overrides: Overrides, region: str,
-                engine: str = "direct") -> Any:
-    """The engine `engine` (registry) on the endpoint plan used, with the SSM transport."""
+                engine: str = "direct") -> tuple[Any, Any]:
+    """(engine, guards): the engine `engine` (registry) on the endpoint plan used, with
+    the SSM transport, and the guards the executor runs before its steps (the same
+    fresh read and transport, whatever the engine)."""
+    from planner.aws.fresh import AwsFreshRead
     from planner.aws.session import open_aws
     from planner.aws.ssm import make_transport
     from planner.engines import EngineContext, build_engine
+    from planner.guards import Guards
 
     aws, _how = open_aws(opts.endpoint_url, opts.state_dir, region, retry_mode="standard")
     transport = make_transport(aws, opts.state_dir)
     ctx = EngineContext(spec=spec, aws=aws, ssm=transport, plan=plan, overrides=overrides,
                         endpoint_url=aws.endpoint_url, state_dir=opts.state_dir)
-    return build_engine(engine, ctx)
+    built = build_engine(engine, ctx)
+    return built, Guards(spec, overrides, AwsFreshRead(aws), transport)
 
 
 def _load(request: ApplyRequest, console: Console) -> tuple[Plan | None, Spec, str]:
@@ -268,14 +273,16 @@ def run_plan(request: ApplyRequest, spec: Spec, plan: Plan, region: str,
     opts = request.opts
     save_plan(plan, opts.state_dir)
     list_blocked(plan, console)
-    engine = make_engine(opts, spec, plan, request.overrides, region, request.engine)
+    engine, guards = make_engine(opts, spec, plan, request.overrides, region,
+                                 request.engine)
     graph = phase_graph_of(plan)                  # once: the progress rows and the run
     steps = step_order(graph)
     stop = threading.Event()
     path = journal_path(opts.state_dir, plan.plan_id)
     with Journal(path, plan.plan_id) as journal, stop_on_sigint(stop, console), \
             console.progress(steps) as progress:
-        result = execute(plan, engine, parallelism=request.parallelism, journal=journal,
+        result = execute(plan, engine, guards=guards, parallelism=request.parallelism,
+                         journal=journal,
                          on_event=progress, stop=stop, graph=graph)
     for s in result.steps:
         if s.status == "failed":

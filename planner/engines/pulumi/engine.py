@@ -166,7 +166,7 @@ class PulumiEngine:
         return self._role_live
 
     def _read_role(self) -> bool:
-        from planner.engines.direct_iam import project_role_name
+        from planner.iamnames import project_role_name
 
         try:
             self.ctx.aws.iam.get_role(RoleName=project_role_name(self.plan.project))

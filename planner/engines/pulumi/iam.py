@@ -1,16 +1,10 @@
 """The project's SSM role and instance profile as storage-stack resources: the same
 names, trust policy, managed policies and tags as the direct engine
-(`planner.engines.direct_iam`). Never deleted by a stack (`retain_on_delete`): the plan
+(`planner.iamnames`, `planner.aws.iam`). Never deleted by a stack (`retain_on_delete`): the plan
 does not show them, so no pass may remove them."""
 
 from __future__ import annotations
 
-from planner.engines.direct_iam import (
-    EC2_TRUST_POLICY,
-    SSM_POLICY_ARN,
-    data_policy_arn,
-    project_role_name,
-)
 from planner.engines.pulumi.schema import (
     PROFILE,
     ROLE,
@@ -21,6 +15,12 @@ from planner.engines.pulumi.schema import (
     _frozen,
 )
 from planner.errors import TrainctlError
+from planner.iamnames import (
+    EC2_TRUST_POLICY,
+    SSM_POLICY_ARN,
+    data_policy_arn,
+    project_role_name,
+)
 from planner.live import TAG_PROJECT
 
 ROLE_ADDRESS = "iam.role"

@@ -1,29 +1,15 @@
-"""The `direct` engine: boto3 calls for EC2/EBS, SSM scripts for the data plane.
+"""EC2/IAM helpers shared by the steps every engine may run: the direct engine's
+(planner.engines.direct) and the data plane's (planner.engines.dataplane, prewarm).
 
-Construct it once per apply and call `apply(change, action)` once per phase (from any
-number of threads):
-
-    DirectEngine(spec, aws, ssm, plan_id=plan.plan_id, overrides=overrides,
-                 clock=lambda: datetime.now(UTC), endpoint_url=None)
+    AwsOps(spec, aws, ssm, plan_id=plan.plan_id, overrides=overrides,
+           clock=lambda: datetime.now(UTC), endpoint_url=None)
 
 - `spec`: the Spec the plan was made from; `aws`: an AwsContext (its clients carry
-  botocore's standard/adaptive retry mode); `ssm`: an SsmTransport (AwsSsm on AWS,
-  LocalRunner for the emulator, see `planner.aws.ssm.make_transport`).
+  botocore's standard/adaptive retry mode); `ssm`: an SsmTransport.
 - `plan_id` seeds the ClientTokens; `overrides` (rules.Overrides) is what the operator
-  allowed; `clock` gives the time for fresh rule checks.
+  allowed; `clock` gives the time for fresh rule checks of creates and updates.
 - `endpoint_url` (default: aws.endpoint_url) set means an emulator: waiters poll every
   second and a missing AWS-managed policy is tolerated.
-
-The steps live in `direct_ec2` (volumes, instances, attachments) and `direct_data`
-(mounts, syncs, uploads, prewarm, checks before a terminate); `direct_iam` keeps the
-project's SSM instance profile. The engine dispatches on change.type and the phase's
-action, reads change.id, change.before and change.after (data the diff decided), never
-change.reason. Every destructive call is preceded by a fresh describe and
-`rules.recheck`. An unmount, a detach or a terminate on a running instance first asks
-whether a training job runs there (refused while it does or SSM cannot tell, unless
-`--stop-training instance.NAME`, which stops it gracefully first; a "not running" answer
-is reused for TRAINING_IDLE_TTL seconds), and the
-checkpoints are synced before the volume holding them is unmounted.
 """
 
 from __future__ import annotations
@@ -35,51 +21,27 @@ from datetime import UTC, datetime
 from typing import Any
 
 from planner import rules
-from planner.engines import direct_data, direct_ec2
-from planner.engines.base import StepBlocked, StepEngine, StepFailed
-from planner.engines.direct_ec2 import EMULATOR_WAIT, tag_list, tags_of
-from planner.engines.direct_iam import (
-    data_policy,
-    data_policy_arn,
-    ensure_instance_profile,
-    project_role_name,
-)
-from planner.errors import TrainctlError
-from planner.live import (
-    TAG_ADDRESS,
-    TAG_CLIENT_TOKEN,
-    TAG_PROJECT,
-    LiveState,
-)
-from planner.plan import Action, Change, ResourceType
+from planner.engines.base import StepBlocked, StepFailed
+from planner.iamnames import data_policy, data_policy_arn, project_role_name
+from planner.live import TAG_ADDRESS, TAG_CLIENT_TOKEN, TAG_PROJECT, LiveState
+from planner.plan import Change, ResourceType
 from planner.spec import Spec
 from planner.tags import owner_tags
 
+EMULATOR_WAIT = {"Delay": 1, "MaxAttempts": 120}
 LIVE_VOLUME_STATES = ("creating", "available", "in-use")
 LIVE_INSTANCE_STATES = ("pending", "running", "stopping", "stopped")
 PROFILE_PROPAGATION_TRIES = 8                # run_instances right after a new profile
 PROFILE_PROPAGATION_DELAY = 5.0
-# A "no training job" answer is reused this long for the same instance (unmount, detach
-# and terminate of one teardown); "running" and "cannot tell" are never reused.
-TRAINING_IDLE_TTL = 60.0
-
-Handler = Callable[["DirectEngine", Change], dict[str, str]]
 
 
 def _error_code(e: Exception) -> str:
     return str(getattr(e, "response", {}).get("Error", {}).get("Code", ""))
 
 
-class DirectEngine(StepEngine):
-    """One unit per step (StepEngine); `apply(change, action)` carries out one step."""
-
-    name = "direct"
-
-    @classmethod
-    def from_context(cls, ctx: Any) -> DirectEngine:
-        """The registry's factory (planner.engines.ENGINES)."""
-        return cls(ctx.spec, ctx.aws, ctx.ssm, plan_id=ctx.plan_id, overrides=ctx.overrides,
-                   clock=ctx.clock, endpoint_url=ctx.endpoint_url)
+class AwsOps:
+    """EC2/IAM helpers for the steps of one apply (thread-safe): clients, waiters, tags,
+    describes by id or address, ClientToken idempotency, the project's profile."""
 
     def __init__(self, spec: Spec, aws: Any, ssm: Any, *, plan_id: str,
                  overrides: rules.Overrides,
@@ -99,32 +61,9 @@ class DirectEngine(StepEngine):
         self._profile_new = False
         # The uploader's own progress bar; off by default (apply shows its own display).
         self.upload_progress = False
-        self.training_idle_ttl = TRAINING_IDLE_TTL
-        self._training_idle: dict[str, float] = {}     # instance id -> time.monotonic()
-        # instance id -> what the checkpoint sync before an unmount did (for the terminate)
-        self.checkpoints_at_unmount: dict[str, str] = {}
         # kind -> ClientToken -> (address, raw): what creates of this plan already made
         self._tokens: dict[str, dict[str, tuple[str | None, dict[str, Any]]]] = {}
         self._created_ids: dict[str, str] = {}      # address -> id made by this run
-
-    # --- entry point ---------------------------------------------------------------------
-
-    def apply(self, change: Change, action: Action) -> dict[str, str]:
-        handler = HANDLERS.get((change.type, action))
-        if handler is None:
-            raise StepFailed(f"{change.address}: the direct engine cannot {action.value} "
-                             f"a {change.type.value}")
-        from planner.aws.session import aws_errors
-
-        try:
-            with aws_errors():
-                return handler(self, change)
-        except StepFailed:
-            raise
-        except TrainctlError as e:
-            raise StepFailed(f"{change.address}: {e}") from e
-
-    # --- helpers shared with direct_data ---------------------------------------------------
 
     @property
     def ec2(self) -> Any:
@@ -146,24 +85,6 @@ class DirectEngine(StepEngine):
             w.wait(WaiterConfig=cfg, **kwargs)
         else:
             w.wait(**kwargs)
-
-    def training_idle(self, instance_id: str) -> bool:
-        """True when a training check of this instance said "not running" moments ago."""
-        import time
-
-        with self._lock:
-            seen = self._training_idle.get(instance_id)
-        return seen is not None and time.monotonic() - seen < self.training_idle_ttl
-
-    def note_training_idle(self, instance_id: str, idle: bool) -> None:
-        """Remember a "not running" answer; anything else forgets the earlier one."""
-        import time
-
-        with self._lock:
-            if idle:
-                self._training_idle[instance_id] = time.monotonic()
-            else:
-                self._training_idle.pop(instance_id, None)
 
     def client_token(self, change: Change, purpose: str = "") -> str:
         """Stable per plan, address and kind (create vs replace): <= 64 characters."""
@@ -312,6 +233,7 @@ class DirectEngine(StepEngine):
         """The project's SSM instance profile, created once when missing."""
         with self._lock:
             if self._profile is None:
+                from planner.aws.iam import ensure_instance_profile
                 from planner.aws.session import account_of, is_loopback
 
                 name = project_role_name(self.spec.project)
@@ -429,31 +351,6 @@ class DirectEngine(StepEngine):
         return {"result": "nothing to delete"}
 
 
-R = ResourceType
-HANDLERS: dict[tuple[ResourceType, Action], Handler] = {
-    (R.VOLUME, Action.CREATE): direct_ec2.volume_create,
-    (R.VOLUME, Action.UPDATE): direct_ec2.volume_update,
-    (R.VOLUME, Action.DELETE): direct_ec2.volume_delete,
-    (R.INSTANCE, Action.CREATE): direct_ec2.instance_create,
-    (R.INSTANCE, Action.UPDATE): direct_ec2.instance_update,
-    (R.INSTANCE, Action.DELETE): direct_ec2.instance_delete,
-    (R.ATTACHMENT, Action.CREATE): direct_ec2.attachment_create,
-    (R.ATTACHMENT, Action.DELETE): direct_ec2.attachment_delete,
-    (R.MOUNT, Action.CREATE): direct_data.mount_create,
-    (R.MOUNT, Action.UPDATE): direct_data.mount_create,
-    (R.MOUNT, Action.DELETE): direct_data.mount_delete,
-    (R.SYNC, Action.CREATE): direct_data.sync_create,
-    (R.SYNC, Action.UPDATE): direct_data.sync_create,
-    (R.SYNC, Action.DELETE): DirectEngine.delete_nothing,
-    (R.DATASET, Action.CREATE): direct_data.dataset_upload,
-    (R.DATASET, Action.UPDATE): direct_data.dataset_upload,
-    (R.DATASET, Action.DELETE): DirectEngine.delete_nothing,
-    (R.PREWARM, Action.CREATE): direct_data.prewarm_create,
-    (R.PREWARM, Action.UPDATE): direct_data.prewarm_create,
-    (R.PREWARM, Action.DELETE): direct_data.prewarm_delete,
-}
-
-
 def _address_of(raw: Mapping[str, Any]) -> str | None:
     return tags_of(raw).get(TAG_ADDRESS)
 
@@ -469,3 +366,11 @@ def _the_one(rtype: str, name: str, found: list[dict[str, Any]]) -> dict[str, An
 def _retried(resp: Mapping[str, Any]) -> bool:
     """True when botocore sent the call more than once (an answer may have been lost)."""
     return bool((resp.get("ResponseMetadata") or {}).get("RetryAttempts"))
+
+
+def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": str(v)} for k, v in tags.items()]
+
+
+def tags_of(raw: Mapping[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in raw.get("Tags", ()) or ()}

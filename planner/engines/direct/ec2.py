@@ -1,16 +1,21 @@
 """The direct engine's EC2/EBS steps: volumes, instances, attachments.
 
-Each function takes the engine (for clients, waiters, tags, fresh describes and rule
-rechecks) and the change; it returns facts for the journal or raises StepFailed.
+Each function takes the apply's AwsOps (clients, waiters, tags, describes, ClientToken
+idempotency) and the change; it returns facts for the journal or raises StepFailed.
+The guards (planner.guards) ran before every delete: the fresh rule re-check, the
+duplicate re-check, the training check and the checkpoint sync. A create or an update
+checks `duplicate` itself once it knows the step is not a retry of its own earlier
+attempt (ClientToken), and a volume modification re-checks its rules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from planner.engines import direct_data
+from planner.engines import dataplane
+from planner.engines.awsops import EMULATOR_WAIT, AwsOps, tag_list, tags_of
 from planner.engines.base import StepFailed
 from planner.live import (
     TAG_CLIENT_TOKEN,
@@ -23,20 +28,8 @@ from planner.plan import Action, Change
 from planner.spec import Market, OnDelete
 from planner.tags import instance_safety_tags, modified_tag
 
-if TYPE_CHECKING:
-    from planner.engines.direct import DirectEngine
-
 GONE_INSTANCE_STATES = ("shutting-down", "terminated")
-EMULATOR_WAIT = {"Delay": 1, "MaxAttempts": 120}
 SNAPSHOT_WAIT = {"Delay": 15, "MaxAttempts": 480}   # final snapshots of big volumes: 2 h
-
-
-def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": str(v)} for k, v in tags.items()]
-
-
-def tags_of(raw: Mapping[str, Any]) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in raw.get("Tags", ()) or ()}
 
 
 def _names(change: Change) -> tuple[str, str]:
@@ -47,7 +40,7 @@ def _names(change: Change) -> tuple[str, str]:
 # --- volumes ----------------------------------------------------------------------
 
 
-def volume_create(engine: DirectEngine, change: Change) -> dict[str, str]:
+def volume_create(engine: AwsOps, change: Change) -> dict[str, str]:
     vs = engine.spec.volumes.get(change.name)
     if vs is None:
         raise StepFailed(f"{change.address}: not in the spec")
@@ -86,7 +79,7 @@ def volume_create(engine: DirectEngine, change: Change) -> dict[str, str]:
     return {"id": vid}
 
 
-def volume_update(engine: DirectEngine, change: Change) -> dict[str, str]:
+def volume_update(engine: AwsOps, change: Change) -> dict[str, str]:
     after = dict(change.after or {})
     vid = str(change.id or after.get("id") or engine.volume_id_of(change.name))
     raw = engine.describe_volume(vid)
@@ -123,7 +116,7 @@ def volume_update(engine: DirectEngine, change: Change) -> dict[str, str]:
     return {"id": vid, **({"modified": ",".join(sorted(mods))} if mods else {})}
 
 
-def wait_modified(engine: DirectEngine, volume_id: str) -> None:
+def wait_modified(engine: AwsOps, volume_id: str) -> None:
     """Until the modification is usable (optimizing/completed); fails on failed."""
     from botocore.waiter import WaiterModel, create_waiter_with_client
 
@@ -144,7 +137,7 @@ def wait_modified(engine: DirectEngine, volume_id: str) -> None:
     waiter.wait(**kwargs)
 
 
-def volume_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
+def volume_delete(engine: AwsOps, change: Change) -> dict[str, str]:
     before = dict(change.before or {})
     vid = str(change.id or before.get("id") or "")
     if not vid:
@@ -152,10 +145,6 @@ def volume_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
     raw = engine.describe_volume(vid)
     if raw is None or raw.get("State") in ("deleting", "deleted"):
         return {"id": vid, "result": "already gone"}
-    instance_ids = sorted({a["InstanceId"] for a in raw.get("Attachments", ())})
-    instances = [i for iid in instance_ids if (i := engine.describe_instance(iid))]
-    engine.recheck(change, engine.fresh_live(volumes=[raw], instances=instances))
-    engine.check_unique(replace(change, id=vid))
     facts = {"id": vid}
     if raw.get("State") == "in-use":      # attached to an instance that is going away
         engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
@@ -184,7 +173,7 @@ def volume_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
 # --- instances --------------------------------------------------------------------
 
 
-def instance_create(engine: DirectEngine, change: Change) -> dict[str, str]:
+def instance_create(engine: AwsOps, change: Change) -> dict[str, str]:
     ins = engine.spec.instances.get(change.name)
     if ins is None:
         raise StepFailed(f"{change.address}: not in the spec")
@@ -235,13 +224,13 @@ def instance_create(engine: DirectEngine, change: Change) -> dict[str, str]:
     engine.note_created(change.address, iid)
     ckpt = ins.checkpoints
     if ins.market == Market.SPOT and ckpt is not None and ckpt.sync_to:
-        direct_data.install_spot_watcher(engine, change, iid, ckpt.path, ckpt.sync_to, facts)
+        dataplane.install_spot_watcher(engine, change, iid, ckpt.path, ckpt.sync_to, facts)
     if ins.max_lifetime or ins.idle_stop_minutes:
-        direct_data.install_lifetime_watcher(engine, change, ins, iid, facts)
+        dataplane.install_lifetime_watcher(engine, change, ins, iid, facts)
     return facts
 
 
-def instance_update(engine: DirectEngine, change: Change) -> dict[str, str]:
+def instance_update(engine: AwsOps, change: Change) -> dict[str, str]:
     after = dict(change.after or {})
     iid = str(change.id or after.get("id") or engine.instance_id_of(change.name))
     engine.check_unique(replace(change, id=iid))
@@ -251,7 +240,7 @@ def instance_update(engine: DirectEngine, change: Change) -> dict[str, str]:
     return {"id": iid}
 
 
-def instance_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
+def instance_delete(engine: AwsOps, change: Change) -> dict[str, str]:
     before = dict(change.before or {})
     iid = str(change.id or before.get("id") or "")
     if not iid:
@@ -262,11 +251,7 @@ def instance_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
         if raw is not None and state == "shutting-down":
             engine.wait(engine.ec2, "instance_terminated", InstanceIds=[iid])
         return {"id": iid, "result": "already gone"}
-    engine.recheck(change, engine.fresh_live(instances=[raw]))
-    engine.check_unique(replace(change, id=iid))
     facts = {"id": iid}
-    if state in ("pending", "running"):
-        facts.update(direct_data.before_terminate(engine, change, iid))
     engine.ec2.terminate_instances(InstanceIds=[iid])
     engine.wait(engine.ec2, "instance_terminated", InstanceIds=[iid])
     return facts
@@ -275,7 +260,7 @@ def instance_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
 # --- attachments ------------------------------------------------------------------
 
 
-def attachment_create(engine: DirectEngine, change: Change) -> dict[str, str]:
+def attachment_create(engine: AwsOps, change: Change) -> dict[str, str]:
     i_name, v_name = _names(change)
     after = dict(change.after or {})
     # One describe each, by id when the plan knew it, else by address tag.
@@ -312,7 +297,7 @@ def attachment_create(engine: DirectEngine, change: Change) -> dict[str, str]:
     return facts
 
 
-def attachment_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
+def attachment_delete(engine: AwsOps, change: Change) -> dict[str, str]:
     i_name, v_name = _names(change)
     before = dict(change.before or {})
     vid = engine.volume_id_of(v_name, before.get("volume_id"))
@@ -323,11 +308,6 @@ def attachment_delete(engine: DirectEngine, change: Change) -> dict[str, str]:
                 if a.get("InstanceId") == iid and a.get("State") != "detached"]
     if not attached:
         return {**facts, "result": "already detached"}
-    raw_i = engine.describe_instance(iid)
-    if (raw_i or {}).get("State", {}).get("Name") in ("pending", "running"):
-        # The volume may hold the job's files even where trainctl did not mount it.
-        facts["training"] = direct_data.check_training(engine, i_name, iid,
-                                                       f"detaches {vid}")
     engine.ec2.detach_volume(VolumeId=vid, InstanceId=iid)
     engine.wait(engine.ec2, "volume_available", VolumeIds=[vid])
     return facts
