@@ -190,8 +190,8 @@ def test_unmount_before_detach_before_terminate_is_checked_by_the_guards() -> No
     """A hand-made plan without its dependencies: the phase graph does not order the
     teardown, the guards do (a detach or a terminate whose unmount has not run is
     refused, whatever the engine)."""
-    ids = {"instance_id": "i-1", "volume_id": "vol-data", "path": "/data"}
-    plan = [delete("mount.trainer.data", before=ids),
+    ids = {"instance_id": "i-1", "volume_id": "vol-data"}
+    plan = [delete("mount.trainer.data", before={**ids, "path": "/data"}),
             delete("attachment.trainer.data", before=ids),
             delete("instance.trainer", "i-1")]
     engine = DeletesAnything(one_unit=False)
