@@ -27,6 +27,7 @@ from typing import Any
 
 from planner.ledger import Kind
 from planner.live import TAG_ADDRESS, TAG_PROJECT, LiveInstance, LiveState, LiveVolume
+from planner.payloads import InstancePayload
 from planner.plan import (
     Action,
     Change,
@@ -299,14 +300,16 @@ def _after_items(spec: Spec, live: LiveState, before: list[_Item],
         keys = _VOLUME_KEYS if c.type == ResourceType.VOLUME else _INSTANCE_KEYS
         attrs = dict(current.attrs) if current is not None else {}
         attrs.update(_spec_attrs(spec, c))
-        attrs.update({k: v for k, v in (c.after or {}).items() if k in keys})
+        attrs.update({k: v for k, v in (c.after.given() if c.after else {}).items()
+                      if k in keys})
         if current is None or Action.CREATE in c.actions:  # create or replace: new, running
             after.put(idx, _Item(c.type, c.address, None, attrs, True, now))
             if c.type == ResourceType.INSTANCE:
                 if current is not None:
                     after.drop_roots(current.id or current.label)
                 ins = spec.instances.get(c.name)
-                ami = ins.ami if ins else (c.after or {}).get("ami")
+                ami = ins.ami if ins else (
+                    c.after.ami if isinstance(c.after, InstancePayload) else None)
                 after.put(None, _root(live, c.address, c.address, ami, now))
         else:                                               # update in place
             after.put(idx, replace(current, attrs=attrs))

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import networkx as nx
 
 from planner.errors import TrainctlError
-from planner.plan import Change, Plan, ResourceType
+from planner.plan import Action, Change, ChangeKind, Plan, ResourceType
 
 ACTIONS = ("create", "update", "replace", "delete", "no-op")
 
@@ -113,7 +113,7 @@ def _changes(plan: Plan | None) -> dict[str, Change]:
 
 def change_symbol(c: Change) -> str:
     """Terraform's symbol: `+ ~ -/+ -`, and `+/-` for a create-before-delete replace."""
-    if c.kind == "replace" and c.actions[0].value == "create":
+    if c.kind is ChangeKind.REPLACE and c.actions[0] is Action.CREATE:
         return "+/-"
     return ACTION_SYMBOLS[c.kind]
 

@@ -108,18 +108,19 @@ class Payload:
         """True when the payload carries KEY (possibly as null)."""
         return key in self._keys
 
-    def _items(self) -> dict[str, Any]:
+    def given(self) -> dict[str, Any]:
+        """The keys this payload carries, in order, with their (typed) values."""
         return {k: getattr(self, k) for k in self._keys}
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Payload):
-            return type(self) is type(other) and self._items() == other._items()
+            return type(self) is type(other) and self.given() == other.given()
         if isinstance(other, Mapping):          # shim: compared with a plain dict
             return self.to_json() == _json(dict(other))
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash((type(self), frozenset(self._items().items())))
+        return hash((type(self), frozenset(self.given().items())))
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._keys)

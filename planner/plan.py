@@ -141,20 +141,13 @@ def contract_problem(c: Change) -> str | None:
     action = actions[0]
     if c.replace_paths:
         return f"a {action.value} has replace_paths ({', '.join(c.replace_paths)})"
-    if action is Action.CREATE and c.before is not None and not _gone_before(c):
+    if action is Action.CREATE and c.before is not None:
         return "a create has no before (there is nothing yet)"
     if action is Action.DELETE and c.after is not None:
         return "a delete has no after (nothing is left)"
     if action is Action.NOOP and c.before is not None and c.before != c.after:
         return "a no-op changes nothing, yet its before and after differ"
     return None
-
-
-def _gone_before(c: Change) -> bool:
-    """TEMPORARY, until the diff package lands: the diff shows a resource deleted
-    outside trainctl as the create's `before` ({id, state})."""
-    return (c.reason is Reason.CREATE_BECAUSE_DELETED_OUTSIDE and c.before is not None
-            and set(c.before.keys()) <= {"id", "state"})
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from planner.live import (
     LiveVolume,
     iso,
 )
+from planner.payloads import MountPayload, VolumePayload
 from planner.plan import Action, Block, Change, ResourceType, Rule, base_address
 from planner.spec import Instance, Spec, Volume
 from planner.tags import MODIFY_LIMIT, MODIFY_WINDOW
@@ -237,10 +238,11 @@ def recheck(change: Change, live: LiveState, spec: Spec, now: datetime,
         vol = _find_volume(change, live)
         if vol is None:
             return ()
+        after = change.after if isinstance(change.after, VolumePayload) else None
         return volume_blocks(base_address(change.address), change.actions,
-                             tuple(change.after or ()), vol, live, spec, now, overrides,
-                             deleting_instances=None,
-                             want_size=(change.after or {}).get("size_gib"))
+                             tuple(after.given()) if after else (), vol, live, spec, now,
+                             overrides, deleting_instances=None,
+                             want_size=after.size_gib if after else None)
     if change.type is ResourceType.INSTANCE:
         inst = _find_instance(change, live)
         if inst is None:
@@ -308,7 +310,8 @@ def _met_without(blocked: Change, waiting: Change) -> bool:
     if not (blocked.type is ResourceType.VOLUME and blocked.actions == (Action.UPDATE,)
             and waiting.type is ResourceType.MOUNT and waiting.actions == (Action.UPDATE,)):
         return False
-    live, want = (blocked.before or {}).get("size_gib"), (waiting.after or {}).get("size_gib")
+    live = blocked.before.size_gib if isinstance(blocked.before, VolumePayload) else None
+    want = waiting.after.size_gib if isinstance(waiting.after, MountPayload) else None
     return isinstance(live, int) and isinstance(want, int) and want <= live
 
 

@@ -74,6 +74,7 @@ class Rule(StrEnum):
     DUPLICATE = "duplicate"             # two live resources carry one address
     UNSAFE_KEY = "unsafe-key"           # a dataset key that is not a safe relative path
     FOREIGN_OBJECTS = "foreign-objects"  # a warning only: stage objects trainctl keeps
+    DELETED_OUTSIDE = "deleted-outside"  # a warning only: what a create replaces, gone
 
 
 SUMMARY_KEYS = (*(k.value for k in ChangeKind), "blocked")

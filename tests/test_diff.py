@@ -772,6 +772,34 @@ def test_a_replace_compares_the_instance_profile_by_name():
         "trainctl-ssm", "other-profile")
 
 
+def test_a_volume_deleted_outside_trainctl_is_a_create_with_no_before():
+    """The ledger saw vol-1 at volume.scratch and no live volume has it: a create whose
+    reason says so; the gone id is the `deleted-outside` warning (a create has no
+    before), which the header and the warnings name."""
+    from planner.diff import diff
+    from planner.graph import build_graph
+    from planner.plan import PlanOptions
+    from planner.render.markdown import render_markdown
+    from planner.render.text import render_text
+
+    spec, state = scratch_world()
+    state = replace(state, volumes=())
+    plan = diff(spec, build_graph(spec), state, now=NOW, options=PlanOptions(),
+                known_volumes={"volume.scratch": "vol-1"})
+    c = plan.change("volume.scratch")
+    assert c.reason is Reason.CREATE_BECAUSE_DELETED_OUTSIDE and c.before is None
+    assert [(w.address, w.rule, w.message) for w in plan.warnings] == [
+        ("volume.scratch", Rule.DELETED_OUTSIDE, "vol-1 was deleted outside trainctl")]
+    text = render_text(plan, color=False)
+    assert "# volume.scratch will be created: vol-1 was deleted outside trainctl" in text
+    assert "vol-1 was deleted outside trainctl" in render_markdown(plan)
+    assert plan_from_json(plan_to_json(plan)) == plan
+    # not in the ledger: merely missing, no warning
+    plain = plan_of(spec, state)
+    assert plain.change("volume.scratch").reason is Reason.CREATE_BECAUSE_MISSING
+    assert not plain.warnings
+
+
 def test_an_instance_terminated_outside_trainctl_reads_as_such():
     from planner.render.text import render_text
 
@@ -781,7 +809,11 @@ def test_an_instance_terminated_outside_trainctl_reads_as_such():
     plan = plan_of(spec, state)
     c = plan.change("instance.trainer")
     assert c.actions == CREATE and c.reason is Reason.CREATE_BECAUSE_DELETED_OUTSIDE
-    assert c.before["id"] == "i-1" and c.id is None
+    # a create has no before (Terraform's contract): what it replaces is the plan's
+    # `deleted-outside` warning, Terraform's drift
+    assert c.before is None and c.id is None
+    assert [(w.address, w.rule, w.message) for w in plan.warnings] == [
+        ("instance.trainer", Rule.DELETED_OUTSIDE, "i-1 was terminated outside trainctl")]
     assert "# instance.trainer will be created: i-1 was terminated outside trainctl" in (
         render_text(plan, color=False))
     # nothing to act on: the terminated instance is never an attachment's target

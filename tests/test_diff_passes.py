@@ -28,6 +28,7 @@ EXPECTED_ORDER = (
     "orphan_attachments_and_mounts", "keep_with_blocked_instances", "resource_rules_again",
     "full_graph", "targets", "resource_rules_for_targets", "block_on_duplicates", "order",
     "cost", "empty_dataset_warnings", "duplicate_warnings", "stage_warnings",
+    "deleted_outside_warnings",
     "digests", "expiries", "data_locations",
 )
 PACKAGE = Path(diffpkg.__file__).parent

@@ -61,6 +61,7 @@ PASSES: tuple[Pass, ...] = (
     plan_warnings.empty_dataset_warnings,
     plan_warnings.duplicate_warnings,
     plan_warnings.stage_warnings,
+    plan_warnings.deleted_outside_warnings,
     summary.digests,
     summary.expiries,
     summary.data_locations,

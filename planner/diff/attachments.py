@@ -22,7 +22,8 @@ from planner.diff.base import (
 from planner.diff.context import DiffContext
 from planner.diff.work import WorkSet
 from planner.live import TAG_MOUNTED, LiveAttachment, LiveInstance, LiveVolume
-from planner.plan import Change, Reason, ResourceType
+from planner.payloads import AttachmentPayload, MountPayload, VolumePayload
+from planner.plan import Change, ChangeKind, Reason, ResourceType
 from planner.rules import ATTACHED_STATES
 from planner.spec import Instance, Mount
 from planner.tags import GIB, MountedTag, parse_mounted_tag
@@ -40,8 +41,9 @@ def attachment_change(ctx: DiffContext, work: WorkSet, ins: Instance, m: Mount) 
     i_addr, v_addr = f"instance.{ins.name}", f"volume.{m.volume}"
     li, lv = ctx.instances.get(i_addr), ctx.volumes.get(v_addr)
     att = attachment_to(lv, li.id) if lv and li else None
-    after = {"instance": ins.name, "volume": m.volume, "device": m.device,
-             "instance_id": work.live_id(ctx, i_addr), "volume_id": work.live_id(ctx, v_addr)}
+    after = AttachmentPayload(
+        instance=ins.name, volume=m.volume, device=m.device,
+        instance_id=work.live_id(ctx, i_addr), volume_id=work.live_id(ctx, v_addr))
     renewed = [p for p, a in (("instance_id", i_addr), ("volume_id", v_addr))
                if work.fresh(a)]
     if att is None:
@@ -49,8 +51,8 @@ def attachment_change(ctx: DiffContext, work: WorkSet, ins: Instance, m: Mount) 
             Reason.ATTACH_BECAUSE_NOT_ATTACHED)
         return change(addr, (CREATE,), reason, after=after)
     assert li is not None and lv is not None
-    before = {"instance": ins.name, "volume": m.volume, "device": att.device,
-              "instance_id": li.id, "volume_id": lv.id}
+    before = AttachmentPayload(instance=ins.name, volume=m.volume, device=att.device,
+                               instance_id=li.id, volume_id=lv.id)
     if renewed:
         return change(addr, REPLACE, Reason.REPLACE_BECAUSE_DEPENDENCY_REPLACED,
                       before=before, after=after, replace_paths=renewed)
@@ -74,22 +76,22 @@ def mount_change(ctx: DiffContext, work: WorkSet, ins: Instance, m: Mount) -> Ch
     li, lv = ctx.instances.get(f"instance.{ins.name}"), ctx.volumes.get(v_addr)
     vs = ctx.spec.volumes[m.volume]
     att = work.changes[f"attachment.{ins.name}.{m.volume}"]
-    after = {"instance": ins.name, "volume": m.volume, "device": m.device, "path": m.path,
-             "read_only": m.read_only, "filesystem": vs.filesystem,
-             "instance_id": work.live_id(ctx, f"instance.{ins.name}"),
-             "volume_id": work.live_id(ctx, v_addr)}
+    after = MountPayload(instance=ins.name, volume=m.volume, device=m.device, path=m.path,
+                         read_only=m.read_only, filesystem=vs.filesystem,
+                         instance_id=work.live_id(ctx, f"instance.{ins.name}"),
+                         volume_id=work.live_id(ctx, v_addr))
     tag = parse_mounted_tag(lv.tags.get(TAG_MOUNTED)) if lv else None
     mounted_here = bool(li and tag and tag.instance_id == li.id)
     before = None
     if mounted_here:
         assert li is not None and lv is not None and tag is not None
         live_att = attachment_to(lv, li.id)
-        before = {"instance": ins.name, "volume": m.volume, "path": tag.path,
-                  "device": live_att.device if live_att else None,
-                  "instance_id": li.id, "volume_id": lv.id}
-    if att.kind == "create" or not mounted_here:
+        before = MountPayload(instance=ins.name, volume=m.volume, path=tag.path,
+                              device=live_att.device if live_att else None,
+                              instance_id=li.id, volume_id=lv.id)
+    if att.kind is ChangeKind.CREATE or not mounted_here:
         return change(addr, (CREATE,), Reason.MOUNT_BECAUSE_NOT_MOUNTED, after=after)
-    if att.kind == "replace":
+    if att.kind is ChangeKind.REPLACE:
         return change(addr, REPLACE, Reason.REPLACE_BECAUSE_DEPENDENCY_REPLACED,
                       before=before, after=after, replace_paths=att.replace_paths)
     assert li is not None and lv is not None and tag is not None
@@ -100,24 +102,25 @@ def mount_change(ctx: DiffContext, work: WorkSet, ins: Instance, m: Mount) -> Ch
 
 
 def grow_change(work: WorkSet, addr: str, v_addr: str, lv: LiveVolume, tag: MountedTag,
-                after: dict[str, Any]) -> Change:
+                after: MountPayload) -> Change:
     """The mount grows its filesystem when this plan grows the volume, or when the live
     volume is already larger than the filesystem size the last mount recorded (a grow
     skipped behind a blocked change, or a volume grown outside trainctl)."""
     growing = work.grew(v_addr)
     if not growing and not tag.needs_grow(lv.size_gib):
         return noop(addr)
-    target = max(lv.size_gib, int((work.changes[v_addr].after or {})["size_gib"])
-                 if growing else lv.size_gib)
+    grown = work.changes[v_addr].after
+    target = max(lv.size_gib, int(grown.size_gib) if growing and isinstance(
+        grown, VolumePayload) and grown.size_gib is not None else lv.size_gib)
     if tag.fs_bytes is not None:
         old: float = tag.fs_bytes // GIB if tag.fs_bytes % GIB == 0 else round(
             tag.fs_bytes / GIB, 2)
     else:
         old = lv.size_gib
-    extra = {} if tag.fs_bytes is None else {"fs_bytes": tag.fs_bytes}
+    extra: dict[str, Any] = {} if tag.fs_bytes is None else {"fs_bytes": tag.fs_bytes}
     return change(addr, (UPDATE,), Reason.MOUNT_BECAUSE_VOLUME_GREW,
-                  before={**after, "size_gib": old, **extra},
-                  after={**after, "size_gib": target})
+                  before=MountPayload(**after.given(), size_gib=old, **extra),
+                  after=MountPayload(**after.given(), size_gib=target))
 
 
 def mounts(ctx: DiffContext, work: WorkSet) -> None:
@@ -146,11 +149,12 @@ def orphan_attachments_and_mounts(ctx: DiffContext, work: WorkSet) -> None:
     reason = delete_reason(ctx.destroy)
     for i_name, v_name, lv, li, a in live_pairs(ctx):
         att_addr, mnt_addr = f"attachment.{i_name}.{v_name}", f"mount.{i_name}.{v_name}"
-        ids = {"instance": i_name, "volume": v_name, "instance_id": li.id,
-               "volume_id": lv.id}
         if att_addr not in work.changes:
-            work.add(change(att_addr, (DELETE,), reason, before={**ids, "device": a.device}))
+            work.add(change(att_addr, (DELETE,), reason, before=AttachmentPayload(
+                instance=i_name, volume=v_name, instance_id=li.id, volume_id=lv.id,
+                device=a.device)))
         tag = parse_mounted_tag(lv.tags.get(TAG_MOUNTED))
         if tag is not None and tag.instance_id == li.id and mnt_addr not in work.changes:
-            work.add(change(mnt_addr, (DELETE,), reason, before={
-                **ids, "device": a.device, "path": tag.path}))
+            work.add(change(mnt_addr, (DELETE,), reason, before=MountPayload(
+                instance=i_name, volume=v_name, instance_id=li.id, volume_id=lv.id,
+                device=a.device, path=tag.path)))

@@ -3,12 +3,11 @@ address helpers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from types import MappingProxyType
-from typing import Any
+from collections.abc import Iterable
 
 from planner.graph import parse_address
 from planner.live import LiveAttachment, LiveInstance, LiveVolume
+from planner.payloads import Payload
 from planner.plan import Action, Change, Reason, ResourceType, duplicate_address
 from planner.rules import ATTACHED_STATES
 
@@ -35,14 +34,12 @@ def name_of(addr: str) -> str:
 
 
 def change(addr: str, actions: tuple[Action, ...], reason: Reason, *,
-           id: str | None = None, before: Mapping[str, Any] | None = None,
-           after: Mapping[str, Any] | None = None,
+           id: str | None = None, before: Payload | None = None,
+           after: Payload | None = None,
            replace_paths: Iterable[str] = ()) -> Change:
     return Change(
         address=addr, type=parse_address(addr)[0], actions=actions, reason=reason, id=id,
-        before=None if before is None else MappingProxyType(dict(before)),
-        after=None if after is None else MappingProxyType(dict(after)),
-        replace_paths=tuple(replace_paths),
+        before=before, after=after, replace_paths=tuple(replace_paths),
     )
 
 

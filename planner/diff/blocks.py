@@ -10,6 +10,7 @@ from planner.diff.base import ATTACHMENT, DELETE, INSTANCE, MOUNT, VOLUME
 from planner.diff.context import DiffContext
 from planner.diff.work import WorkSet
 from planner.live import LiveInstance, LiveVolume
+from planner.payloads import AttachmentPayload, PrewarmPayload, VolumePayload
 from planner.plan import Block, Change, Rule, base_address, duplicate_address
 
 
@@ -38,13 +39,15 @@ def detached_by_volume(ctx: DiffContext, work: WorkSet) -> dict[str, set[str]]:
     """Volume id -> instance ids of the attachment deletes planned (not blocked)."""
     out: dict[str, set[str]] = {}
     for c in work.changes.values():
-        if c.type is ATTACHMENT and c.deletes and not c.blocked and c.before:
-            vid, iid = c.before.get("volume_id"), c.before.get("instance_id")
+        if c.type is ATTACHMENT and c.deletes and not c.blocked and isinstance(
+                c.before, AttachmentPayload):
+            vid, iid = c.before.volume_id, c.before.instance_id
             if vid and iid:
-                out.setdefault(str(vid), set()).add(str(iid))
-        elif c.address in ctx.cleanups and not c.blocked and c.before:
-            for vid in c.before.get("volume_ids", ()):
-                out.setdefault(str(vid), set()).add(str(c.id))
+                out.setdefault(vid, set()).add(iid)
+        elif c.address in ctx.cleanups and not c.blocked and isinstance(
+                c.before, PrewarmPayload):
+            for vid in c.before.volume_ids or ():
+                out.setdefault(vid, set()).add(str(c.id))
     return out
 
 
@@ -81,11 +84,12 @@ def _volume_rules(ctx: DiffContext, work: WorkSet, order: list[str],
         c = work.changes[addr]
         lv = ctx.live_resource(addr) if c.type is VOLUME else None
         if isinstance(lv, LiveVolume):
+            after = c.after if isinstance(c.after, VolumePayload) else None
             blocks = rules.volume_blocks(base_address(addr), c.actions,
-                                         tuple(c.after or ()), lv, ctx.live, ctx.spec,
-                                         ctx.now, ctx.overrides, deleting,
-                                         detaching(lv, c, detached),
-                                         want_size=(c.after or {}).get("size_gib"))
+                                         tuple(after.given()) if after else (), lv,
+                                         ctx.live, ctx.spec, ctx.now, ctx.overrides,
+                                         deleting, detaching(lv, c, detached),
+                                         want_size=after.size_gib if after else None)
             work.set_blocks(addr, blocks + duplicate_blocks(ctx, work, addr))
 
 

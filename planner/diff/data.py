@@ -23,6 +23,7 @@ from planner.errors import TrainctlError
 from planner.graph import parse_address, sync_path
 from planner.keys import describe as describe_keys
 from planner.live import TAG_DATASET_DIGEST, DatasetManifest, LiveInstance, LiveVolume
+from planner.payloads import DatasetPayload, PrewarmPayload, SyncPayload
 from planner.plan import Block, Change, Reason, Rule
 from planner.spec import Strategy
 from planner.stage import as_json as stage_json
@@ -96,11 +97,11 @@ def dataset_change(ctx: DiffContext, name: str) -> Change:
     if owner is not None:
         raise TrainctlError(f"datasets.{name}.stage: {ds.stage}: {owner}; a stage is a "
                             f"prefix trainctl owns alone: give dataset {name} its own")
-    after = {"dataset": name, "source": ds.source, "stage": ds.stage,
-             "objects": local.objects if local else None,
-             "bytes": local.bytes if local else None,
-             "digest": local.digest if local else None,
-             **(stage_json(staged) if staged is not None else {})}
+    after = DatasetPayload(dataset=name, source=ds.source, stage=ds.stage,
+                           objects=local.objects if local else None,
+                           bytes=local.bytes if local else None,
+                           digest=local.digest if local else None,
+                           **(stage_json(staged) if staged is not None else {}))
     if staged is not None and stage is not None:
         unchanged = staged.upload_objects == 0 and staged.delete_objects == 0
     else:
@@ -111,7 +112,7 @@ def dataset_change(ctx: DiffContext, name: str) -> Change:
     if stage is None or stage.objects == 0:
         c = change(addr, (CREATE,), Reason.UPLOAD_BECAUSE_SOURCE_CHANGED, after=after)
     else:
-        before = {"objects": stage.objects, "bytes": stage.bytes, "digest": stage.digest}
+        before = DatasetPayload(objects=stage.objects, bytes=stage.bytes, digest=stage.digest)
         c = change(addr, (UPDATE,), Reason.UPLOAD_BECAUSE_SOURCE_CHANGED,
                    before=before, after=after)
     return replace(c, blocked_by=blocks) if blocks else c
@@ -156,15 +157,16 @@ def prewarm_change(ctx: DiffContext, work: WorkSet, name: str) -> Change:
     recorded = None if new_volume or lv is None else lv.tags.get(TAG_DATASET_DIGEST)
     if digest_matches(recorded, name, fields["digest"]):
         return noop(addr)
-    after = {"volume": v_name, "dataset": name, "uri": ds.s3_uri, "path": ds.path or "/",
-             **fields, "volume_id": work.live_id(ctx, v_addr),
-             "availability_zone": vs.availability_zone, "filesystem": vs.filesystem,
-             **prewarm_via(ctx, work, v_name)}
+    after = PrewarmPayload(volume=v_name, dataset=name, uri=ds.s3_uri, path=ds.path or "/",
+                           **fields, volume_id=work.live_id(ctx, v_addr),
+                           availability_zone=vs.availability_zone, filesystem=vs.filesystem,
+                           **prewarm_via(ctx, work, v_name))
     reason = Reason.CREATE_BECAUSE_MISSING if new_volume else (
         Reason.PREWARM_BECAUSE_DATASET_CHANGED)
     before = refill_before(recorded, name)
     return with_unsafe_blocks(
-        ctx, change(addr, (UPDATE,) if before else (CREATE,), reason, before=before,
+        ctx, change(addr, (UPDATE,) if before else (CREATE,), reason,
+                    before=None if before is None else PrewarmPayload(**before),
                     after=after), name)
 
 
@@ -195,10 +197,11 @@ def sync_change(ctx: DiffContext, work: WorkSet, addr: str) -> Change:
     recorded = None if fresh or res is None else res.tags.get(TAG_DATASET_DIGEST)
     if digest_matches(recorded, d_name, fields["digest"]):
         return noop(addr)
-    after = {"instance": i_name, "dataset": d_name, "strategy": ds.strategy,
-             "uri": ds.s3_uri, "path": sync_path(ctx.spec, ins, d_name), **fields,
-             "record_on": record_on, "instance_id": work.live_id(ctx, f"instance.{i_name}"),
-             "volume_id": work.live_id(ctx, record_on) if landing else None}
+    after = SyncPayload(instance=i_name, dataset=d_name, strategy=ds.strategy,
+                        uri=ds.s3_uri, path=sync_path(ctx.spec, ins, d_name), **fields,
+                        record_on=record_on,
+                        instance_id=work.live_id(ctx, f"instance.{i_name}"),
+                        volume_id=work.live_id(ctx, record_on) if landing else None)
     if ds.strategy == Strategy.EXISTING_EBS:
         reason = Reason.VERIFY_BECAUSE_EXISTING_EBS
     elif fresh:
@@ -206,7 +209,8 @@ def sync_change(ctx: DiffContext, work: WorkSet, addr: str) -> Change:
     else:
         reason = Reason.SYNC_BECAUSE_DATASET_CHANGED
     before = refill_before(recorded, d_name)
-    c = change(addr, (UPDATE,) if before else (CREATE,), reason, before=before, after=after)
+    c = change(addr, (UPDATE,) if before else (CREATE,), reason,
+               before=None if before is None else SyncPayload(**before), after=after)
     if ds.strategy == Strategy.EXISTING_EBS:
         return c          # a check of the volume's files: nothing is copied
     return with_unsafe_blocks(ctx, c, d_name)

@@ -10,6 +10,7 @@ from planner.diff.context import DiffContext
 from planner.diff.resources import instance_before, volume_before
 from planner.diff.work import WorkSet
 from planner.live import LiveVolume, iso
+from planner.payloads import PrewarmPayload
 from planner.plan import Reason
 
 
@@ -35,17 +36,20 @@ def temporary_cleanups(ctx: DiffContext, work: WorkSet) -> None:
     for t in ctx.temporaries:
         addr = cleanup_address(t)
         held = leftovers.held_volumes(ctx.live, t.id, ctx.volumes)
-        work.add(change(addr, (DELETE,), Reason.DELETE_BECAUSE_TEMPORARY, id=t.id, before={
-            "temporary_instance": t.id, "instance_type": t.instance_type,
-            "availability_zone": t.availability_zone, "state": t.state,
-            "launched": iso(t.launch_time), "holds": list(ctx.cleanups[addr]),
-            "volume_ids": [v.id for v in held]}))
+        work.add(change(addr, (DELETE,), Reason.DELETE_BECAUSE_TEMPORARY, id=t.id,
+                        before=PrewarmPayload(
+                            temporary_instance=t.id, instance_type=t.instance_type,
+                            availability_zone=t.availability_zone, state=t.state,
+                            launched=iso(t.launch_time), holds=tuple(ctx.cleanups[addr]),
+                            volume_ids=tuple(v.id for v in held))))
 
 
 def duplicate_deletes(ctx: DiffContext, work: WorkSet) -> None:
     """Deletes of every live resource carrying an address besides the one kept there."""
     for addr, dup in ctx.dups.items():
         r = dup.resource
-        before = volume_before(ctx, r) if isinstance(r, LiveVolume) else instance_before(r)
+        before = (volume_before(ctx, r, duplicate_of=dup.primary.id)
+                  if isinstance(r, LiveVolume)
+                  else instance_before(r, duplicate_of=dup.primary.id))
         work.add(change(addr, (DELETE,), Reason.DELETE_BECAUSE_DUPLICATE, id=r.id,
-                        before={**before, "duplicate_of": dup.primary.id}))
+                        before=before))

@@ -19,6 +19,7 @@ from planner.live import (
     LiveInstance,
     LiveVolume,
 )
+from planner.payloads import InstancePayload, VolumePayload
 from planner.plan import Change, Reason
 from planner.rules import ATTACHED_STATES, GONE_INSTANCE_STATES
 from planner.spec import Instance, Volume
@@ -53,19 +54,25 @@ def tag_diff(desired: Mapping[str, str], live_tags: Mapping[str, str],
 # --- what live holds -----------------------------------------------------------------------
 
 
-def volume_before(ctx: DiffContext, lv: LiveVolume) -> dict[str, Any]:
+def volume_live(ctx: DiffContext, lv: LiveVolume) -> dict[str, Any]:
+    """A live volume's fields (VolumePayload's keys): what a delete or replace shows."""
     before: dict[str, Any] = {
         "id": lv.id, "size_gib": lv.size_gib, "type": lv.type, "iops": lv.iops,
         "throughput_mibps": lv.throughput_mibps,
         "availability_zone": lv.availability_zone, "snapshot_id": lv.snapshot_id,
         "encrypted": lv.encrypted, "state": lv.state,
-        "attached_to": [a.instance_id for a in lv.attachments if a.state in ATTACHED_STATES],
+        "attached_to": tuple(a.instance_id for a in lv.attachments
+                             if a.state in ATTACHED_STATES),
     }
     vs = ctx.spec.volumes.get(name_of(lv.address or "")) if lv.address else None
     on_delete = vs.on_delete if vs is not None else lv.tags.get(TAG_ON_DELETE)
     if on_delete is not None:
         before["on_delete"] = on_delete
     return before
+
+
+def volume_before(ctx: DiffContext, lv: LiveVolume, **extra: Any) -> VolumePayload:
+    return VolumePayload(**volume_live(ctx, lv), **extra)
 
 
 def profile_name(arn: str | None) -> str | None:
@@ -82,12 +89,26 @@ def profile_matches(spec_profile: str | None, live_arn: str | None) -> bool:
     return live_arn == spec_profile or live_arn.endswith("/" + spec_profile)
 
 
-def instance_before(li: LiveInstance) -> dict[str, Any]:
+def instance_live(li: LiveInstance) -> dict[str, Any]:
+    """A live instance's fields (InstancePayload's keys): what a delete or replace shows."""
     return {
         "id": li.id, "instance_type": li.instance_type, "ami": li.ami, "market": li.market,
         "availability_zone": li.availability_zone, "subnet_id": li.subnet_id,
         "iam_instance_profile": profile_name(li.iam_instance_profile), "state": li.state,
     }
+
+
+def instance_before(li: LiveInstance, **extra: Any) -> InstancePayload:
+    return InstancePayload(**instance_live(li), **extra)
+
+
+def volume_gone(ctx: DiffContext, addr: str) -> str | None:
+    """The id of the volume the cost ledger last saw at ADDR, when no live volume has it
+    any more: someone deleted it outside trainctl."""
+    gone = ctx.known_volumes.get(addr)
+    if gone is None or addr in ctx.volumes or any(v.id == gone for v in ctx.live.volumes):
+        return None
+    return gone
 
 
 def terminated_outside(ctx: DiffContext, addr: str) -> LiveInstance | None:
@@ -103,6 +124,10 @@ def terminated_outside(ctx: DiffContext, addr: str) -> LiveInstance | None:
 # --- update or replace ---------------------------------------------------------------------
 
 
+def payload_type(addr: str) -> type[VolumePayload] | type[InstancePayload]:
+    return VolumePayload if addr.startswith("volume.") else InstancePayload
+
+
 def update_change(ctx: DiffContext, addr: str, live_id: str, before: dict[str, Any],
                   after: dict[str, Any], tags: Mapping[str, str],
                   live_tags: Mapping[str, str]) -> Change:
@@ -112,7 +137,8 @@ def update_change(ctx: DiffContext, addr: str, live_id: str, before: dict[str, A
         return noop(addr, live_id)
     reason = Reason.ADOPT_BECAUSE_IMPORT if addr in ctx.adopting else (
         Reason.UPDATE_BECAUSE_DRIFT)
-    return change(addr, (UPDATE,), reason, id=live_id, before=before, after=after)
+    cls = payload_type(addr)
+    return change(addr, (UPDATE,), reason, id=live_id, before=cls(**before), after=cls(**after))
 
 
 def replace_change(ctx: DiffContext, addr: str, live_id: str, paths: list[str],
@@ -135,8 +161,9 @@ def replace_change(ctx: DiffContext, addr: str, live_id: str, paths: list[str],
         if key in paths or (want is not None and want != live[key]):
             before[key], after[key] = live[key], want
     tag_diff(create.get("tags") or {}, live_tags, before, after)
+    cls = payload_type(addr)
     return change(addr, REPLACE, Reason.REPLACE_BECAUSE_CANNOT_UPDATE, id=live_id,
-                  before=before, after=after, replace_paths=paths)
+                  before=cls(**before), after=cls(**after), replace_paths=paths)
 
 
 # --- volumes -------------------------------------------------------------------------------
@@ -151,18 +178,16 @@ def volume_change(ctx: DiffContext, vs: Volume) -> Change:
         # an adopted volume was not created empty here (the tag is its maker's word,
         # or anyone's): it may never be formatted, even once `import:` is dropped
         tags[TAG_CREATED_EMPTY] = "false"
-    create = {
+    create: dict[str, Any] = {
         "name": vs.name, "size_gib": vs.size_gib, "type": vs.type, "iops": vs.iops,
         "throughput_mibps": vs.throughput_mibps, "availability_zone": vs.availability_zone,
         "snapshot_id": vs.snapshot_id, "encrypted": vs.encrypted, "on_delete": vs.on_delete,
         "tags": tags,
     }
     if lv is None:
-        gone = ctx.known_volumes.get(addr)
-        if gone is not None and not any(v.id == gone for v in ctx.live.volumes):
-            return change(addr, (CREATE,), Reason.CREATE_BECAUSE_DELETED_OUTSIDE,
-                          before={"id": gone, "state": "deleted"}, after=create)
-        return change(addr, (CREATE,), Reason.CREATE_BECAUSE_MISSING, after=create)
+        reason = Reason.CREATE_BECAUSE_DELETED_OUTSIDE if volume_gone(ctx, addr) else (
+            Reason.CREATE_BECAUSE_MISSING)
+        return change(addr, (CREATE,), reason, after=VolumePayload(**create))
     paths = []
     if vs.availability_zone != lv.availability_zone:
         paths.append("availability_zone")
@@ -171,7 +196,7 @@ def volume_change(ctx: DiffContext, vs: Volume) -> Change:
     if vs.encrypted and not lv.encrypted:
         paths.append("encrypted")
     if paths:
-        return replace_change(ctx, addr, lv.id, paths, volume_before(ctx, lv), create, lv.tags)
+        return replace_change(ctx, addr, lv.id, paths, volume_live(ctx, lv), create, lv.tags)
     before: dict[str, Any] = {"id": lv.id}
     after: dict[str, Any] = {"id": lv.id}
     # A smaller size than live is drift on this volume, blocked by the `shrink` rule.
@@ -201,18 +226,16 @@ def instance_change(ctx: DiffContext, ins: Instance) -> Change:
     tags = {**desired_tags(ctx, addr, ins.tags, protect=ins.protect,
                            live_tags=li.tags if li else None),
             **instance_safety_tags(ins)}
-    create = {
+    create: dict[str, Any] = {
         "name": ins.name, "instance_type": ins.instance_type, "ami": ins.ami,
         "market": ins.market, "availability_zone": ins.availability_zone,
         "subnet_id": ins.subnet_id, "iam_instance_profile": ins.iam_instance_profile,
         "tags": tags,
     }
     if li is None:
-        gone = terminated_outside(ctx, addr)
-        if gone is not None:
-            return change(addr, (CREATE,), Reason.CREATE_BECAUSE_DELETED_OUTSIDE,
-                          before={"id": gone.id, "state": gone.state}, after=create)
-        return change(addr, (CREATE,), Reason.CREATE_BECAUSE_MISSING, after=create)
+        reason = Reason.CREATE_BECAUSE_MISSING if terminated_outside(ctx, addr) is None else (
+            Reason.CREATE_BECAUSE_DELETED_OUTSIDE)
+        return change(addr, (CREATE,), reason, after=InstancePayload(**create))
     checks = [
         ("instance_type", ins.instance_type != li.instance_type),
         ("ami", li.ami is not None and ins.ami != li.ami),
@@ -224,7 +247,7 @@ def instance_change(ctx: DiffContext, ins: Instance) -> Change:
     ]
     paths = [k for k, differs in checks if differs]
     if paths:
-        return replace_change(ctx, addr, li.id, paths, instance_before(li), create, li.tags)
+        return replace_change(ctx, addr, li.id, paths, instance_live(li), create, li.tags)
     before: dict[str, Any] = {"id": li.id}
     after: dict[str, Any] = {"id": li.id}
     return update_change(ctx, addr, li.id, before, after, tags, li.tags)

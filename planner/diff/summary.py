@@ -15,7 +15,7 @@ from planner.diff.work import WorkSet
 from planner.digest import digest
 from planner.graph import data_location, parse_address
 from planner.live import iso, live_to_json
-from planner.plan import Change, DataLocation, Expiry
+from planner.plan import Change, ChangeKind, DataLocation, Expiry
 from planner.specdict import spec_to_dict
 
 
@@ -37,11 +37,12 @@ def _touched(ctx: DiffContext, changes: Iterable[Change]
         res = ctx.live_resource(c.address) if rtype in (VOLUME, INSTANCE) else None
         if res is not None:
             (vol_ids if rtype is VOLUME else inst_ids).add(res.id)
-        for side in (c.before or {}, c.after or {}):
-            if side.get("volume_id"):
-                vol_ids.add(str(side["volume_id"]))
-            if side.get("instance_id"):
-                inst_ids.add(str(side["instance_id"]))
+        for side in (c.before, c.after):     # attachments, mounts, prewarms, syncs
+            vid, iid = getattr(side, "volume_id", None), getattr(side, "instance_id", None)
+            if vid:
+                vol_ids.add(str(vid))
+            if iid:
+                inst_ids.add(str(iid))
         if rtype in (DATASET, PREWARM, SYNC):
             d = names[-1]
             datasets |= {d, f"{d}:local"}
@@ -93,7 +94,7 @@ def expiries(ctx: DiffContext, work: WorkSet) -> None:
         addr = f"instance.{i.name}"
         live = ctx.instances.get(addr)
         change = work.changes.get(addr)
-        relaunch = change is not None and change.kind in ("create", "replace")
+        relaunch = change is not None and change.kind in (ChangeKind.CREATE, ChangeKind.REPLACE)
         at = (iso(live.launch_time + timedelta(seconds=i.lifetime_seconds))
               if live is not None and i.lifetime_seconds and not relaunch else None)
         out.append(Expiry(i.name, i.max_lifetime, at, i.idle_stop_minutes, i.idle_action))

@@ -1,13 +1,15 @@
-"""Plan warnings that block nothing: empty datasets, duplicates, foreign stage objects."""
+"""Plan warnings that block nothing: empty datasets, duplicates, foreign stage objects,
+resources deleted outside trainctl."""
 
 from __future__ import annotations
 
 from planner import leftovers
 from planner.diff.context import DiffContext
 from planner.diff.data import source_manifest
+from planner.diff.resources import terminated_outside, volume_gone
 from planner.diff.work import WorkSet
 from planner.keys import named as named_keys
-from planner.plan import PlanWarning, Rule
+from planner.plan import PlanWarning, Reason, ResourceType, Rule
 
 
 def empty_dataset_warnings(ctx: DiffContext, work: WorkSet) -> None:
@@ -58,3 +60,20 @@ def stage_warnings(ctx: DiffContext, work: WorkSet) -> None:
             work.warnings.append(PlanWarning(addr, Rule.FOREIGN_OBJECTS, (
                 f"{stage.problem}: nothing under the stage counts as trainctl's, so "
                 f"nothing there is deleted")))
+
+
+def deleted_outside_warnings(ctx: DiffContext, work: WorkSet) -> None:
+    """`deleted-outside` warnings: the resource a create because deleted outside replaces
+    (`i-0abc was terminated outside trainctl`). Terraform's drift: the create itself has
+    no `before`, there is nothing live to show."""
+    for c in work.ordered:
+        if c.reason is not Reason.CREATE_BECAUSE_DELETED_OUTSIDE:
+            continue
+        if c.type is ResourceType.VOLUME:
+            gone, verb = volume_gone(ctx, c.address), "deleted"
+        else:
+            li = terminated_outside(ctx, c.address)
+            gone, verb = (li.id if li else None), "terminated"
+        if gone:
+            work.warnings.append(PlanWarning(c.address, Rule.DELETED_OUTSIDE,
+                                             f"{gone} was {verb} outside trainctl"))

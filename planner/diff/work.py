@@ -9,6 +9,7 @@ import networkx as nx
 
 from planner.diff.base import CREATE, UPDATE
 from planner.diff.context import DiffContext
+from planner.payloads import VolumePayload
 from planner.plan import Block, Change, CostSummary, DataLocation, Expiry, PlanWarning
 
 
@@ -46,7 +47,7 @@ class WorkSet:
     def grew(self, addr: str) -> bool:
         c = self.changes.get(addr)
         return (c is not None and c.actions == (UPDATE,) and not c.blocked
-                and "size_gib" in (c.after or {}))
+                and isinstance(c.after, VolumePayload) and c.after.has("size_gib"))
 
     def live_id(self, ctx: DiffContext, addr: str) -> str | None:
         """The id of the live resource at `addr` that survives this plan, if any."""

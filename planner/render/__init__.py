@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from planner.export import change_symbol
-from planner.plan import Change, CostSummary, Reason
+from planner.payloads import DatasetPayload
+from planner.plan import Change, CostSummary, Plan, Reason, Rule
 
 REASON_WORDS: dict[Reason, str] = {
     Reason.NO_CHANGE: "it matches the spec",
@@ -44,13 +45,14 @@ def reason_words(reason: Reason) -> str:
     return REASON_WORDS.get(reason, reason.value.replace("_", " "))
 
 
-def change_reason(change: Change) -> str:
+def change_reason(change: Change, plan: Plan | None = None) -> str:
     """The reason in words for this change, naming the resource it is about when the
-    plan holds it (`i-0abc was terminated outside trainctl`)."""
-    gone = (change.before or {}).get("id")
-    if change.reason is Reason.CREATE_BECAUSE_DELETED_OUTSIDE and gone:
-        verb = "deleted" if str(gone).startswith("vol-") else "terminated"
-        return f"{gone} was {verb} outside trainctl"
+    plan holds it (`i-0abc was terminated outside trainctl`, its `deleted-outside`
+    warning)."""
+    if change.reason is Reason.CREATE_BECAUSE_DELETED_OUTSIDE and plan is not None:
+        for w in plan.warnings:
+            if w.rule is Rule.DELETED_OUTSIDE and w.address == change.address:
+                return w.message
     return reason_words(change.reason)
 
 
@@ -115,8 +117,8 @@ def attribute_diff(change: Change) -> tuple[list[tuple[str, str, str]], int]:
 
     op is `+` (only after), `-` (only before) or `~` (changed); text is `v` or `a -> b`.
     """
-    before = dict(change.before or {})
-    after = dict(change.after or {})
+    before = change.before.to_json() if change.before is not None else {}
+    after = change.after.to_json() if change.after is not None else {}
     rows: list[tuple[str, str, str]] = []
     hidden = 0
     keys = list(after) + [k for k in before if k not in after]
@@ -159,9 +161,9 @@ def object_deletion_words(change: Change) -> str | None:
     n, size = change.deleted_objects
     if not n:
         return None
-    after = change.after or {}
-    where = f" under {after['stage']}" if after.get("stage") else ""
-    examples = [str(k) for k in after.get("delete_examples") or ()]
+    after = change.after if isinstance(change.after, DatasetPayload) else DatasetPayload()
+    where = f" under {after.stage}" if after.stage else ""
+    examples = list(after.delete_examples or ())
     more = n - len(examples)
     named = ", ".join(examples) + (f" and {more} more" if examples and more > 0 else "")
     return (f"deletes {n} object{'s' if n != 1 else ''} ({size_words(size)}){where} that "

@@ -163,10 +163,10 @@ def _summary_line(plan: Plan) -> str:
             f"{s['blocked']:,} blocked ({s['no-op']:,} unchanged).")
 
 
-def _changes(shown: list[Change]) -> list[str]:
+def _changes(shown: list[Change], plan: Plan) -> list[str]:
     out = ["### Changes", ""]
     for c in shown:
-        line = f"- {_action(c)} {_code(c.address)}: {_cell(change_reason(c))}"
+        line = f"- {_action(c)} {_code(c.address)}: {_cell(change_reason(c, plan))}"
         if c.blocked:
             line += f" (**blocked**: {_rules(c)})"
         out.append(line)
@@ -243,7 +243,7 @@ def render_markdown(plan: Plan, graph: nx.DiGraph | None = None, *,
     # folded rest would not fit
     sections: list[tuple[Callable[[], list[str]], Callable[[], list[str]]]] = []
     if shown:
-        sections.append((lambda: _changes(shown), lambda: _changes_folded(shown, pointer)))
+        sections.append((lambda: _changes(shown, plan), lambda: _changes_folded(shown, pointer)))
         sections.append((lambda: _attribute_details(shown), lambda: [
             f"Attribute changes are left out for size; {pointer}.", ""]))
     if plan.warnings:

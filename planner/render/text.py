@@ -9,7 +9,7 @@ from io import StringIO
 from rich.console import Console
 from rich.text import Text
 
-from planner.plan import Change, Expiry, Plan
+from planner.plan import Change, ChangeKind, Expiry, Plan
 from planner.render import (
     VERBS,
     attribute_diff,
@@ -45,9 +45,9 @@ def _console(color: bool) -> tuple[Console, StringIO]:
     return console, buf
 
 
-def _change_block(c: Change) -> list[Text]:
+def _change_block(c: Change, plan: Plan) -> list[Text]:
     style = STYLES[c.kind]
-    lines = [Text(f"  # {c.address} {VERBS[c.kind]}: {change_reason(c)}", style=DIM)]
+    lines = [Text(f"  # {c.address} {VERBS[c.kind]}: {change_reason(c, plan)}", style=DIM)]
     head = Text()
     head.append(f"{symbol(c):>3}", style=f"bold {style}".strip())
     head.append(f" {c.address}", style="bold")
@@ -61,7 +61,7 @@ def _change_block(c: Change) -> list[Text]:
         line = Text("      ")
         line.append(op, style=ops[op])
         line.append(f" {key:<{width}} = {text}")
-        if c.kind == "replace" and forces_replacement(c, key):
+        if c.kind is ChangeKind.REPLACE and forces_replacement(c, key):
             line.append("  # forces replacement", style=BLOCKED)
         lines.append(line)
     if hidden:
@@ -129,7 +129,7 @@ def render_text(plan: Plan, *, color: bool) -> str:
         out(legend)
         out()
         for c in shown:
-            for line in _change_block(c):
+            for line in _change_block(c, plan):
                 out(line)
             out()
 
