@@ -197,3 +197,67 @@ def test_lock_release_with_a_wrong_id_touches_no_pulumi_lock(tmp_path):
     left = lay_lock(state / "pulumi", "trainctl-storage", "demo", dead_pid())
     r = run_cli("lock", "release", "deadbeef", cwd=tmp_path)
     assert r.returncode == 1 and left.exists()
+
+
+# --- under the `state:` S3 prefix (moto server) -----------------------------------------
+
+S3_SPEC = ("version: 1\nproject: demo\nregion: us-east-1\nstate: s3://team-state/demo/\n"
+           "defaults: {availability_zone: us-east-1a}\n")
+S3_LOCKS = "demo/pulumi/.pulumi/locks/organization/trainctl-storage/demo/"
+
+
+def _s3(endpoint: str):
+    from planner.aws.session import connect
+
+    client = connect("us-east-1", endpoint).s3
+    client.create_bucket(Bucket="team-state")
+    return client
+
+
+def _s3_lock(s3, pid: int, name: str, host: str | None = None) -> str:
+    key = f"{S3_LOCKS}{name}.json"
+    s3.put_object(Bucket="team-state", Key=key, Body=json.dumps(
+        {"pid": pid, "username": "root", "hostname": host or socket.gethostname(),
+         "timestamp": "2026-12-02T00:10:00Z"}).encode())
+    return key
+
+
+def _s3_keys(s3) -> set[str]:
+    return {o["Key"] for o in s3.list_objects_v2(Bucket="team-state").get("Contents", ())}
+
+
+def test_s3_backend_locks_and_pending_operations_are_found(moto_endpoint):
+    from planner.engines.pulumi.recovery import s3_troubles
+
+    s3 = _s3(moto_endpoint)
+    _s3_lock(s3, dead_pid(), "a")
+    s3.put_object(Bucket="team-state",
+                  Key="demo/pulumi/.pulumi/stacks/trainctl-compute/demo.json",
+                  Body=json.dumps({"version": 3, "checkpoint": {"latest": {
+                      "pending_operations": [{"resource": {"urn": URN + "instance.t"},
+                                              "type": "creating"}]}}}).encode())
+    found = {t.stack: t for t in s3_troubles(s3, "s3://team-state/demo/", "demo")}
+    assert set(found) == {"organization/trainctl-storage/demo",
+                          "organization/trainctl-compute/demo"}
+    [lock] = found["organization/trainctl-storage/demo"].locks
+    assert lock.path == f"s3://team-state/{S3_LOCKS}a.json" and lock.holder_gone()
+    assert [p.address for p in found["organization/trainctl-compute/demo"].pending] == \
+        ["instance.t"]
+
+
+def test_lock_release_removes_a_dead_pulumi_lock_under_the_s3_state(tmp_path, moto_endpoint):
+    s3 = _s3(moto_endpoint)
+    (tmp_path / "trainctl.yaml").write_text(S3_SPEC)
+    info = LockInfo.new("apply")
+    info = LockInfo(info.id, info.holder, info.host, dead_pid(), info.time, info.operation)
+    s3.put_object(Bucket="team-state", Key="demo/lock", Body=info.to_bytes())
+    dead = _s3_lock(s3, dead_pid(), "dead")
+    foreign = _s3_lock(s3, dead_pid(), "foreign", host="another-host.example")
+    r = run_cli("--endpoint-url", moto_endpoint, "lock", "status", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "organization/trainctl-storage/demo is locked" in r.stdout
+    r = run_cli("--endpoint-url", moto_endpoint, "lock", "release", info.id, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    keys = _s3_keys(s3)
+    assert "demo/lock" not in keys and dead not in keys and foreign in keys
+    assert f"removed the Pulumi lock s3://team-state/{dead}" in r.stdout

@@ -23,22 +23,31 @@ def _lock(opts: Options) -> Lock:
     return _lock_and_project(opts)[0]
 
 
-def _lock_and_project(opts: Options) -> tuple[Lock, str | None, bool]:
-    """The lock, the spec's project (None without a spec) and whether state is in S3."""
+Where = tuple[str | None, str | None]       # (the S3 `state:` or None, its region)
+
+
+def _lock_and_project(opts: Options) -> tuple[Lock, str | None, Where]:
+    """The lock, the spec's project (None without a spec) and where the state is."""
     if not os.path.exists(opts.file):
-        return lock_for_options(opts, None, None), None, False
+        return lock_for_options(opts, None, None), None, (None, None)
     from planner.loader import load_spec
 
     spec = load_spec(opts.file)
-    remote = bool(spec.state and spec.state.startswith("s3://"))
-    return lock_for_options(opts, spec.state, spec.region), spec.project, remote
+    remote = spec.state if spec.state and spec.state.startswith("s3://") else None
+    return (lock_for_options(opts, spec.state, spec.region), spec.project,
+            (remote, opts.region or spec.region))
 
 
-def _pulumi_troubles(opts: Options, project: str | None, remote: bool) -> list:
-    """Locks and pending operations the Pulumi engine's stacks were left with (the
-    local file backend; an S3 backend's are the CLI's to report)."""
-    if remote:
-        return []
+def _pulumi_troubles(opts: Options, project: str | None, where: Where) -> list:
+    """Locks and pending operations the Pulumi engine's stacks were left with, in the
+    local file backend or under the `state:` S3 prefix."""
+    state, region = where
+    if state is not None:
+        from planner.aws.session import open_aws
+        from planner.engines.pulumi.recovery import s3_troubles
+
+        aws, _how = open_aws(opts.endpoint_url, opts.state_dir, region or "us-east-1")
+        return s3_troubles(aws.s3, state, project)
     from planner.engines.pulumi.backend import local_backend_dir
     from planner.engines.pulumi.recovery import local_troubles
 
@@ -54,9 +63,9 @@ def command() -> None:
 @click.pass_obj
 def status(opts: Options) -> None:
     """Print who holds the lock, or "unlocked"."""
-    lock, project, remote = _lock_and_project(opts)
+    lock, project, where = _lock_and_project(opts)
     info = lock.status()
-    _say_pulumi_troubles(opts, project, remote)
+    _say_pulumi_troubles(opts, project, where)
     if info is None:
         click.echo("unlocked")
         return
@@ -66,12 +75,12 @@ def status(opts: Options) -> None:
                    f"running: trainctl lock release {info.id}")
 
 
-def _say_pulumi_troubles(opts: Options, project: str | None, remote: bool) -> None:
-    from planner.engines.pulumi.backend import local_backend_dir
+def _say_pulumi_troubles(opts: Options, project: str | None, where: Where) -> None:
+    from planner.engines.pulumi.backend import backend_url
     from planner.engines.pulumi.recovery import explain
 
-    url = "file://" + local_backend_dir(opts.state_dir)
-    for trouble in _pulumi_troubles(opts, project, remote):
+    url = backend_url(opts.state_dir, where[0], where[1] or "us-east-1", opts.endpoint_url)
+    for trouble in _pulumi_troubles(opts, project, where):
         click.echo(explain(trouble, url))
 
 
@@ -80,7 +89,7 @@ def _say_pulumi_troubles(opts: Options, project: str | None, remote: bool) -> No
 @click.pass_obj
 def release(opts: Options, lock_id: str) -> None:
     """Remove the lock, only if LOCK_ID is the id it holds."""
-    lock, project, remote = _lock_and_project(opts)
+    lock, project, where = _lock_and_project(opts)
     held = lock.status()
     lock.release(lock_id)      # LockError (id mismatch, not held): message, exit 1
     click.echo(f"released the lock {lock.where} (id {lock_id})")
@@ -88,6 +97,6 @@ def release(opts: Options, lock_id: str) -> None:
         # the apply that held it is gone: so is any Pulumi lock its CLI left on this host
         from planner.engines.pulumi.recovery import remove_dead_locks
 
-        for path in remove_dead_locks(_pulumi_troubles(opts, project, remote)):
+        for path in remove_dead_locks(_pulumi_troubles(opts, project, where)):
             click.echo(f"removed the Pulumi lock {path} (its pulumi process is gone)")
-    _say_pulumi_troubles(opts, project, remote)
+    _say_pulumi_troubles(opts, project, where)

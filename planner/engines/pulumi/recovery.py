@@ -18,8 +18,8 @@ import gzip
 import json
 import os
 import socket
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from planner.engines.pulumi.backend import ORGANIZATION, WorkspaceSettings
@@ -30,12 +30,20 @@ BOOKKEEPING = ".pulumi"
 
 @dataclass(frozen=True)
 class PulumiLock:
-    path: str
+    path: str                 # a file, or s3://BUCKET/KEY under an S3 backend
     pid: int
     username: str
     hostname: str
     timestamp: str
     readable: bool = True
+    remover: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+
+    def remove(self) -> None:
+        if self.remover is not None:
+            self.remover()
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
 
     def holder_gone(self, host: str | None = None) -> bool:
         """Its CLI ran on this host and that process no longer exists."""
@@ -68,13 +76,20 @@ def checkpoint_paths(backend_dir: str, project_name: str, stack: str) -> tuple[s
     return (base + ".json", base + ".json.gz")
 
 
+def _parse_lock(path: str, raw: bytes) -> PulumiLock:
+    try:
+        doc = json.loads(raw)
+        return PulumiLock(path, int(doc["pid"]), str(doc.get("username", "?")),
+                          str(doc.get("hostname", "?")), str(doc.get("timestamp", "?")))
+    except (ValueError, KeyError, TypeError):
+        return PulumiLock(path, 0, "?", "?", "?", readable=False)
+
+
 def _read_lock(path: str) -> PulumiLock:
     try:
         with open(path, "rb") as f:
-            doc = json.loads(f.read(64 * 1024))
-        return PulumiLock(path, int(doc["pid"]), str(doc.get("username", "?")),
-                          str(doc.get("hostname", "?")), str(doc.get("timestamp", "?")))
-    except (OSError, ValueError, KeyError, TypeError):
+            return _parse_lock(path, f.read(64 * 1024))
+    except OSError:
         return PulumiLock(path, 0, "?", "?", "?", readable=False)
 
 
@@ -205,7 +220,63 @@ def remove_dead_locks(troubles: Iterable[StackTrouble], host: str | None = None)
     for trouble in troubles:
         for lock in trouble.locks:
             if lock.holder_gone(host):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(lock.path)
+                lock.remove()
                 removed.append(lock.path)
     return removed
+
+
+def s3_troubles(s3: Any, state: str, project: str | None = None) -> list[StackTrouble]:
+    """The locks and pending operations of the trainctl stacks under an S3 backend
+    (`state:` S3 prefix + `pulumi/`), read with an S3 client (the same layout)."""
+    from planner.engines.pulumi.backend import PROGRAMS, PULUMI_FOLDER, pulumi_project
+
+    bucket, _, prefix = state[len("s3://"):].partition("/")
+    root = "/".join(p for p in (prefix.strip("/"), PULUMI_FOLDER, BOOKKEEPING) if p)
+    out = []
+    for program in PROGRAMS:
+        name = pulumi_project(program)
+        locks: dict[str, list[PulumiLock]] = {}
+        base = f"{root}/locks/{ORGANIZATION}/{name}/"
+        for key in _keys(s3, bucket, base):
+            stack, _, file = key[len(base):].partition("/")
+            if not file.endswith(".json") or (project is not None and stack != project):
+                continue
+            raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read(64 * 1024)
+            lock = _parse_lock(f"s3://{bucket}/{key}", raw)
+            locks.setdefault(stack, []).append(
+                replace(lock, remover=_s3_remover(s3, bucket, key)))
+        stacks = set(locks) | ({project} if project else set())
+        for stack in sorted(stacks):
+            pending = _s3_pending(s3, bucket, f"{root}/stacks/{name}/{stack}.json")
+            trouble = StackTrouble(f"{ORGANIZATION}/{name}/{stack}",
+                                   tuple(locks.get(stack, ())), tuple(pending))
+            if trouble.found:
+                out.append(trouble)
+    return out
+
+
+def _s3_remover(s3: Any, bucket: str, key: str) -> Callable[[], None]:
+    def remove() -> None:
+        s3.delete_object(Bucket=bucket, Key=key)
+    return remove
+
+
+def _keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [o["Key"] for o in page.get("Contents", ())]
+    return keys
+
+
+def _s3_pending(s3: Any, bucket: str, key: str) -> list[PendingOperation]:
+    try:
+        raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as e:
+        if "NoSuchKey" in str(e) or "Not Found" in str(e) or "404" in str(e):
+            return []
+        raise
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return []
+    return pending_of(doc) if isinstance(doc, dict) else []
