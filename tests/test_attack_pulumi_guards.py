@@ -137,15 +137,7 @@ def pulumi_without_cli(monkeypatch: pytest.MonkeyPatch) -> list[TerminatingStack
     return made
 
 
-UNGUARDED = pytest.mark.xfail(strict=True, reason=(
-    "HOLE: --engine pulumi terminates an instance with no training check and no "
-    "checkpoint sync: the guards live in the direct engine's delete handlers "
-    "(direct_ec2.instance_delete -> direct_data.before_terminate) and "
-    "workflow.applying.run_plan calls executor.execute without guards=, so the compute "
-    "teardown pass (engines/pulumi/engine.py _stack_pass) runs unguarded; owner: neutral"))
-
-
-@pytest.mark.parametrize("engine", ["direct", pytest.param("pulumi", marks=UNGUARDED)])
+@pytest.mark.parametrize("engine", ["direct", "pulumi"])
 def test_no_engine_terminates_while_training_runs(
         engine: str, tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch,
         pulumi_without_cli: list[TerminatingStacks]) -> None:
