@@ -138,8 +138,8 @@ def _warm_up(aws: Any) -> None:
 def apply_once(endpoint: str, state_dir: str, spec: Spec, parallelism: int,
                delay: float, *, every_call: bool = False) -> dict[str, Any]:
     """Reset the emulator, plan, apply; the figures of that run."""
-    from planner import emulator as emu
     from planner.aws.fresh import AwsFreshRead
+    from planner.aws.seed import seed
     from planner.engines.direct import DirectEngine
     from planner.executor import execute
     from planner.guards import Guards
@@ -148,7 +148,7 @@ def apply_once(endpoint: str, state_dir: str, spec: Spec, parallelism: int,
     from planner.ssm import LocalRunner
 
     reset(endpoint)
-    emu.seed(endpoint, REGION)
+    seed(endpoint, REGION)
     aws = connect(endpoint)
     _warm_up(aws)
     plan = _plan(spec, aws)

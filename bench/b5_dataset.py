@@ -69,8 +69,8 @@ def seed_objects(n: int, bucket: str = BUCKET, prefix: str = PREFIX) -> None:
 
 def bring_in_sync(endpoint: str, spec_path: str) -> dict[str, Any]:
     """Create the instance with the engine; record the dataset as the sync step does."""
-    from planner import emulator as emu
     from planner.aws.read import read_live
+    from planner.aws.seed import seed
     from planner.diff import diff
     from planner.engines.dataplane import record_digest
     from planner.engines.direct import DirectEngine
@@ -81,7 +81,7 @@ def bring_in_sync(endpoint: str, spec_path: str) -> dict[str, Any]:
     from planner.rules import Overrides
     from planner.ssm import LocalRunner
 
-    emu.seed(endpoint, REGION)
+    seed(endpoint, REGION)
     spec = load_spec(spec_path)
     aws = connect(endpoint)
     now = datetime.now(UTC)

@@ -79,6 +79,7 @@ def run(delay: float = DELAY, parallelism: int = 10) -> dict[str, Any]:
     from planner import emulator as emu
     from planner.aws.fresh import AwsFreshRead
     from planner.aws.read import read_live
+    from planner.aws.seed import seed
     from planner.diff import diff
     from planner.engines.direct import DirectEngine
     from planner.executor import execute
@@ -94,7 +95,7 @@ def run(delay: float = DELAY, parallelism: int = 10) -> dict[str, Any]:
         shutil.copy(EXAMPLE / "trainctl.yaml", spec_file)
         spec = load_spec(str(spec_file))
         with emulator(os.path.join(tmp, ".trainctl")) as (endpoint, state_dir):
-            emu.seed(endpoint, REGION, buckets=emu.spec_buckets(spec))
+            seed(endpoint, REGION, buckets=emu.spec_buckets(spec))
             aws = connect(endpoint)
             objects = _upload_sample(aws)
             latency = CallLatency(delay)
