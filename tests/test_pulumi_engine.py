@@ -630,3 +630,20 @@ def test_a_stack_left_locked_refuses_the_apply_before_any_change():
         engine.preflight()
     assert "is locked" in str(e.value)
     assert stacks.passes == [] and engine.data_plane.calls == []
+
+
+def test_a_teardown_not_done_keeps_its_resource_declared_in_the_build():
+    """An attachment replaced delete-then-create whose detach did not run: the build pass
+    declares it as it is now (no second delete, no replacement over it); once the
+    teardown is done, the build declares what the plan makes."""
+    stacks = RecordingStacks()
+    engine, plan = _engine_on_case("replace-attachment-device", stacks)
+    steps, changes = _steps(plan)
+    units = {u.key: u for u in engine.units(steps, changes)}
+    build = units[grouping.BUILD]
+    assert engine._not_run(build, changes) == {"attachment.trainer.scratch"}
+    engine.run(units[grouping.TEARDOWN], changes, lambda s, o: None)
+    assert engine._not_run(build, changes) == set()
+    engine.run(build, changes, lambda s, o: None)
+    assert [p[0] for p in stacks.passes][-1] == "compute"
+    assert "attachment.trainer.scratch" in stacks.passes[-1][1]

@@ -17,6 +17,7 @@ Without the `pulumi` CLI the factory raises EngineUnavailable before any change.
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -102,6 +103,8 @@ class PulumiEngine:
         self._units: dict[str, tuple[Step, ...]] = {}
         self._storage_steps = False
         self._role_live: bool | None = None
+        self._done: set[Step] = set()                 # steps reported done
+        self._done_lock = threading.Lock()
         self.warnings: list[PreviewWarning] = []
 
     # -- the protocol ----------------------------------------------------------------
@@ -111,13 +114,18 @@ class PulumiEngine:
         self._storage_steps = any(changes[a].type == ResourceType.VOLUME for a, _ in steps)
         return [Unit(key, tuple(s)) for key, s in groups.items()]
 
-    def run(self, unit: Unit, changes: Mapping[str, Change], report: Any) -> None:
+    def run(self, unit: Unit, changes: Mapping[str, Change], outer: Any) -> None:
+        def report(step: Step, outcome: Any) -> None:
+            if not isinstance(outcome, StepFailed):
+                with self._done_lock:
+                    self._done.add(step)
+            outer(step, outcome)
+
         if unit.key not in (*grouping.STACK_UNITS, grouping.STACKS):
             for step in unit.steps:
                 self._data_step(step, changes, report)
             return
-        dropped = {a for a, _ in self._units.get(unit.key, ())} - {a for a, _ in unit.steps}
-        plan = grouping.narrow(self.plan, dropped)
+        plan = grouping.narrow(self.plan, self._not_run(unit, changes))
         passes = grouping.passes_of(unit.steps, changes)
         pending = list(unit.steps)
         try:
@@ -136,6 +144,20 @@ class PulumiEngine:
         except PassFailed as e:
             for step in pending:
                 report(step, StepFailed(str(e)))
+
+    def _not_run(self, unit: Unit, changes: Mapping[str, Change]) -> set[str]:
+        """The changes a pass must declare as they are now: steps of this unit the
+        executor did not hand over (skipped, blocked, refused by a guard), and, for the
+        build, compute changes whose teardown step (an earlier unit) is not done."""
+        mine = {a for a, _ in unit.steps}
+        out = {a for a, _ in self._units.get(unit.key, ())} - mine
+        if any(grouping.stack_unit(changes[a], act) == grouping.BUILD for a, act in unit.steps):
+            with self._done_lock:
+                done = set(self._done)
+            out |= {a for steps in self._units.values() for a, act in steps
+                    if grouping.stack_unit(changes[a], act) == grouping.TEARDOWN
+                    and (a, act) not in done and (a, act) not in unit.steps}
+        return out
 
     # -- the passes -------------------------------------------------------------------
     def _data_step(self, step: Step, changes: Mapping[str, Change], report: Any) -> None:
