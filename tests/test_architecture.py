@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS = ROOT / ".importlinter"
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
-PENDING = {
-}
+# contract id -> the work still fixing it (xfail strict); every contract holds today
+PENDING: dict[str, str] = {}
 
 
 def contract_ids() -> list[str]:
