@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from planner.engines.pulumi.state import TYPES
 from planner.plan import Change, Plan
 
 SILENT = frozenset({"same", "refresh"})
@@ -142,10 +143,11 @@ def _unblocked(plan: Plan) -> dict[str, Change]:
     return {c.address: c for c in plan.changes if not c.blocked}
 
 
-def _planned(changes: Mapping[str, Change], address: str, op: str) -> bool:
-    """Does the plan carry this destructive op for `address`, unblocked?"""
-    change = changes.get(address)
-    if change is None:
+def _planned(changes: Mapping[str, Change], step: PreviewStep) -> bool:
+    """Does the plan carry this destructive op, unblocked, for the resource of this
+    address and of this type (an instance named `volume.old` is not volume.old)?"""
+    change, op = changes.get(step.address), step.op
+    if change is None or TYPES.get(step.type) != change.type.value:
         return False
     if op in REPLACES:
         return change.kind == "replace"
@@ -176,11 +178,12 @@ def _step_refusal(plan: Mapping[str, Change], step: PreviewStep,
                                  "see docs/pulumi.md, recovery")
     if step.engine_owned:
         return _engine_step(step, steps)
-    if op in DESTRUCTIVE and not _planned(plan, addr, op):
+    if op in DESTRUCTIVE and not _planned(plan, step):
         what = "replace" if op in REPLACES else "delete"
         change = plan.get(addr)
         why = ("the plan does not have it" if change is None
-               else f"the plan says {change.kind}")
+               else f"the plan says {change.kind}" if TYPES.get(step.type) == change.type.value
+               else f"it is a {step.type}, the plan's {addr} a {change.type.value}")
         return Refusal(addr, op, f"the preview would {op} {addr} but the plan does not "
                                  f"{what} it ({why})")
     return None
@@ -217,7 +220,11 @@ def _summary_refusals(steps: list[PreviewStep],
     out = []
     for op, count in summaries[-1].items():
         name = op_name(op)
-        if not isinstance(count, int) or count <= 0:
+        if isinstance(count, bool) or not isinstance(count, int):
+            out.append(Refusal(None, name, f"the preview's summary counts {count!r} {name}, "
+                                           "not a number of resources"))
+            continue
+        if count <= 0:
             continue
         if name == CORRUPT:
             out.append(Refusal(None, name, "the preview's summary says the stack's state "
