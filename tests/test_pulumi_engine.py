@@ -396,6 +396,7 @@ class RecordingStacks:
         self._deployed = Deployed()
         self._prepared: set[str] = set()
         self.troubles: dict[str, str] = {}
+        self.inputs: list[Any] = []
 
     def deployed(self):
         return self._deployed
@@ -420,6 +421,7 @@ class RecordingStacks:
 
         self.passes.append((program, stack_inputs.addresses(),
                             tuple(c.address for c in checked.changes)))
+        self.inputs.append(stack_inputs)
         if self.fail == program:
             raise PassFailed(f"the {program} preview was refused")
         log = PassLog()
@@ -647,3 +649,30 @@ def test_a_teardown_not_done_keeps_its_resource_declared_in_the_build():
     engine.run(build, changes, lambda s, o: None)
     assert [p[0] for p in stacks.passes][-1] == "compute"
     assert "attachment.trainer.scratch" in stacks.passes[-1][1]
+
+
+def test_an_allowed_delete_of_a_protected_volume_runs_as_two_passes():
+    """--allow-delete of a persistent volume the storage stack holds protected: a first
+    pass drops protect (checked: nothing may be deleted in it), then the pass deletes."""
+    from types import MappingProxyType
+
+    from planner.engines.pulumi.schema import Deployed
+
+    stacks = RecordingStacks()
+    engine, plan = _engine_on_case("persistent-orphan-allow-delete", stacks)
+    tags = {"trainctl:persistent": "true", "trainctl:project": plan.project,
+            "trainctl:address": "volume.old-cache", "Name": f"{plan.project}/old-cache"}
+    stacks._deployed = Deployed(
+        frozenset({"volume.old-cache"}),
+        MappingProxyType({"volume.old-cache": MappingProxyType(
+            {"availability_zone": "us-east-1a", "size_gib": 100, "type": "gp3",
+             "tags": tags})}),
+        MappingProxyType({"volume.old-cache": "vol-old"}))
+    _run_all(engine, plan)
+    assert [p[0] for p in stacks.passes] == ["storage", "storage"]
+    (_, prepared, prepare_scope), (_, final, final_scope) = stacks.passes
+    assert "volume.old-cache" in prepared and "volume.old-cache" not in final
+    assert "volume.old-cache" not in prepare_scope      # no delete allowed in the first
+    assert final_scope == ("volume.old-cache",)
+    options = stacks.inputs[0].get("volume.old-cache").options
+    assert options.protect is False and options.retain_on_delete is False
