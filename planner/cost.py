@@ -162,8 +162,8 @@ def _ours(spec: Spec, live: LiveState) -> tuple[list[LiveVolume], list[LiveInsta
     root volumes). Another project's or an untagged resource a snapshot holds is not
     billed to this plan."""
     project = spec.project
-    imports = {r.import_id for r in (*spec.volumes.values(), *spec.instances.values())
-               if r.import_id}
+    imports = {v.import_id for v in spec.volumes.values() if v.import_id}
+    imports |= {i.import_id for i in spec.instances.values() if i.import_id}
     instances = [i for i in live.instances
                  if i.tags.get(TAG_PROJECT) == project or i.id in imports]
     ids = {i.id for i in instances}
