@@ -12,6 +12,7 @@ from functools import cache
 from typing import Any
 
 from planner.errors import TrainctlError
+from planner.words import counted
 
 MAX_INT = 2**63 - 1            # what AWS's APIs and JSON readers elsewhere can hold
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -133,13 +134,13 @@ def _message(err: Any) -> str:
         extra = sorted(set(value) - set(err.schema.get("properties", {})))
         return "unknown key " + ", ".join(repr(_short(k)) for k in extra[:5])
     if kind == "minItems":
-        return f"must have at least {want} item{'s' if want != 1 else ''}"
+        return f"must have at least {counted(want, 'item')}"
     if kind == "maxItems":
-        return f"must have at most {want} items"
+        return f"must have at most {counted(want, 'item')}"
     if kind == "minLength":
-        return f"must have at least {want} characters"
+        return f"must have at least {counted(want, 'character')}"
     if kind == "maxLength":
-        return f"must have at most {want} characters"
+        return f"must have at most {counted(want, 'character')}"
     if kind == "minimum":
         return f"must be at least {want}; got {_short(value)}"
     if kind == "maximum":

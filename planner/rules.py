@@ -26,6 +26,7 @@ from planner.payloads import MountPayload, VolumePayload
 from planner.plan import Action, Block, Change, ResourceType, Rule, base_address
 from planner.spec import Instance, Spec, Volume
 from planner.tags import MODIFY_LIMIT, MODIFY_WINDOW
+from planner.words import counted
 
 PENDING_MODIFICATION = ("modifying", "optimizing")
 ATTACHED_STATES = ("attaching", "attached", "busy")
@@ -68,9 +69,9 @@ def min_age_block(address: str, created: datetime, now: datetime, min_age_minute
         return None
     remaining = max(1, math.ceil(min_age_minutes - age))
     return Block(Rule.MIN_AGE,
-                 f"{address} is {max(0, int(age))} minutes old, younger than min_age_minutes "
-                 f"({min_age_minutes}); it can be {_verb(actions)}d in {remaining} "
-                 f"minute{'s' if remaining != 1 else ''}, or now with --force")
+                 f"{address} is {counted(max(0, int(age)), 'minute')} old, younger than "
+                 f"min_age_minutes ({min_age_minutes}); it can be {_verb(actions)}d in "
+                 f"{counted(remaining, 'minute')}, or now with --force")
 
 
 def attached_block(address: str, volume: LiveVolume, live: LiveState,
@@ -117,7 +118,8 @@ def modify_block(address: str, volume: LiveVolume, live: LiveState,
     if len(recent) >= MODIFY_LIMIT:
         when = recent[len(recent) - MODIFY_LIMIT] + MODIFY_WINDOW
         return Block(Rule.MODIFY_PENDING,
-                     f"{address} cannot be modified now ({len(recent)} modifications started "
+                     f"{address} cannot be modified now "
+                     f"({counted(len(recent), 'modification')} started "
                      f"in the last 24 h, the AWS limit is {MODIFY_LIMIT}); it can run after "
                      f"{iso(when)}")
     return None

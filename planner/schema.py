@@ -15,6 +15,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from planner.errors import SpecIssue
+from planner.words import plural
 from planner.yamlsafe import YAML11_BOOLS, Path, YamlDoc, format_path
 
 if TYPE_CHECKING:
@@ -190,10 +191,14 @@ def _issues_for(err: ValidationError, doc: YamlDoc) -> list[SpecIssue]:
     bounds = {
         "minimum": "must be at least {}", "maximum": "must be at most {}",
         "exclusiveMinimum": "must be more than {}", "exclusiveMaximum": "must be less than {}",
-        "minLength": "must have at least {} characters", "maxLength": "must have at most {} "
-        "characters", "minItems": "must have at least {} items", "maxItems": "must have at "
-        "most {} items", "maxProperties": "must have at most {} entries",
     }
+    sizes = {"minLength": ("at least", "character", None),
+             "maxLength": ("at most", "character", None),
+             "minItems": ("at least", "item", None), "maxItems": ("at most", "item", None),
+             "maxProperties": ("at most", "entry", "entries")}
+    if kind in sizes:
+        how, noun, many = sizes[kind]
+        bounds[kind] = f"must have {how} {{}} {plural(err.validator_value, noun, many)}"
     if kind in bounds:
         msg = bounds[kind].format(err.validator_value)
         if not isinstance(value, list | dict):

@@ -28,6 +28,7 @@ from planner.live import (
     TAG_TRAINING,
 )
 from planner.spec import ON_VOLUME
+from planner.words import counted
 from planner.yamlsafe import Path, YamlDoc, format_path
 
 EC2_TAGS_MAX = 50          # tags per EC2 resource
@@ -249,8 +250,9 @@ class _Checker:
                         "unicode_escape").decode("ascii")
                     bad.append(f"{_short(shown)} ({why})")
         if bad:
-            self.add(spath, f"{len(bad)} file(s) cannot be uploaded as S3 keys: "
-                            f"{first_few(sorted(bad), 3)}; rename them")
+            self.add(spath, f"{counted(len(bad), 'file')} cannot be uploaded as S3 keys: "
+                            f"{first_few(sorted(bad), 3)}; rename "
+                            f"{'it' if len(bad) == 1 else 'them'}")
 
 
 def _short(text: str, most: int = 80) -> str:

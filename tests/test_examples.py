@@ -69,8 +69,8 @@ def test_multi_node_shape_and_edges() -> None:
 
 
 @pytest.mark.parametrize(("name", "counts"), [
-    ("quickstart", "2 volumes, 1 instances, 1 datasets"),
-    ("multi-node", "4 volumes, 4 instances, 1 datasets"),
+    ("quickstart", "2 volumes, 1 instance, 1 dataset"),
+    ("multi-node", "4 volumes, 4 instances, 1 dataset"),
 ])
 def test_examples_validate_on_the_command_line(name: str, counts: str) -> None:
     spec_file = Path("examples") / name / "trainctl.yaml"

@@ -542,7 +542,7 @@ def test_pending_operations_in_the_stacks_export_stop_the_pass_before_preview(tm
     stacks, plan = _stacks(tmp_path, stack)
     with pytest.raises(PassFailed) as e:
         stacks.run_pass("storage", None, plan)
-    assert "1 pending operation(s)" in str(e.value) and "creating volume.data" in str(e.value)
+    assert "has 1 pending operation from" in str(e.value) and "creating volume.data" in str(e.value)
     assert stack.calls == []
 
 

@@ -95,7 +95,7 @@ def test_pending_operations_are_found_and_explained(tmp_path):
     assert [(p.type, p.address) for p in trouble.pending] == [
         ("creating", "volume.scratch"), ("deleting", "volume.old")]
     text = explain(trouble, ws.backend_url)
-    assert "2 pending operation(s)" in text
+    assert "2 pending operations from" in text
     assert "creating volume.scratch" in text and "deleting volume.old" in text
     assert "pulumi stack export --stack organization/trainctl-storage/demo" in text
     assert "pulumi stack import" in text and "--clear-pending-creates" in text

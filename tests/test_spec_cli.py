@@ -38,13 +38,13 @@ def test_validate_ok(tmp_path: Path) -> None:
     src = EXAMPLES / "quickstart" / "trainctl.yaml"
     r = run_cli("-f", str(src), "validate")
     assert (r.returncode, r.stdout, r.stderr) == (
-        0, f"OK: {src} (2 volumes, 1 instances, 1 datasets)\n", "")
+        0, f"OK: {src} (2 volumes, 1 instance, 1 dataset)\n", "")
 
 
 def test_validate_reads_trainctl_yaml_in_the_current_folder() -> None:
     r = run_cli("validate", cwd=EXAMPLES / "multi-node")
     assert (r.returncode, r.stdout) == (
-        0, "OK: trainctl.yaml (4 volumes, 4 instances, 1 datasets)\n")
+        0, "OK: trainctl.yaml (4 volumes, 4 instances, 1 dataset)\n")
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

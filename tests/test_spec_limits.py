@@ -202,7 +202,8 @@ def test_local_file_names_that_are_not_s3_keys_are_refused(tmp_path: Path, name:
         load_spec(str(f))
     [issue] = exc.value.issues
     assert (issue.line, issue.col, issue.path) == (8, 13, "datasets.d.source")
-    assert "1 file(s) cannot be uploaded as S3 keys" in issue.message
+    assert "1 file cannot be uploaded as S3 keys: " in issue.message
+    assert issue.message.endswith("; rename it")
     assert why in issue.message
 
 
@@ -216,7 +217,7 @@ def test_a_key_over_1024_bytes_with_its_stage_prefix_is_refused(tmp_path: Path) 
     with pytest.raises(SpecError) as exc:
         load_spec(str(f))
     assert "would be 1054 bytes of UTF-8 (S3 allows 1024)" in str(exc.value)
-    assert "1 file(s)" in str(exc.value)
+    assert "1 file cannot be uploaded" in str(exc.value)
 
 
 def test_unicode_names_that_are_valid_keys_pass(tmp_path: Path) -> None:

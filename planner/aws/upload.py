@@ -34,6 +34,7 @@ from planner.stage import (
     record_to_bytes,
     stage_work,
 )
+from planner.words import counted
 
 MAX_CONCURRENCY = 10
 DELETE_BATCH = 1000        # DeleteObjects takes at most 1,000 keys per call
@@ -101,9 +102,10 @@ def upload_dataset(aws: Any, local_dir: str | os.PathLike[str], stage_uri: str, 
         n_del, b_del = len(work.delete), sum(s for _, s, _ in work.delete)
         if max_delete is not None and (n_del > max_delete[0] or b_del > max_delete[1]):
             raise TrainctlError(
-                f"stage {stage_uri} changed since the plan: the upload would delete {n_del} "
-                f"object(s) ({b_del} bytes), the plan said {max_delete[0]} "
-                f"({max_delete[1]} bytes); nothing was changed, plan again")
+                f"stage {stage_uri} changed since the plan: the upload would delete "
+                f"{counted(n_del, 'object')} ({counted(b_del, 'byte')}), the plan said "
+                f"{max_delete[0]} ({counted(max_delete[1], 'byte')}); nothing was changed, "
+                "plan again")
         written = dict(record.objects) if record is not None else None
         if work.upload:
             pending = pending_record(work, project, dataset)
@@ -139,7 +141,7 @@ def _delete(s3: Any, bucket: str, keys: list[str]) -> None:
             "Objects": [{"Key": k} for k in batch], "Quiet": True})
         failed += [f"{e.get('Key')} ({e.get('Code')})" for e in resp.get("Errors", ())]
     if failed:
-        raise TrainctlError(f"could not delete {len(failed)} stale stage object(s) in "
+        raise TrainctlError(f"could not delete {counted(len(failed), 'stale stage object')} in "
                             f"s3://{bucket}/: {first_few(failed)}")
 
 
@@ -180,7 +182,7 @@ def _progress_bar(enabled: bool, total: int, files: int) -> Iterator[Any]:
         TransferSpeedColumn,
     )
 
-    columns = (TextColumn(f"uploading {files} files"), BarColumn(), DownloadColumn(),
+    columns = (TextColumn(f"uploading {counted(files, 'file')}"), BarColumn(), DownloadColumn(),
                TransferSpeedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("upload", total=total)

@@ -22,6 +22,7 @@ import click
 
 from planner.cli import Options
 from planner.errors import TrainctlError
+from planner.words import counted
 
 if TYPE_CHECKING:
     from planner.aws.session import AwsContext
@@ -161,13 +162,14 @@ class Copier:
                         _join(dst.path, name) + "/" if into else dst.path.rstrip("/") + "/")
                 c = transfer.upload_files(s3, files, base, delete_stale=False,
                                           progress=self.progress)
-                return f"{c.copied} of {c.objects} files uploaded to {base}"
+                return f"{c.copied} of {counted(c.objects, 'file')} uploaded to {base}"
             mirror = self.mirror(src, dst)
             transfer.upload_files(s3, files, mirror, delete_stale=True, progress=self.progress)
             folder = dest_dir if single else (_join(dst.path, name) if into else dst.path)
             assert dst.instance and folder
             d = self.pull(mirror, folder.rstrip("/") or "/", dst.instance)
-            return f"{d.get('copied')} of {len(files)} files copied to {dst.instance}:{folder}"
+            return (f"{d.get('copied')} of {counted(len(files), 'file')} copied to "
+                    f"{dst.instance}:{folder}")
         if src.kind == "instance":
             assert src.instance
             if dst.kind == "s3":
@@ -186,12 +188,12 @@ class Copier:
                     return f"{src} copied to {target}"
                 folder = os.path.join(dst.path, name) if into else dst.path
                 c = transfer.download_prefix(s3, mirror, folder, progress=self.progress)
-                return f"{c.copied} of {c.objects} files copied to {folder}"
+                return f"{c.copied} of {counted(c.objects, 'file')} copied to {folder}"
             assert dst.instance
             folder = (dst.path if into or dst.folder_like else posixpath.dirname(dst.path)) \
                 if kind == "file" else (_join(dst.path, name) if into else dst.path)
             d = self.pull(mirror, folder.rstrip("/") or "/", dst.instance)
-            return f"{d.get('copied')} files copied to {dst}"
+            return f"{_files(d.get('copied'))} copied to {dst}"
         # an s3 source
         info = transfer.object_info(s3, src.path)
         if dst.kind == "local":
@@ -202,14 +204,14 @@ class Copier:
             folder = os.path.join(dst.path, name) if into else dst.path
             c = transfer.download_prefix(s3, src.path.rstrip("/") + "/", folder,
                                          progress=self.progress)
-            return f"{c.copied} of {c.objects} files copied to {folder}"
+            return f"{c.copied} of {counted(c.objects, 'file')} copied to {folder}"
         if dst.kind == "s3":
             raise TrainctlError("both sides are in S3: use `aws s3 cp` or `s5cmd cp`")
         assert dst.instance
         if info is None:
             folder = _join(dst.path, name) if into else dst.path
             d = self.pull(src.path.rstrip("/") + "/", folder.rstrip("/") or "/", dst.instance)
-            return f"{d.get('copied')} files copied to {dst.instance}:{folder}"
+            return f"{_files(d.get('copied'))} copied to {dst.instance}:{folder}"
         mirror = self.mirror(src, dst)
         target = _join(dst.path, name) if into or dst.folder_like else dst.path
         bucket, key = _bucket_key(mirror + posixpath.basename(target))
@@ -217,6 +219,14 @@ class Copier:
                 bucket, key)
         d = self.pull(mirror, posixpath.dirname(target) or "/", dst.instance)
         return f"{src} copied to {dst.instance}:{target}"
+
+
+def _files(copied: object) -> str:
+    """`1 file`, `3 files`: the count the instance answered (as it said it, if not one)."""
+    try:
+        return counted(int(str(copied)), "file")
+    except ValueError:
+        return f"{copied} files"
 
 
 def _join(a: str, b: str) -> str:

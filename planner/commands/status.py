@@ -17,6 +17,7 @@ import click
 from planner.cli import Options
 from planner.ledger import Kind, Observed, Spend, spend
 from planner.spec import Strategy
+from planner.words import counted
 
 
 def rate_for(region: str) -> Any:
@@ -179,7 +180,7 @@ def render_status(doc: Mapping[str, Any], *, color: bool) -> None:
     else:
         console.print("No live resources.")
     if doc["removed"]:
-        console.print(f"Removed since launch: {len(doc['removed'])} resources, "
+        console.print(f"Removed since launch: {counted(len(doc['removed']), 'resource')}, "
                       f"{_usd(doc['totals']['spent_removed_usd'])} spent while they ran")
     for d in doc["datasets"]:
         synced = d["last_synced"] or "never (by this folder)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from planner.cli import Options
+from planner.words import counted
 
 
 @click.command("validate")
@@ -16,5 +17,6 @@ def command(opts: Options) -> None:
 
     spec = load_spec(opts.file)   # SpecError: one line per issue, exit 1 (planner.cli.main)
     check_spec_graph(spec)        # GraphCycleError names the cycle (without networkx)
-    click.echo(f"OK: {opts.file} ({len(spec.volumes)} volumes, {len(spec.instances)} "
-               f"instances, {len(spec.datasets)} datasets)")
+    click.echo(f"OK: {opts.file} ({counted(len(spec.volumes), 'volume')}, "
+               f"{counted(len(spec.instances), 'instance')}, "
+               f"{counted(len(spec.datasets), 'dataset')})")

@@ -28,6 +28,7 @@ from planner.plan import Block, Change, Reason, Rule
 from planner.spec import Strategy
 from planner.stage import as_json as stage_json
 from planner.stage import owner_problem as stage_owner_problem
+from planner.words import counted, plural
 
 
 def source_manifest(ctx: DiffContext, name: str) -> DatasetManifest | None:
@@ -55,10 +56,13 @@ def unsafe_blocks(ctx: DiffContext, name: str, *, local: bool = False) -> tuple[
         m = ctx.live.datasets.get(key)
         if m is None or not m.unsafe_objects:
             continue
+        n = m.unsafe_objects
         out.append(Block(Rule.UNSAFE_KEY, (
-            f"dataset {name}: {m.uri} holds {m.unsafe_objects} key(s) that are not safe "
-            f"relative paths: {describe_keys(m.unsafe_keys, m.unsafe_objects)}; copying "
-            f"them could write outside the destination: rename or remove them")))
+            f"dataset {name}: {m.uri} holds {counted(n, 'key')} that "
+            f"{'is not a safe relative path' if n == 1 else 'are not safe relative paths'}: "
+            f"{describe_keys(m.unsafe_keys, m.unsafe_objects)}; copying "
+            f"{plural(n, 'it', 'them')} could write outside the destination: rename or "
+            f"remove {plural(n, 'it', 'them')}")))
     return tuple(out)
 
 

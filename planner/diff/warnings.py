@@ -10,6 +10,7 @@ from planner.diff.resources import terminated_outside, volume_gone
 from planner.diff.work import WorkSet
 from planner.keys import named as named_keys
 from planner.plan import PlanWarning, Reason, ResourceType, Rule
+from planner.words import counted
 
 
 def empty_dataset_warnings(ctx: DiffContext, work: WorkSet) -> None:
@@ -45,15 +46,19 @@ def stage_warnings(ctx: DiffContext, work: WorkSet) -> None:
             continue
         addr = f"dataset.{name}"
         if stage.kept_objects:
+            one = stage.kept_objects == 1
             work.warnings.append(PlanWarning(addr, Rule.FOREIGN_OBJECTS, (
-                f"{stage.kept_objects} object(s) ({stage.kept_bytes} bytes) under stage "
-                f"{ds.stage} are not in {ds.source} and were not written by trainctl: "
-                f"they are kept (and synced with the dataset): "
-                f"{named_keys(stage.kept_examples, stage.kept_objects)}; remove them "
-                f"by hand if they are stale")))
+                f"{counted(stage.kept_objects, 'object')} "
+                f"({counted(stage.kept_bytes, 'byte')}) under stage "
+                f"{ds.stage} {'is' if one else 'are'} not in {ds.source} and "
+                f"{'was' if one else 'were'} not written by trainctl: "
+                f"{'it is' if one else 'they are'} kept (and synced with the dataset): "
+                f"{named_keys(stage.kept_examples, stage.kept_objects)}; remove "
+                f"{'it' if one else 'them'} by hand if {'it is' if one else 'they are'} "
+                f"stale")))
         if stage.replace_foreign:
             work.warnings.append(PlanWarning(addr, Rule.FOREIGN_OBJECTS, (
-                f"the upload overwrites {stage.replace_foreign} object(s) under stage "
+                f"the upload overwrites {counted(stage.replace_foreign, 'object')} under stage "
                 f"{ds.stage} that trainctl did not record writing (same keys as files "
                 f"in {ds.source})")))
         if stage.problem:

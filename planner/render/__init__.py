@@ -9,6 +9,7 @@ from typing import Any
 from planner.export import change_symbol
 from planner.payloads import DatasetPayload
 from planner.plan import Change, CostSummary, Plan, Reason, Rule
+from planner.words import counted
 
 REASON_WORDS: dict[Reason, str] = {
     Reason.NO_CHANGE: "it matches the spec",
@@ -148,7 +149,7 @@ def forces_replacement(change: Change, key: str) -> bool:
 def size_words(n: int) -> str:
     """`12 bytes`, `1.5 MiB (1,572,864 bytes)`."""
     if n < 1024:
-        return f"{n:,} byte{'s' if n != 1 else ''}"
+        return counted(n, "byte", grouped=True)
     value, units = n / 1024, ["KiB", "MiB", "GiB", "TiB", "PiB"]
     while value >= 1024 and len(units) > 1:
         value, units = value / 1024, units[1:]
@@ -166,7 +167,7 @@ def object_deletion_words(change: Change) -> str | None:
     examples = list(after.delete_examples or ())
     more = n - len(examples)
     named = ", ".join(examples) + (f" and {more} more" if examples and more > 0 else "")
-    return (f"deletes {n} object{'s' if n != 1 else ''} ({size_words(size)}){where} that "
+    return (f"deletes {counted(n, 'object')} ({size_words(size)}){where} that "
             f"trainctl uploaded earlier" + (f": {named}" if named else ""))
 
 

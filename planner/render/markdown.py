@@ -24,6 +24,7 @@ from planner.render import (
     symbol,
     unknown_price_lines,
 )
+from planner.words import counted
 
 
 def _cell(s: str) -> str:
@@ -100,15 +101,15 @@ def _warning_block(plan: Plan, pointer: str, budget: int = BLOCK_BUDGET) -> list
     if deletes or objects:
         n = len(deletes) + len(objects)
         out += _bounded(
-            f"> **Warning: this plan deletes or replaces {n:,} "
-            f"resource{'s' if n != 1 else ''}:**",
+            f"> **Warning: this plan deletes or replaces "
+            f"{counted(n, 'resource', grouped=True)}:**",
             [_risk_line(c) for c in deletes] + [_object_line(c) for c in objects],
             deletes + objects, budget, pointer)
         out.append("")
     if blocked:
         n = len(blocked)
         out += _bounded(
-            f"> **Blocked: {n:,} change{'s' if n != 1 else ''} that apply never carries "
+            f"> **Blocked: {counted(n, 'change', grouped=True)} that apply never carries "
             f"out:**",
             [_object_line(c) if not c.deletes and c.deleted_objects[0] else _risk_line(c)
              for c in blocked], blocked, budget, pointer)

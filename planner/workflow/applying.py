@@ -22,6 +22,7 @@ from planner.errors import TrainctlError, first_few
 from planner.options import Options
 from planner.plan import Plan
 from planner.rules import Overrides
+from planner.words import counted
 from planner.workflow.console import Console
 from planner.workflow.planning import NO_OVERRIDES
 
@@ -117,7 +118,7 @@ def list_blocked(plan: Plan, console: Console) -> None:
     if not blocked:
         return
     n = len(blocked)
-    console.out(f"{n} change{'s' if n != 1 else ''} blocked, not carried out:")
+    console.out(f"{counted(n, 'change')} blocked, not carried out:")
     for c in blocked:
         for b in c.blocked_by:
             console.out(f"  {c.address} ({c.kind}): {b.rule.value}: {b.message}")

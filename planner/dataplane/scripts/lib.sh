@@ -322,7 +322,9 @@ check_s3_keys() {
   fi
   bad=$(grep -c '^UNSAFE ' -- "$found" || true)
   if [ "$bad" != 0 ]; then
-    refuse "$bad key(s) under $uri are not safe relative paths and could be written outside the destination; nothing was copied: $(grep '^UNSAFE ' -- "$found" | head -n 5 | cut -c8- | paste -sd ' ' -)" \
+    what="$bad keys under $uri are not safe relative paths"
+    [ "$bad" = 1 ] && what="1 key under $uri is not a safe relative path"
+    refuse "$what and could be written outside the destination; nothing was copied: $(grep '^UNSAFE ' -- "$found" | head -n 5 | cut -c8- | paste -sd ' ' -)" \
       "$(grep '^UNSAFE ' -- "$found" | head -n 20 | cut -c8-)"
   fi
   KEYS_CHECKED=$(sed -n 's/^CHECKED //p' -- "$found")

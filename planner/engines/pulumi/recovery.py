@@ -24,6 +24,7 @@ from typing import Any
 
 from planner.engines.pulumi.backend import ORGANIZATION, WorkspaceSettings
 from planner.procs import pid_alive
+from planner.words import plural
 
 BOOKKEEPING = ".pulumi"
 
@@ -200,8 +201,9 @@ def explain(trouble: StackTrouble, backend_url: str) -> str:
                      "trainctl's own lock was left too (`trainctl lock status`), "
                      "`trainctl lock release LOCK_ID`, which removes both")
     if trouble.pending:
-        lines.append(f"the Pulumi stack {trouble.stack} has {len(trouble.pending)} pending "
-                     "operation(s) from an interrupted update:")
+        n = len(trouble.pending)
+        lines.append(f"the Pulumi stack {trouble.stack} has {n} pending "
+                     f"{plural(n, 'operation')} from an interrupted update:")
         lines += [f"  {op.type} {op.address}" for op in trouble.pending]
         lines.append("  check in AWS what each one did, then either "
                      f"`{env} pulumi refresh --clear-pending-creates --stack {trouble.stack}` "
