@@ -61,6 +61,13 @@ def check_saved_plan(saved: Plan, fresh: Plan) -> None:
         raise StalePlanError(
             "the plan file's changes differ from a fresh plan of the same spec and live "
             f"state (was it edited?): {first_few(differ)}")
+    edited = [name for name in ("expiries", "data_locations")
+              if getattr(saved, name) != getattr(fresh, name)]
+    if edited:
+        raise StalePlanError(
+            f"the plan file's {' and '.join(edited)} differ from a fresh plan of the same "
+            "spec and live state (was it edited?); make a new plan file with "
+            "`trainctl plan -o FILE`")
 
 
 def _comparable(c: Change) -> bytes:
@@ -72,10 +79,12 @@ def _comparable(c: Change) -> bytes:
 
 def with_fresh_changes(saved: Plan, fresh: Plan) -> Plan:
     """The saved plan (its id names the journal and client tokens) carrying the fresh
-    plan's changes and rules: check_saved_plan proved them equal but for blocked_by, and
-    nothing the engine acts on is taken from the file."""
+    plan's changes, rules, expiries (an instance's shutdown behaviour) and data locations:
+    check_saved_plan proved them equal but for blocked_by, and nothing the engine acts on
+    is taken from the file."""
     return replace(saved, changes=fresh.changes, warnings=fresh.warnings, cost=fresh.cost,
-                   cost_enforced=fresh.cost_enforced)
+                   cost_enforced=fresh.cost_enforced, expiries=fresh.expiries,
+                   data_locations=fresh.data_locations)
 
 
 def plan_path(plan: Plan, state_dir: str) -> str:
