@@ -37,7 +37,7 @@ from planner.plan import (
     Rule,
     UnknownPrice,
 )
-from planner.spec import Spec
+from planner.spec import Market, Spec
 
 CHARGED_INSTANCE_STATES = ("pending", "running")
 # An instance's root volume when its AMI's is unknown (not described): large enough for
@@ -83,7 +83,7 @@ def instance_hourly(instance_type: str, market: str, region: str,
                     az: str | None = None) -> float | None:
     """Hourly USD for one instance, or None when the table does not know the type/region
     (the caller warns). Spot prices are keyed `TYPE/AZ`."""
-    if market != "spot":
+    if market != Market.SPOT:
         return on_demand_hourly(instance_type, region)
     od = on_demand_hourly(instance_type, region)
     floor = od * SPOT_FLOOR if od is not None else 0.0

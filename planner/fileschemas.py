@@ -107,6 +107,7 @@ def plan_schema() -> dict[str, Any]:
 def live_schema() -> dict[str, Any]:
     """The live snapshot (`plan --record-live` / `--live-snapshot`, planner.live's JSON)."""
     from planner.live import SNAPSHOT_FORMAT
+    from planner.spec import Market
 
     attachment = _obj({"instance_id": STR, "device": STR, "state": STR},
                       ("instance_id", "device", "state"))
@@ -120,7 +121,8 @@ def live_schema() -> dict[str, Any]:
     }, ("id", "availability_zone", "size_gib", "type", "state", "create_time"))
     instance = _obj({
         "id": STR, "instance_type": STR, "availability_zone": STR, "state": STR,
-        "launch_time": TIME, "ami": STR_OR_NULL, "market": STR, "subnet_id": STR_OR_NULL,
+        "launch_time": TIME, "ami": STR_OR_NULL,
+        "market": {"enum": [m.value for m in Market]}, "subnet_id": STR_OR_NULL,
         "iam_instance_profile": STR_OR_NULL, "tags": STR_MAP,
     }, ("id", "instance_type", "availability_zone", "state", "launch_time"))
     modification = _obj({

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from planner.spec import Market
+
 SNAPSHOT_FORMAT = "1"
 
 TAG_PROJECT = "trainctl:project"
@@ -86,7 +88,7 @@ class LiveInstance:
     state: str                    # pending | running | stopping | stopped | ...
     launch_time: datetime
     ami: str | None = None
-    market: str = "on-demand"
+    market: Market = Market.ON_DEMAND
     subnet_id: str | None = None
     iam_instance_profile: str | None = None   # the profile's ARN as EC2 reports it
     tags: Mapping[str, str] = field(default_factory=lambda: _frozen(None))
@@ -233,7 +235,7 @@ def live_from_json(doc: Mapping[str, Any]) -> LiveState:
             id=d["id"], instance_type=d["instance_type"],
             availability_zone=d["availability_zone"], state=d["state"],
             launch_time=t(d["launch_time"]), ami=d.get("ami"),
-            market=d.get("market", "on-demand"), subnet_id=d.get("subnet_id"),
+            market=Market(d.get("market", "on-demand")), subnet_id=d.get("subnet_id"),
             iam_instance_profile=d.get("iam_instance_profile"), tags=_frozen(d.get("tags")),
         )
 

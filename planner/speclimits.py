@@ -27,7 +27,7 @@ from planner.live import (
     TAG_PROTECTED,
     TAG_TRAINING,
 )
-from planner.spec import ON_VOLUME
+from planner.spec import ON_VOLUME, OnDelete, Strategy
 from planner.words import counted
 from planner.yamlsafe import Path, YamlDoc, format_path
 
@@ -68,7 +68,7 @@ def volume_trainctl_tags(vol: dict[str, Any], *, mounted: bool, holds_digest: bo
         keys.append(TAG_PERSISTENT)
     if vol.get("protect") is True:
         keys.append(TAG_PROTECTED)
-    if vol.get("on_delete") == "snapshot":
+    if vol.get("on_delete") == OnDelete.SNAPSHOT:
         keys.append(TAG_ON_DELETE)
     if mounted:
         keys.append(TAG_MOUNTED)
@@ -154,7 +154,7 @@ class _Checker:
             inst = _map(inst)
             vols = {str(_map(m).get("volume")) for m in _list(inst.get("mounts"))}
             mounted |= vols
-            if any(_map(self.datasets.get(d)).get("strategy") == "local-cache"
+            if any(_map(self.datasets.get(d)).get("strategy") == Strategy.LOCAL_CACHE
                    for d in _list(inst.get("datasets")) if isinstance(d, str)):
                 digest_instances.add(name)     # a local-cache sync records on the
                 digest_volumes |= vols         # instance or on the volume it lands on

@@ -91,3 +91,30 @@ def test_the_spec_digest_form_is_plain_strings() -> None:
     assert type(doc["datasets"]["shards"]["strategy"]) is str
     assert type(doc["instances"]["trainer"]["market"]) is str
     assert b'"strategy":"prewarmed-ebs"' in canonical_json(doc["datasets"]["shards"])
+
+
+def _snapshot(market: str) -> dict[str, object]:
+    from datetime import UTC, datetime
+
+    from planner.live import LiveInstance, LiveState, live_to_json
+
+    t = datetime(2026, 11, 22, 21, 0, tzinfo=UTC)
+    inst = LiveInstance(id="i-1", instance_type="t3.micro", availability_zone="us-east-1a",
+                        state="running", launch_time=t, market=Market.SPOT)
+    doc = live_to_json(LiveState(project="vocab", region="us-east-1", read_at=t,
+                                 instances=(inst,)))
+    json.dumps(doc)                                   # the members serialise as strings
+    doc["instances"][0]["market"] = market
+    return doc
+
+
+def test_a_live_snapshot_market_is_the_enum() -> None:
+    from planner.filecheck import issues_of
+    from planner.fileschemas import live_schema
+    from planner.live import live_from_json
+
+    good = _snapshot("spot")
+    assert issues_of(good, live_schema()) == []
+    assert live_from_json(good).instances[0].market is Market.SPOT
+    bad = issues_of(_snapshot("reserved"), live_schema())
+    assert bad and "market" in str(bad[0][0])

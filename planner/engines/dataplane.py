@@ -20,7 +20,7 @@ from planner.engines.awsops import AwsOps, tags_of
 from planner.engines.base import OUTPUT_LIMIT, StepFailed
 from planner.live import TAG_CREATED_EMPTY, TAG_DATASET_DIGEST, TAG_MOUNTED, TAG_PROJECT
 from planner.plan import Change
-from planner.spec import Instance
+from planner.spec import Instance, Strategy
 from planner.tags import GIB, mounted_tag_value, parse_mounted_tag
 
 MOUNT_TIMEOUT = 900.0
@@ -199,7 +199,7 @@ def sync_create(ops: AwsOps, change: Change) -> dict[str, str]:
     strategy, uri, path = get(after, "strategy"), get(after, "uri"), get(after, "path")
     if not path or not uri:
         raise StepFailed(f"{change.address}: no dataset path or URI")
-    if strategy == "existing-ebs":
+    if strategy == Strategy.EXISTING_EBS:
         r = steps.verify_dataset(ops.ssm, iid, path=path)
         digest = get(after, "digest")
         counts: tuple[Any, Any] = (get(after, "objects"), get(after, "bytes"))

@@ -18,6 +18,7 @@ from planner.engines.pulumi.schema import (
     _frozen,
 )
 from planner.live import TAG_ON_DELETE, TAG_PROJECT, LiveState
+from planner.spec import Market, OnDelete
 
 GONE = ("shutting-down", "terminated", "deleting", "deleted")
 
@@ -56,10 +57,10 @@ def props_of(res: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
     if isinstance(props.get("size_gib"), float) and props["size_gib"].is_integer():
         props["size_gib"] = int(props["size_gib"])
     if kind == VOLUME and inputs.get("finalSnapshot"):
-        props["on_delete"] = "snapshot"
+        props["on_delete"] = OnDelete.SNAPSHOT
     if kind == INSTANCE:
         market = (inputs.get("instanceMarketOptions") or {}).get("marketType")
-        props["market"] = "spot" if market == "spot" else "on-demand"
+        props["market"] = Market.SPOT if market == "spot" else Market.ON_DEMAND
     if kind == ATTACHMENT:
         _, instance, volume = [*address.split(".", 2), "", ""][:3]
         props.update(instance=instance, volume=volume)
