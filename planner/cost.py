@@ -300,7 +300,7 @@ def _after_items(spec: Spec, live: LiveState, before: list[_Item],
         keys = _VOLUME_KEYS if c.type == ResourceType.VOLUME else _INSTANCE_KEYS
         attrs = dict(current.attrs) if current is not None else {}
         attrs.update(_spec_attrs(spec, c))
-        attrs.update({k: v for k, v in (c.after.given() if c.after else {}).items()
+        attrs.update({k: v for k, v in (c.after.given() if c.after is not None else {}).items()
                       if k in keys})
         if current is None or Action.CREATE in c.actions:  # create or replace: new, running
             after.put(idx, _Item(c.type, c.address, None, attrs, True, now))

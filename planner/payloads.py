@@ -66,10 +66,15 @@ def _json(value: Any) -> Any:
     return value
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _frozen(value: Any) -> Any:
+    if type(value) in _SCALARS or type(value) is FrozenMap:
+        return value
     if isinstance(value, list | tuple):
         return tuple(_frozen(v) for v in value)
-    if isinstance(value, Mapping) and not isinstance(value, FrozenMap):
+    if isinstance(value, Mapping):
         return FrozenMap({k: _frozen(v) for k, v in value.items()})
     return value
 
@@ -91,18 +96,20 @@ class Payload:
         cls.HINTS = {k: hints[k] for k in cls.FIELDS}
 
     def __init__(self, **values: Any) -> None:
-        fields = self.FIELDS
-        for key in values:
-            if key not in fields:
+        # an absent field reads as its class default, None (the dataclass field default)
+        known, scalars, setattr_ = self.HINTS, _SCALARS, object.__setattr__
+        for key, value in values.items():
+            if key not in known:
                 raise PayloadError(f"{self.TYPE} payload: unknown key {key!r}")
-        for name in fields:
-            object.__setattr__(self, name, _frozen(values.get(name)))
-        object.__setattr__(self, "_keys", tuple(values))
+            setattr_(self, key, value if type(value) in scalars else _frozen(value))
+        setattr_(self, "_keys", tuple(values))
 
     # the JSON form ----------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        return {k: _json(getattr(self, k)) for k in self._keys}
+        scalars = _SCALARS
+        return {k: v if type(v := getattr(self, k)) in scalars else _json(v)
+                for k in self._keys}
 
     def has(self, key: str) -> bool:
         """True when the payload carries KEY (possibly as null)."""

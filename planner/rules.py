@@ -241,10 +241,10 @@ def recheck(change: Change, live: LiveState, spec: Spec, now: datetime,
         if vol is None:
             return ()
         after = change.after if isinstance(change.after, VolumePayload) else None
-        return volume_blocks(base_address(change.address), change.actions,
-                             tuple(after.given()) if after else (), vol, live, spec, now,
-                             overrides, deleting_instances=None,
-                             want_size=after.size_gib if after else None)
+        keys = tuple(after.given()) if after is not None else ()
+        return volume_blocks(base_address(change.address), change.actions, keys, vol, live,
+                             spec, now, overrides, deleting_instances=None,
+                             want_size=after.size_gib if after is not None else None)
     if change.type is ResourceType.INSTANCE:
         inst = _find_instance(change, live)
         if inst is None:

@@ -318,6 +318,8 @@ volumes:
      "a replace names no replace_paths"),
     ("create-with-bad-payload", {"after": {"size_gib": "10"}},
      "after: size_gib: expected an integer"),
+    ("create-as-delete-with-after", {"actions": ["delete"], "reason": "delete_because_destroy"},
+     "a delete has no after"),
 ])
 def test_apply_refuses_a_plan_file_that_breaks_the_contract(tmp_path: Path,
                                                             moto_endpoint: str, name: str,

@@ -86,10 +86,10 @@ def _volume_rules(ctx: DiffContext, work: WorkSet, order: list[str],
         if isinstance(lv, LiveVolume):
             after = c.after if isinstance(c.after, VolumePayload) else None
             blocks = rules.volume_blocks(base_address(addr), c.actions,
-                                         tuple(after.given()) if after else (), lv,
+                                         tuple(after.given()) if after is not None else (), lv,
                                          ctx.live, ctx.spec, ctx.now, ctx.overrides,
                                          deleting, detaching(lv, c, detached),
-                                         want_size=after.size_gib if after else None)
+                                         want_size=after.size_gib if after is not None else None)
             work.set_blocks(addr, blocks + duplicate_blocks(ctx, work, addr))
 
 
