@@ -5,7 +5,7 @@ interrupted apply. Pure: the diff asks, this module answers with data and messag
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,27 +68,57 @@ def spec_path(address: str) -> str:
     return f"{kind}s.{name}"
 
 
+def _flags(ids: Sequence[str]) -> str:
+    return " ".join(f"--allow-delete {i}" for i in ids)
+
+
+def _resolving(address: str, others: Sequence[Resource], named: Collection[str],
+               going: Collection[str]) -> tuple[list[str], list[str], str]:
+    """(ids still to name with --allow-delete, ids this apply deletes, what is said of the
+    ids named that this plan does not delete: blocked, or left out by --target)."""
+    need = [r.id for r in others if r.id not in named]
+    gone = [r.id for r in others if r.id in named and r.id in going]
+    held = [r.id for r in others if r.id in named and r.id not in going]
+    said = "".join(f"; {i} is named by --allow-delete but this plan does not delete it "
+                   f"(see {duplicate_address(address, i)})" for i in held)
+    return need, gone, said
+
+
 def warning_message(address: str, group: Sequence[Resource], primary: Resource,
-                    imported: bool) -> str:
+                    imported: bool, named: Collection[str] = (),
+                    going: Collection[str] = ()) -> str:
+    """`named`: the ids given with --allow-delete; `going`: the duplicates whose delete
+    this plan carries out (not blocked). Advice is only ever for what is still to do."""
     kind = _kind(primary)
     others = [r for r in group if r.id != primary.id]
+    need, gone, held = _resolving(address, others, named, going)
+    head = f"{len(group)} live {kind}s carry this address: {_listing(group)}"
+    deletes = (f"; this apply deletes {', '.join(gone)} (named by --allow-delete) and "
+               f"keeps {primary.id}" if gone else "")
     if imported:
-        return (f"{len(group)} live {kind}s carry this address: {_listing(group)}; the spec "
-                f"imports {primary.id}; delete the other with "
-                f"{' '.join(f'--allow-delete {r.id}' for r in others)}")
-    return (f"{len(group)} live {kind}s carry this address: {_listing(group)}; nothing "
-            f"changes at {address} until one is resolved: adopt one with `import: ID` "
-            f"under {spec_path(address)} in the spec, or delete the other with "
-            f"`--allow-delete {others[0].id}`")
+        rest = f"; delete the other with {_flags(need)}" if need else ""
+        return f"{head}; the spec imports {primary.id}{deletes}{held}{rest}"
+    if not need and not held:
+        return f"{head}{deletes}"
+    advice = ""
+    if need:
+        which = "the other" if len(need) == 1 else "the others"
+        advice = f", or delete {which} with `{_flags(need)}`"
+    return (f"{head}{deletes}{held}; nothing changes at {address} until "
+            f"one is resolved: adopt one with `import: ID` under {spec_path(address)} in "
+            f"the spec{advice}")
 
 
-def primary_block(address: str, group: Sequence[Resource], primary: Resource) -> Block:
+def primary_block(address: str, group: Sequence[Resource], primary: Resource,
+                  named: Collection[str] = (), going: Collection[str] = ()) -> Block:
     kind = _kind(primary)
-    others = [r.id for r in group if r.id != primary.id]
+    others = [r for r in group if r.id != primary.id]
+    need, _gone, held = _resolving(address, others, named, going)
+    advice = f", or delete the other with `{_flags(need)}`" if need else ""
     return Block(Rule.DUPLICATE,
-                 f"{len(group)} live {kind}s carry {address} ({', '.join(r.id for r in group)}); "
-                 f"adopt one with `import: {primary.id}` under {spec_path(address)}, or "
-                 f"delete the other with `--allow-delete {others[0]}`")
+                 f"{len(group)} live {kind}s carry {address} ({', '.join(r.id for r in group)})"
+                 f"{held}; adopt one with `import: {primary.id}` under {spec_path(address)}"
+                 f"{advice}")
 
 
 def duplicate_block(dup: Duplicate) -> Block:

@@ -3,6 +3,9 @@ and the dependents kept while what they hang off is blocked."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import networkx as nx
 
 from planner import leftovers, rules
@@ -29,10 +32,18 @@ def duplicate_blocks(ctx: DiffContext, work: WorkSet, addr: str) -> tuple[Block,
     primary = group[0]
     if any(d.imported for d in ctx.dups.values() if d.address == addr):
         return ()
-    unresolved = [r for r in group[1:]
-                  if (c := work.changes.get(duplicate_address(addr, r.id))) is None
-                  or c.blocked]
-    return (leftovers.primary_block(addr, group, primary),) if unresolved else ()
+    going = going_duplicates(work, addr, group)
+    if all(r.id in going for r in group[1:]):
+        return ()
+    return (leftovers.primary_block(addr, group, primary, ctx.overrides.allow_delete,
+                                    going),)
+
+
+def going_duplicates(work: WorkSet, addr: str, group: Sequence[Any]) -> set[str]:
+    """The ids of `addr`'s duplicates whose delete this plan carries out (not blocked)."""
+    return {r.id for r in group[1:]
+            if (c := work.changes.get(duplicate_address(addr, r.id))) is not None
+            and not c.blocked}
 
 
 def detached_by_volume(ctx: DiffContext, work: WorkSet) -> dict[str, set[str]]:

@@ -4,6 +4,7 @@ resources deleted outside trainctl."""
 from __future__ import annotations
 
 from planner import leftovers
+from planner.diff.blocks import going_duplicates
 from planner.diff.context import DiffContext
 from planner.diff.data import source_manifest
 from planner.diff.resources import terminated_outside, volume_gone
@@ -28,10 +29,11 @@ def empty_dataset_warnings(ctx: DiffContext, work: WorkSet) -> None:
 
 def duplicate_warnings(ctx: DiffContext, work: WorkSet) -> None:
     """`duplicate` warnings: one per address that more than one live resource carries."""
+    named = ctx.overrides.allow_delete
     for addr, group in sorted(ctx.groups.items()):
         imported = any(d.imported for d in ctx.dups.values() if d.address == addr)
-        work.warnings.append(PlanWarning(
-            addr, Rule.DUPLICATE, leftovers.warning_message(addr, group, group[0], imported)))
+        work.warnings.append(PlanWarning(addr, Rule.DUPLICATE, leftovers.warning_message(
+            addr, group, group[0], imported, named, going_duplicates(work, addr, group))))
 
 
 def stage_warnings(ctx: DiffContext, work: WorkSet) -> None:
