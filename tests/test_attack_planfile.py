@@ -69,3 +69,72 @@ def test_an_edited_expiry_is_refused_as_an_edit():
     with pytest.raises(StalePlanError) as err:
         check_saved_plan(saved, fresh)
     assert "edited" in str(err.value) and "expiries" in str(err.value)
+
+
+# --- `trainctl show` and `apply` on broken files: exit 1, a clear message, no traceback --
+
+def _doc(case: str = "replace-volume-and-instance-together") -> dict:
+    doc = json.loads((CASES / case / "plan.json").read_text())
+    doc.pop("plan_id", None)
+    return doc
+
+
+def _first(doc: dict, kind: str) -> dict:
+    return next(c for c in doc["changes"] if c["actions"] == kind.split("+"))
+
+
+def _broken() -> dict[str, tuple[str, str]]:
+    """name -> (file text, what the message must name)."""
+    out: dict[str, tuple[str, str]] = {}
+
+    def add(name: str, doc: dict, needle: str) -> None:
+        out[name] = (json.dumps(doc), needle)
+
+    d = _doc("delete-not-in-spec")
+    c = _first(d, "delete")
+    c["after"] = c["before"]
+    add("delete-with-after", d, "a delete has no after")
+    d = _doc("create-from-nothing")
+    c = _first(d, "create")
+    c["before"] = c["after"]
+    add("create-with-before", d, "a create has no before")
+    d = _doc("noop-matching-world")
+    c = _first(d, "no-op")
+    c["before"], c["after"] = {"instance_type": "t3.micro"}, {"instance_type": "p5.48xlarge"}
+    add("noop-that-changes", d, "before and after differ")
+    d = _doc("replace-volume-cannot-update")
+    c = _first(d, "delete+create")
+    c["replace_paths"], c["reason"] = [], "update_because_drift"
+    add("replace-without-paths-or-reason", d, "names no replace_paths")
+    d = _doc("create-from-nothing")
+    _first(d, "create")["actions"] = ["delete", "delete"]
+    add("two-deletes", d, "must be one of")
+    d = _doc("create-from-nothing")
+    _first(d, "create")["after"] = {"size_gib": "lots"}
+    add("payload-of-the-wrong-kind", d, "size_gib")
+    d = _doc("create-from-nothing")
+    d["plan_id"] = "0" * 16
+    add("plan-id-mismatch", d, "plan_id does not match")
+    out["not-json"] = ("{\"format_version\": \"1\", ", "")
+    out["empty"] = ("", "")
+    out["binary"] = ("\x00\xff\xfe garbage", "")
+    out["nested"] = ("[" * 100000 + "]" * 100000, "")
+    out["array"] = ("[1, 2, 3]", "")
+    return out
+
+
+BROKEN = _broken()
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_show_refuses_a_broken_plan_file_clearly(name, tmp_path):
+    from conftest import run_cli
+
+    text, needle = BROKEN[name]
+    path = tmp_path / "plan.json"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    r = run_cli("show", str(path), cwd=tmp_path)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    assert "plan.json" in r.stderr
+    assert needle in r.stderr, r.stderr
