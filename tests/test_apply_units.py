@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from planner.engines import EngineUnavailable
 from planner.errors import StalePlanError
 from planner.plan import (
     Action,
@@ -22,7 +23,7 @@ from planner.plan import (
     Rule,
     plan_from_json,
 )
-from planner.workflow import ApplyRefused, PlainConsole
+from planner.workflow import PlainConsole
 from planner.workflow.applying import check_engine, stop_on_sigint
 from planner.workflow.saved import check_saved_plan, save_plan, with_fresh_changes
 
@@ -42,20 +43,23 @@ def _delete(address: str, *blocks: Block) -> Change:
 def test_pulumi_engine_without_the_cli_points_to_direct(monkeypatch: pytest.MonkeyPatch,
                                                          tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(ApplyRefused, match="--engine direct") as e:
+    with pytest.raises(EngineUnavailable, match="--engine direct") as e:
         check_engine("pulumi")
     assert "`pulumi` CLI on PATH" in str(e.value)
 
 
-def test_pulumi_engine_with_the_cli_is_not_implemented_yet(monkeypatch: pytest.MonkeyPatch,
-                                                           tmp_path: Path) -> None:
+def test_an_engine_is_checked_through_the_registry(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    """With the CLI on PATH the pulumi engine may run (it is implemented now); an engine
+    the registry does not know is refused by name."""
     fake = tmp_path / "pulumi"
     fake.write_text("#!/bin/sh\nexit 0\n")
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(ApplyRefused, match="not implemented yet"):
-        check_engine("pulumi")
+    check_engine("pulumi")
     check_engine("direct")
+    with pytest.raises(EngineUnavailable, match="unknown engine 'terraform'"):
+        check_engine("terraform")
 
 
 def test_stale_spec_and_stale_live_are_refused() -> None:
