@@ -79,7 +79,8 @@ def _why(result: Any) -> str:
 
 
 def _payload(p: Any, key: str) -> Any:
-    return p.get(key) if p is not None else None
+    """A typed payload's field (None when the payload is absent)."""
+    return getattr(p, key, None) if p is not None else None
 
 
 def prerequisites(step: Step, planned: Collection[Step]) -> list[Step]:

@@ -141,6 +141,12 @@ TRAINER = Instance(
 )
 
 
+def attach_scratch() -> Change:
+    """attachment.trainer.scratch as the diff writes it."""
+    return change("attachment.trainer.scratch", Action.CREATE, after={
+        "instance": "trainer", "volume": "scratch", "device": "/dev/sdg"})
+
+
 def create_volume(engine: DirectEngine, name: str) -> str:
     return engine.apply(change(f"volume.{name}", Action.CREATE), Action.CREATE)["id"]
 
@@ -330,7 +336,7 @@ def test_attached_volume_is_not_deleted(moto_endpoint: str) -> None:
     engine, aws = make_engine(spec, moto_endpoint)
     vid = create_volume(engine, "scratch")
     create_instance(engine)
-    engine.apply(change("attachment.trainer.scratch", Action.CREATE), Action.CREATE)
+    engine.apply(attach_scratch(), Action.CREATE)
     with pytest.raises(StepBlocked) as err:
         engine.apply(change("volume.scratch", Action.DELETE, id=vid), Action.DELETE)
     assert [b.rule for b in err.value.blocks] == [Rule.ATTACHED]
@@ -346,7 +352,7 @@ def test_cross_az_attach_is_refused(moto_endpoint: str) -> None:
     vid = create_volume(engine, "scratch")
     create_instance(engine)
     with pytest.raises(StepFailed, match=r"^az-mismatch: .*us-east-1b.*us-east-1a"):
-        engine.apply(change("attachment.trainer.scratch", Action.CREATE), Action.CREATE)
+        engine.apply(attach_scratch(), Action.CREATE)
     v = aws.ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0]
     assert v["State"] == "available" and v["Attachments"] == []
     assert aws.calls["AttachVolume"] == 0
@@ -365,7 +371,7 @@ def test_attach_then_detach(moto_endpoint: str) -> None:
     assert v["State"] == "in-use"
     assert (v["Attachments"][0]["InstanceId"], v["Attachments"][0]["Device"]) == (
         iid, "/dev/sdg")
-    again = engine.apply(change("attachment.trainer.scratch", Action.CREATE), Action.CREATE)
+    again = engine.apply(attach_scratch(), Action.CREATE)
     assert again["result"] == "already attached"
     engine.apply(change("attachment.trainer.scratch", Action.DELETE,
                         before={"instance_id": iid, "volume_id": vid}), Action.DELETE)
@@ -388,7 +394,7 @@ def test_steps_after_a_create_describe_what_it_made_by_id(moto_endpoint: str) ->
             seen.append((model.name, dict(params or {})))
 
     aws.on("before-parameter-build.ec2", record)      # the call's own parameters
-    facts = engine.apply(change("attachment.trainer.scratch", Action.CREATE), Action.CREATE)
+    facts = engine.apply(attach_scratch(), Action.CREATE)
     assert facts == {"instance_id": iid, "volume_id": vid, "device": "/dev/sdg"}
     assert not [p for _, p in seen if "Filters" in p]
     assert ("DescribeInstances", {"InstanceIds": [iid]}) in seen
@@ -565,7 +571,7 @@ def test_protected_instance_is_not_terminated(moto_endpoint: str) -> None:
 def _attached(engine: DirectEngine) -> tuple[str, str]:
     vid = create_volume(engine, "scratch")
     iid = create_instance(engine)
-    engine.apply(change("attachment.trainer.scratch", Action.CREATE), Action.CREATE)
+    engine.apply(attach_scratch(), Action.CREATE)
     return vid, iid
 
 

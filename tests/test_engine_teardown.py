@@ -115,8 +115,9 @@ def _built(engine: DirectEngine, aws: AwsContext) -> tuple[str, dict[str, str]]:
     vids = {}
     for v in ("data", "scratch"):
         vids[v] = create_volume(engine, v)
-        engine.apply(change(f"attachment.trainer.{v}", Action.CREATE), Action.CREATE)
         m = next(m for m in HOST.mounts if m.volume == v)    # what the diff writes
+        engine.apply(change(f"attachment.trainer.{v}", Action.CREATE, after={
+            "device": m.device}), Action.CREATE)
         engine.apply(change(f"mount.trainer.{v}", Action.CREATE, after={
             "device": m.device, "path": m.path, "read_only": m.read_only,
             "filesystem": "ext4"}), Action.CREATE)

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
+from planner.payloads import Payload
 from planner.phases import Step
 from planner.plan import Action, Block, Change
 
@@ -107,6 +108,22 @@ class StepEngine:
                 report(step, e)
             else:
                 report(step, facts or {})
+
+
+P = TypeVar("P", bound=Payload)
+
+
+def payload_of(change: Change, cls: type[P], *, before: bool = False) -> P:
+    """`change.after` (or `change.before`) as the typed payload `cls` (fields the diff
+    did not write read as None; an absent payload is an empty one). StepFailed when the
+    change carries a payload of another type."""
+    p = change.before if before else change.after
+    if p is None:
+        return cls()
+    if not isinstance(p, cls):
+        raise StepFailed(f"{change.address}: a {type(p).__name__} where a {cls.__name__} "
+                         f"belongs")
+    return p
 
 
 def cut(text: str, limit: int = OUTPUT_LIMIT) -> str:

@@ -17,19 +17,15 @@ from typing import Any
 
 from planner.dataplane import steps
 from planner.engines.awsops import AwsOps, tags_of
-from planner.engines.base import OUTPUT_LIMIT, StepFailed
+from planner.engines.base import OUTPUT_LIMIT, StepFailed, payload_of
 from planner.live import TAG_CREATED_EMPTY, TAG_DATASET_DIGEST, TAG_MOUNTED, TAG_PROJECT
+from planner.payloads import DatasetPayload, MountPayload, PrewarmPayload, SyncPayload
 from planner.plan import Change
 from planner.spec import Instance, Strategy
 from planner.tags import GIB, mounted_tag_value, parse_mounted_tag
 
 MOUNT_TIMEOUT = 900.0
 TAG_VALUE_LIMIT = 256
-
-
-def get(payload: Any, key: str) -> Any:
-    """A field the diff wrote (None when the payload or the field is absent)."""
-    return payload.get(key) if payload is not None else None
 
 
 def why(result: Any) -> str:
@@ -82,14 +78,14 @@ def install_lifetime_watcher(ops: AwsOps, change: Change, ins: Instance, iid: st
 
 def mount_create(ops: AwsOps, change: Change) -> dict[str, str]:
     i_name, v_name = _names(change)
-    after = change.after
-    iid = ops.instance_id_of(i_name, get(after, "instance_id"))
-    vid = ops.volume_id_of(v_name, get(after, "volume_id"))
-    path, device = get(after, "path"), get(after, "device")
+    after = payload_of(change, MountPayload)
+    iid = ops.instance_id_of(i_name, after.instance_id)
+    vid = ops.volume_id_of(v_name, after.volume_id)
+    path, device = after.path, after.device
     if not path or not device:
         raise StepFailed(f"{change.address}: no mount path or device")
-    read_only = bool(get(after, "read_only"))
-    filesystem = str(get(after, "filesystem") or "ext4")
+    read_only = bool(after.read_only)
+    filesystem = str(after.filesystem or "ext4")
     r = mount_volume(ops, change, iid, vid, v_name, str(device), str(path), read_only,
                      filesystem)
     fs_bytes = record_mount(ops, vid, iid, str(path), r)
@@ -125,13 +121,13 @@ def mount_delete(ops: AwsOps, change: Change) -> dict[str, str]:
     """Unmount (the guards checked training and synced the checkpoints first), then
     clear the volume's trainctl:mounted tag when it names this instance."""
     i_name, v_name = _names(change)
-    before = change.before or change.after
-    vid = ops.volume_id_of(v_name, get(before, "volume_id"))
-    iid = ops.instance_id_of(i_name, get(before, "instance_id"))
+    before = payload_of(change, MountPayload, before=change.before is not None)
+    vid = ops.volume_id_of(v_name, before.volume_id)
+    iid = ops.instance_id_of(i_name, before.instance_id)
     raw_v = ops.describe_volume(vid)
     tag = parse_mounted_tag(tags_of(raw_v or {}).get(TAG_MOUNTED))
     here = tag is not None and tag.instance_id == iid
-    path = get(before, "path") or (tag.path if tag is not None and here else "")
+    path = before.path or (tag.path if tag is not None and here else "")
     facts = {"instance_id": iid, "volume_id": vid, "path": str(path)}
     raw_i = ops.describe_instance(iid)
     state = (raw_i or {}).get("State", {}).get("Name")
@@ -177,9 +173,10 @@ def record_digest(ops: AwsOps, resource_id: str, dataset: str, digest: str,
         return value
 
 
-def expected(ops: AwsOps, after: Any, uri: str) -> tuple[int, int, str]:
+def expected(ops: AwsOps, after: SyncPayload | PrewarmPayload,
+             uri: str) -> tuple[int, int, str]:
     """(objects, bytes, digest): the plan's numbers, or a fresh listing when it has none."""
-    objects, size, digest = (get(after, k) for k in ("objects", "bytes", "digest"))
+    objects, size, digest = after.objects, after.bytes, after.digest
     if objects is not None and size is not None and digest:
         return int(objects), int(size), str(digest)
     from planner.aws.read import s3_manifest
@@ -194,15 +191,15 @@ def join(base: str, rel: str | None) -> str:
 
 def sync_create(ops: AwsOps, change: Change) -> dict[str, str]:
     i_name, d_name = _names(change)
-    after = change.after
-    iid = ops.instance_id_of(i_name, get(after, "instance_id"))
-    strategy, uri, path = get(after, "strategy"), get(after, "uri"), get(after, "path")
+    after = payload_of(change, SyncPayload)
+    iid = ops.instance_id_of(i_name, after.instance_id)
+    strategy, uri, path = after.strategy, after.uri, after.path
     if not path or not uri:
         raise StepFailed(f"{change.address}: no dataset path or URI")
     if strategy == Strategy.EXISTING_EBS:
         r = steps.verify_dataset(ops.ssm, iid, path=path)
-        digest = get(after, "digest")
-        counts: tuple[Any, Any] = (get(after, "objects"), get(after, "bytes"))
+        digest = after.digest
+        counts: tuple[Any, Any] = (after.objects, after.bytes)
         what = "verify"
     else:
         objects, size, digest = expected(ops, after, uri)
@@ -214,10 +211,10 @@ def sync_create(ops: AwsOps, change: Change) -> dict[str, str]:
         raise StepFailed(f"{change.address}: {what} of {uri} at {path} on {iid} failed: "
                          f"{why(r)}")
     facts = {"instance_id": iid, "path": str(path)}
-    record_on = str(get(after, "record_on") or f"instance.{i_name}")
+    record_on = str(after.record_on or f"instance.{i_name}")
     if digest:
         if record_on.startswith("volume."):
-            target = ops.volume_id_of(record_on.split(".", 1)[1], get(after, "volume_id"))
+            target = ops.volume_id_of(record_on.split(".", 1)[1], after.volume_id)
         else:
             target = iid
         facts["digest_tag"] = record_digest(ops, target, d_name, str(digest), *counts)
@@ -236,8 +233,8 @@ def dataset_upload(ops: AwsOps, change: Change) -> dict[str, str]:
     source = ds.source
     if not os.path.isabs(source):
         source = os.path.join(os.path.dirname(os.path.abspath(ops.spec.source_file)), source)
-    planned = (_count(get(change.after, "delete_objects")),
-               _count(get(change.after, "delete_bytes")))
+    after = payload_of(change, DatasetPayload)
+    planned = (_count(after.delete_objects), _count(after.delete_bytes))
     up = upload_dataset(ops.aws, source, ds.stage, project=ops.spec.project,
                         dataset=ds.name, max_delete=planned, progress=ops.upload_progress)
     m, w = up.manifest, up.work

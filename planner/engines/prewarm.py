@@ -11,27 +11,27 @@ from typing import Any
 from planner.dataplane import steps
 from planner.engines import dataplane
 from planner.engines.awsops import AwsOps, tag_list, tags_of
-from planner.engines.base import StepFailed
+from planner.engines.base import StepFailed, payload_of
 from planner.live import TAG_PROJECT, TAG_TEMPORARY
+from planner.payloads import PrewarmPayload
 from planner.plan import Change
 from planner.prewarmtypes import prewarm_image
 
 PREWARM_DEVICE = "/dev/sdf"
 PREWARM_MOUNT = "/mnt/trainctl-prewarm"
 GONE = ("shutting-down", "terminated")
-_get = dataplane.get
 
 
 def prewarm_create(ops: AwsOps, change: Change) -> dict[str, str]:
-    after = change.after
+    after = payload_of(change, PrewarmPayload)
     d_name = change.name
-    v_name, uri = _get(after, "volume"), _get(after, "uri")
+    v_name, uri = after.volume, after.uri
     if not v_name or not uri:
         raise StepFailed(f"{change.address}: no volume or dataset URI")
-    vid = ops.volume_id_of(str(v_name), _get(after, "volume_id"))
-    rel = str(_get(after, "path") or "/")
+    vid = ops.volume_id_of(str(v_name), after.volume_id)
+    rel = str(after.path or "/")
     expected = dataplane.expected(ops, after, str(uri))
-    via = str(_get(after, "via") or "temporary-instance")
+    via = str(after.via or "temporary-instance")
     if via.startswith("instance."):
         facts = _prewarm_on_instance(ops, change, via.split(".", 1)[1], str(v_name), vid,
                                      str(uri), rel, expected)
@@ -49,19 +49,19 @@ def _prewarm_on_instance(ops: AwsOps, change: Change, i_name: str, v_name: str,
     """The volume stays attached and mounted on a managed instance: sync there. A
     read-only mount is remounted read-write for the sync and read-only again after.
     Files change under the mount: the guards made sure no training job runs there."""
-    after = change.after
-    iid = ops.instance_id_of(i_name, _get(after, "instance_id"))
-    mount_path = _get(after, "mount_path")
+    after = payload_of(change, PrewarmPayload)
+    iid = ops.instance_id_of(i_name, after.instance_id)
+    mount_path = after.mount_path
     if not mount_path:
         raise StepFailed(f"{change.address}: no mount path of volume.{v_name} on {iid}")
-    read_only = bool(_get(after, "read_only"))
+    read_only = bool(after.read_only)
     target = dataplane.join(str(mount_path), rel)
     facts = {"via": f"instance.{i_name}", "instance_id": iid, "path": target}
     if not read_only:
         dataplane.sync_to_path(ops, change, iid, uri, target, expected)
         return facts
-    device = str(_get(after, "device") or PREWARM_DEVICE)
-    filesystem = str(_get(after, "filesystem") or "ext4")
+    device = str(after.device or PREWARM_DEVICE)
+    filesystem = str(after.filesystem or "ext4")
     dataplane.mount_volume(ops, change, iid, vid, v_name, device, str(mount_path), False,
                            filesystem)
     try:
@@ -113,7 +113,7 @@ def _prewarm_on_temporary(ops: AwsOps, change: Change, v_name: str, vid: str,
     ami, itype = _prewarm_image(ops, az)
     subnet = next((i.subnet_id for i in ops.spec.instances.values()
                    if i.availability_zone == az and i.subnet_id), None)
-    filesystem = str(_get(change.after, "filesystem") or "ext4")
+    filesystem = str(payload_of(change, PrewarmPayload).filesystem or "ext4")
     if own is not None:         # this very step ran before (a retry of the same plan)
         iid = own
     else:
@@ -163,7 +163,7 @@ def _prewarm_on_temporary(ops: AwsOps, change: Change, v_name: str, vid: str,
 def prewarm_delete(ops: AwsOps, change: Change) -> dict[str, str]:
     """A prewarm leaves nothing to delete (the bytes stay on the volume), except a
     temporary instance an interrupted apply left (the plan's `prewarm.D@i-...` cleanup)."""
-    iid = change.id or _get(change.before, "temporary_instance")
+    iid = change.id or payload_of(change, PrewarmPayload, before=True).temporary_instance
     if not iid:
         return ops.delete_nothing(change)
     return clear_temporary(ops, change, str(iid))

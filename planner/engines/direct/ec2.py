@@ -10,13 +10,12 @@ attempt (ClientToken), and a volume modification re-checks its rules.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from planner.engines import dataplane
 from planner.engines.awsops import EMULATOR_WAIT, AwsOps, tag_list, tags_of
-from planner.engines.base import StepFailed
+from planner.engines.base import StepFailed, payload_of
 from planner.live import (
     TAG_CLIENT_TOKEN,
     TAG_CREATED_EMPTY,
@@ -24,6 +23,7 @@ from planner.live import (
     TAG_ON_DELETE,
     TAG_PROJECT,
 )
+from planner.payloads import AttachmentPayload, InstancePayload, VolumePayload
 from planner.plan import Action, Change
 from planner.spec import Market, OnDelete
 from planner.tags import instance_safety_tags, modified_tag
@@ -80,8 +80,8 @@ def volume_create(engine: AwsOps, change: Change) -> dict[str, str]:
 
 
 def volume_update(engine: AwsOps, change: Change) -> dict[str, str]:
-    after = dict(change.after or {})
-    vid = str(change.id or after.get("id") or engine.volume_id_of(change.name))
+    after = payload_of(change, VolumePayload)
+    vid = str(change.id or after.id or engine.volume_id_of(change.name))
     raw = engine.describe_volume(vid)
     if raw is None:
         raise StepFailed(f"{change.address}: {vid} no longer exists")
@@ -90,7 +90,7 @@ def volume_update(engine: AwsOps, change: Change) -> dict[str, str]:
     fields = (("size_gib", "Size"), ("type", "VolumeType"), ("iops", "Iops"),
               ("throughput_mibps", "Throughput"))
     for key, api in fields:
-        want = after.get(key)
+        want = getattr(after, key)
         if want is not None and want != raw.get(api):
             mods[api] = want
     if "Size" in mods and int(mods["Size"]) < int(raw["Size"]):
@@ -110,9 +110,8 @@ def volume_update(engine: AwsOps, change: Change) -> dict[str, str]:
         engine.set_tags(vid, {TAG_MODIFIED: modified_tag(
             tags_of(raw).get(TAG_MODIFIED), started, engine.now())})
         wait_modified(engine, vid)
-    tags = after.get("tags")
-    if isinstance(tags, Mapping) and tags:
-        engine.set_tags(vid, tags)
+    if after.tags:
+        engine.set_tags(vid, after.tags)
     return {"id": vid, **({"modified": ",".join(sorted(mods))} if mods else {})}
 
 
@@ -138,8 +137,8 @@ def wait_modified(engine: AwsOps, volume_id: str) -> None:
 
 
 def volume_delete(engine: AwsOps, change: Change) -> dict[str, str]:
-    before = dict(change.before or {})
-    vid = str(change.id or before.get("id") or "")
+    before = payload_of(change, VolumePayload, before=True)
+    vid = str(change.id or before.id or "")
     if not vid:
         raise StepFailed(f"{change.address}: no volume id to delete")
     raw = engine.describe_volume(vid)
@@ -152,7 +151,7 @@ def volume_delete(engine: AwsOps, change: Change) -> dict[str, str]:
     if vs is not None:
         on_delete = vs.on_delete
     else:   # dropped from the spec: the creation-time tag or the plan, whichever is safer
-        wanted = (tags_of(raw).get(TAG_ON_DELETE), before.get("on_delete"))
+        wanted = (tags_of(raw).get(TAG_ON_DELETE), before.on_delete)
         on_delete = OnDelete.SNAPSHOT if OnDelete.SNAPSHOT in wanted else OnDelete.DELETE
     if on_delete == OnDelete.SNAPSHOT:
         own = {k: v for k, v in tags_of(raw).items()
@@ -231,18 +230,17 @@ def instance_create(engine: AwsOps, change: Change) -> dict[str, str]:
 
 
 def instance_update(engine: AwsOps, change: Change) -> dict[str, str]:
-    after = dict(change.after or {})
-    iid = str(change.id or after.get("id") or engine.instance_id_of(change.name))
+    after = payload_of(change, InstancePayload)
+    iid = str(change.id or after.id or engine.instance_id_of(change.name))
     engine.check_unique(replace(change, id=iid))
-    tags = after.get("tags")
-    if isinstance(tags, Mapping) and tags:
-        engine.set_tags(iid, tags)
+    if after.tags:
+        engine.set_tags(iid, after.tags)
     return {"id": iid}
 
 
 def instance_delete(engine: AwsOps, change: Change) -> dict[str, str]:
-    before = dict(change.before or {})
-    iid = str(change.id or before.get("id") or "")
+    before = payload_of(change, InstancePayload, before=True)
+    iid = str(change.id or before.id or "")
     if not iid:
         raise StepFailed(f"{change.address}: no instance id to terminate")
     raw = engine.describe_instance(iid)
@@ -262,15 +260,13 @@ def instance_delete(engine: AwsOps, change: Change) -> dict[str, str]:
 
 def attachment_create(engine: AwsOps, change: Change) -> dict[str, str]:
     i_name, v_name = _names(change)
-    after = dict(change.after or {})
+    after = payload_of(change, AttachmentPayload)
     # One describe each, by id when the plan knew it, else by address tag.
-    raw_i = engine.instance_at(i_name, after.get("instance_id"))
-    raw_v = engine.volume_at(v_name, after.get("volume_id"))
-    iid = str(raw_i["InstanceId"]) if raw_i else str(after.get("instance_id"))
-    vid = str(raw_v["VolumeId"]) if raw_v else str(after.get("volume_id"))
-    ins = engine.spec.instances.get(i_name)
-    device = after.get("device") or next(
-        (m.device for m in (ins.mounts if ins else ()) if m.volume == v_name), None)
+    raw_i = engine.instance_at(i_name, after.instance_id)
+    raw_v = engine.volume_at(v_name, after.volume_id)
+    iid = str(raw_i["InstanceId"]) if raw_i else str(after.instance_id)
+    vid = str(raw_v["VolumeId"]) if raw_v else str(after.volume_id)
+    device = after.device
     if not device:
         raise StepFailed(f"{change.address}: no device name for the attachment")
     if raw_i is None or raw_i.get("State", {}).get("Name") in GONE_INSTANCE_STATES:
@@ -299,9 +295,9 @@ def attachment_create(engine: AwsOps, change: Change) -> dict[str, str]:
 
 def attachment_delete(engine: AwsOps, change: Change) -> dict[str, str]:
     i_name, v_name = _names(change)
-    before = dict(change.before or {})
-    vid = engine.volume_id_of(v_name, before.get("volume_id"))
-    iid = engine.instance_id_of(i_name, before.get("instance_id"))
+    before = payload_of(change, AttachmentPayload, before=True)
+    vid = engine.volume_id_of(v_name, before.volume_id)
+    iid = engine.instance_id_of(i_name, before.instance_id)
     facts = {"instance_id": iid, "volume_id": vid}
     raw_v = engine.describe_volume(vid)
     attached = [a for a in (raw_v or {}).get("Attachments", ())
