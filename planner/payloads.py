@@ -51,6 +51,9 @@ class FrozenMap(Mapping[str, Any]):
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("FrozenMap is immutable")
 
+    def __reduce__(self) -> tuple[Any, ...]:          # copy, deepcopy, pickle
+        return (FrozenMap, (self._d,))
+
     def __repr__(self) -> str:
         return f"FrozenMap({self._d!r})"
 

@@ -92,6 +92,15 @@ def test_payload_json_round_trip(p: Payload) -> None:
     assert json.dumps(back.to_json()) == json.dumps(doc)
 
 
+def test_payloads_copy_and_pickle() -> None:
+    import pickle
+
+    p = VolumePayload(id="vol-1", tags={"a": "b"}, attached_to=("i-1",), iops=None)
+    for q in (copy.copy(p), copy.deepcopy(p), pickle.loads(pickle.dumps(p))):
+        assert q == p and list(q.to_json()) == list(p.to_json())
+        assert isinstance(q.tags, FrozenMap) and q.has("iops")
+
+
 def test_absent_is_not_null_and_reads_as_none() -> None:
     shown = VolumePayload(id="vol-1", iops=None)
     absent = VolumePayload(id="vol-1")
