@@ -8,7 +8,7 @@ tags (and the spec, when it still names the resource), never from a plan's block
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -76,8 +76,11 @@ def min_age_block(address: str, created: datetime, now: datetime, min_age_minute
 
 def attached_block(address: str, volume: LiveVolume, live: LiveState,
                    deleting_instances: Collection[str] | None,
-                   detaching: Collection[str] = ()) -> Block | None:
-    """A volume attached to an instance that is unmanaged, or not being deleted.
+                   detaching: Collection[str] = (),
+                   held: Mapping[str, str] | None = None) -> Block | None:
+    """A volume attached to an instance that is unmanaged, or that this plan does not
+    delete. `held`: instance id -> why the plan's delete of it does not run (blocked,
+    or outside --target): the message says that, never "not being deleted".
 
     `deleting_instances`: ids of instances this plan deletes (not blocked); None means
     "use the instances' live state" (recheck: a terminating instance is going away).
@@ -99,9 +102,15 @@ def attached_block(address: str, volume: LiveVolume, live: LiveState,
             going = inst.id in deleting_instances
         if not going:
             name = inst.address or inst.id
+            why = (held or {}).get(inst.id)
+            if why is not None:
+                return Block(Rule.ATTACHED,
+                             f"{address} is attached to {name} ({inst.id}), whose delete "
+                             f"{why}: the instance stays, so the volume stays attached; "
+                             f"resolve that first, or detach")
             return Block(Rule.ATTACHED,
-                         f"{address} is attached to {name} ({inst.id}), which is not being "
-                         f"deleted; detach first")
+                         f"{address} is attached to {name} ({inst.id}), which this plan "
+                         f"does not delete; detach first")
     return None
 
 
@@ -169,7 +178,8 @@ def volume_blocks(address: str, actions: tuple[Action, ...], after_keys: Collect
                   overrides: Overrides,
                   deleting_instances: Collection[str] | None,
                   detaching: Collection[str] = (), *,
-                  want_size: object = None) -> tuple[Block, ...]:
+                  want_size: object = None,
+                  held: Mapping[str, str] | None = None) -> tuple[Block, ...]:
     """`want_size`: the size_gib the change asks for (an update's or a replace's)."""
     spec_persistent = _spec_volume_persistent(spec, address)
     spec_protected = _spec_protected(spec, ResourceType.VOLUME, address)
@@ -184,7 +194,7 @@ def volume_blocks(address: str, actions: tuple[Action, ...], after_keys: Collect
                              actions, overrides),
             min_age_block(address, volume.create_time, now, spec.defaults.min_age_minutes,
                           actions, overrides),
-            attached_block(address, volume, live, deleting_instances, detaching),
+            attached_block(address, volume, live, deleting_instances, detaching, held),
         ]
     elif Action.UPDATE in actions:
         if any(k in MODIFIABLE for k in after_keys):

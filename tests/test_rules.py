@@ -192,6 +192,9 @@ def test_attached_to_an_instance_being_deleted_is_fine_unless_that_delete_is_blo
     assert "stays while instance.trainer is kept" in plan.change(
         "mount.trainer.scratch").blocked_by[0].message
     assert rules_of(plan.change("volume.scratch")) == [Rule.ATTACHED]
+    message = plan.change("volume.scratch").blocked_by[0].message
+    assert "not being deleted" not in message
+    assert "instance.trainer (i-1), whose delete is blocked (min-age)" in message
 
 
 def test_replace_of_an_attached_volume_is_blocked_and_leaves_its_mount_alone():

@@ -90,6 +90,13 @@ def _volume_rules(ctx: DiffContext, work: WorkSet, order: list[str],
         if c.type is INSTANCE and c.deletes and not c.blocked
         and (res := ctx.live_resource(a)) is not None and (keep is None or a in keep)
     }
+    held = {
+        res.id: ("is blocked (" + ", ".join(b.rule.value for b in c.blocked_by) + ")"
+                 if c.blocked else "is left out by --target")
+        for a, c in work.changes.items()
+        if c.type is INSTANCE and c.deletes and (res := ctx.live_resource(a)) is not None
+        and res.id not in deleting
+    }
     detached = detached_by_volume(ctx, work)
     for addr in order:
         c = work.changes[addr]
@@ -100,7 +107,8 @@ def _volume_rules(ctx: DiffContext, work: WorkSet, order: list[str],
                                          tuple(after.given()) if after is not None else (), lv,
                                          ctx.live, ctx.spec, ctx.now, ctx.overrides,
                                          deleting, detaching(lv, c, detached),
-                                         want_size=after.size_gib if after is not None else None)
+                                         want_size=after.size_gib if after is not None else None,
+                                         held=held)
             work.set_blocks(addr, blocks + duplicate_blocks(ctx, work, addr))
 
 
