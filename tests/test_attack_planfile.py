@@ -138,3 +138,96 @@ def test_show_refuses_a_broken_plan_file_clearly(name, tmp_path):
     assert "Traceback" not in r.stderr and r.stdout == ""
     assert "plan.json" in r.stderr
     assert needle in r.stderr, r.stderr
+
+
+# --- `apply PLANFILE` on the emulator: an edit is refused, a rule is never lifted --------
+
+APPLY_V1 = """\
+version: 1
+project: atkplan
+region: us-east-1
+defaults:
+  availability_zone: us-east-1a
+  min_age_minutes: 0
+volumes:
+  keep: {size_gib: 10, persistent: true}
+  data: {size_gib: 10}
+"""
+APPLY_V2 = """\
+version: 1
+project: atkplan
+region: us-east-1
+defaults:
+  availability_zone: us-east-1a
+  min_age_minutes: 0
+volumes:
+  data: {size_gib: 20}
+"""
+
+
+def _volumes(endpoint: str) -> dict[str, tuple[str, int]]:
+    import boto3
+
+    ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name="us-east-1")
+    vols = ec2.describe_volumes(Filters=[{"Name": "tag:trainctl:project",
+                                          "Values": ["atkplan"]}])["Volumes"]
+    return {next(t["Value"] for t in v["Tags"] if t["Key"] == "trainctl:address"):
+            (v["VolumeId"], v["Size"]) for v in vols if v["State"] != "deleted"}
+
+
+@pytest.mark.slow
+def test_hand_edited_plan_files_never_act_on_their_payloads(tmp_path, moto_endpoint):
+    from conftest import run_cli
+
+    def cli(*args: str):
+        return run_cli("--endpoint-url", moto_endpoint, *args, cwd=tmp_path, input="",
+                       timeout=300)
+
+    (tmp_path / "trainctl.yaml").write_text(APPLY_V1)
+    r = cli("apply", "--auto-approve")
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "trainctl.yaml").write_text(APPLY_V2)
+    r = cli("plan", "-o", "plan.json")
+    assert r.returncode in (0, 2), r.stderr
+    doc = json.loads((tmp_path / "plan.json").read_text())
+    by = {c["address"]: c for c in doc["changes"]}
+    assert by["volume.keep"]["actions"] == ["delete"] and by["volume.keep"]["blocked_by"]
+    assert by["volume.data"]["actions"] == ["update"]
+    live = _volumes(moto_endpoint)
+
+    def edited(edit) -> dict:
+        d = json.loads(json.dumps(doc))
+        d.pop("plan_id")
+        edit({c["address"]: c for c in d["changes"]}, d)
+        return d
+
+    edits = {
+        "a volume id": lambda c, d: c["volume.data"].update(id=live["volume.keep"][0]),
+        "a size": lambda c, d: c["volume.data"]["after"].update(size_gib=2000),
+        "an update made a delete": lambda c, d: c["volume.data"].update(
+            actions=["delete"], after=None, reason="delete_because_not_in_spec"),
+        "a change the spec has not": lambda c, d: d["changes"].append(
+            {**c["volume.keep"], "address": "volume.ghost", "blocked_by": []}),
+        "a change left out": lambda c, d: d["changes"].remove(c["volume.data"]),
+        "depends_on": lambda c, d: c["volume.data"].update(depends_on=["volume.keep"]),
+        "an expiry": lambda c, d: d["expiries"].append(
+            {"instance": "x", "max_lifetime": "1h", "expires_at": None,
+             "idle_stop_minutes": 5, "action": "terminate"}),
+    }
+    for what, edit in edits.items():
+        d = edited(edit)
+        (tmp_path / "edited.json").write_text(json.dumps(d))
+        r = cli("apply", "edited.json")
+        assert r.returncode == 1, (what, r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr
+        assert _volumes(moto_endpoint) == live, what
+    # blocked_by removed (and the summary made to agree): the persistent volume's delete
+    # stays blocked at apply time; the rest of the plan goes
+    d = edited(lambda c, d: (c["volume.keep"].update(blocked_by=[]),
+                             d["summary"].update(delete=1, blocked=0)))
+    (tmp_path / "edited.json").write_text(json.dumps(d))
+    r = cli("apply", "edited.json")
+    assert "Traceback" not in r.stderr
+    after = _volumes(moto_endpoint)
+    assert after.get("volume.keep") == live["volume.keep"], (r.stdout, r.stderr)
+    assert after["volume.data"] == (live["volume.data"][0], 20), (r.stdout, r.stderr)
