@@ -45,7 +45,10 @@ def _now() -> datetime:
 @dataclass(frozen=True)
 class EngineContext:
     """What an engine factory may use. `aws` is an AwsContext, `ssm` an SsmTransport,
-    `plan` the Plan being applied, `overrides` a rules.Overrides."""
+    `plan` the Plan being applied, `overrides` a rules.Overrides, `live` the LiveState
+    the plan's changes were diffed against (this apply's fresh read, under the lock;
+    None when there is none): what the Pulumi engine imports a resource no stack holds
+    yet with (a no-op change carries no fields)."""
 
     spec: Any
     aws: Any
@@ -56,6 +59,7 @@ class EngineContext:
     endpoint_url: str | None = None
     state_dir: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    live: Any = None
 
     @property
     def plan_id(self) -> str:

@@ -28,6 +28,7 @@ from planner.workflow.planning import NO_OVERRIDES
 
 if TYPE_CHECKING:
     from planner.executor import ExecutionResult
+    from planner.live import LiveState
     from planner.spec import Spec
 
 EXIT_INTERRUPTED = 130
@@ -155,10 +156,11 @@ def project_key(opts: Options, project: str, region: str) -> str:
 
 
 def make_engine(opts: Options, spec: Spec, plan: Plan, overrides: Overrides, region: str,
-                engine: str = "direct") -> tuple[Any, Any]:
+                engine: str = "direct", live: LiveState | None = None) -> tuple[Any, Any]:
     """(engine, guards): the engine `engine` (registry) on the endpoint plan used, with
-    the SSM transport, and the guards the executor runs before its steps (the same
-    fresh read and transport, whatever the engine)."""
+    the SSM transport and `live` (the state the plan's changes were diffed against), and
+    the guards the executor runs before its steps (the same fresh read and transport,
+    whatever the engine)."""
     from planner.aws.fresh import AwsFreshRead
     from planner.aws.session import open_aws
     from planner.aws.ssm import make_transport
@@ -168,7 +170,8 @@ def make_engine(opts: Options, spec: Spec, plan: Plan, overrides: Overrides, reg
     aws, _how = open_aws(opts.endpoint_url, opts.state_dir, region, retry_mode="standard")
     transport = make_transport(aws, opts.state_dir)
     ctx = EngineContext(spec=spec, aws=aws, ssm=transport, plan=plan, overrides=overrides,
-                        endpoint_url=aws.endpoint_url, state_dir=opts.state_dir)
+                        endpoint_url=aws.endpoint_url, state_dir=opts.state_dir,
+                        live=live)
     built = build_engine(engine, ctx)
     return built, Guards(spec, overrides, AwsFreshRead(aws), transport)
 
@@ -214,10 +217,10 @@ def apply_plan(request: ApplyRequest, console: Console) -> ApplyOutcome:
             machine_holding(project_key(opts, spec.project, region), label,
                             os.path.dirname(os.path.abspath(opts.file)),
                             on_wait=console.err):
-        plan = _fresh_plan(request, spec, saved, console)
+        plan, live = _fresh_plan(request, spec, saved, console)
         if not plan.has_changes:
             return ApplyOutcome(plan)
-        outcome = run_plan(request, spec, plan, region, console)
+        outcome = run_plan(request, spec, plan, region, console, live=live)
         record_ledger(opts, spec, region, plan, console)
         if spec.state and spec.state.startswith("s3://"):
             share_records(opts, spec.state, region, plan, console)
@@ -225,18 +228,21 @@ def apply_plan(request: ApplyRequest, console: Console) -> ApplyOutcome:
 
 
 def _fresh_plan(request: ApplyRequest, spec: Spec, saved: Plan | None,
-                console: Console) -> Plan:
+                console: Console) -> tuple[Plan, LiveState]:
     """Plan again under the lock (of the spec already loaded) and hold a saved plan to
-    it; show, refuse or confirm. A plan without changes is returned after saying so."""
+    it; show, refuse or confirm. The plan (a saved one carries the fresh changes) and
+    the live state those changes were diffed against; a plan without changes is
+    returned after saying so."""
     from planner.workflow.planning import PlanRequest, make_plan
     from planner.workflow.saved import check_saved_plan, with_fresh_changes
 
     options = saved.options if saved is not None else None
-    fresh = make_plan(PlanRequest(
+    planned = make_plan(PlanRequest(
         request.opts,
         destroy=options.destroy if options else request.destroy,
         targets=options.targets if options else request.targets,
-        overrides=request.overrides, now=datetime.now(UTC)), spec).plan
+        overrides=request.overrides, now=datetime.now(UTC)), spec)
+    fresh, live = planned.plan, planned.live
     shown = ""
     if saved is not None:
         check_saved_plan(saved, fresh)
@@ -251,7 +257,7 @@ def _fresh_plan(request: ApplyRequest, spec: Spec, saved: Plan | None,
         list_blocked(plan, console)
         if "No changes." not in shown:
             console.out("No changes.")
-        return plan
+        return plan, live
     if not plan.applyable and not request.overrides.allow_cost:
         raise ApplyRefused(cost_refusal(plan))
     check_stop_training(plan, request.overrides.stop_training)
@@ -261,12 +267,13 @@ def _fresh_plan(request: ApplyRequest, spec: Spec, saved: Plan | None,
                                "terminal; pass --auto-approve, or apply a saved plan "
                                "(trainctl plan -o plan.json; trainctl apply plan.json)")
         confirm(plan, console)
-    return plan
+    return plan, live
 
 
 def run_plan(request: ApplyRequest, spec: Spec, plan: Plan, region: str,
-             console: Console) -> ApplyOutcome:
-    """Execute `plan` with the journal and progress."""
+             console: Console, live: LiveState | None = None) -> ApplyOutcome:
+    """Execute `plan` with the journal and progress; `live`: the state its changes were
+    diffed against (the engine imports with it what no Pulumi stack holds yet)."""
     from planner.executor import execute, phase_graph_of, step_order
     from planner.journal import Journal, journal_path
     from planner.workflow.saved import save_plan
@@ -275,7 +282,7 @@ def run_plan(request: ApplyRequest, spec: Spec, plan: Plan, region: str,
     save_plan(plan, opts.state_dir)
     list_blocked(plan, console)
     engine, guards = make_engine(opts, spec, plan, request.overrides, region,
-                                 request.engine)
+                                 request.engine, live=live)
     graph = phase_graph_of(plan)                  # once: the progress rows and the run
     steps = step_order(graph)
     stop = threading.Event()

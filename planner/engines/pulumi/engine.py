@@ -169,11 +169,14 @@ class PulumiEngine:
             report(step, dict(facts or {}))
 
     def _inputs(self, plan: Plan) -> Any:
+        """Both stacks' inputs; what no stack holds yet (made by --engine direct) is
+        imported as the live state the plan was diffed against shows it (`ctx.live`)."""
         from planner.engines.pulumi.inputs import InputsError, inputs_for
 
         try:
             return inputs_for(plan, self.stacks.deployed(), account=self._account(),
-                              iam_live=self._iam_live())
+                              iam_live=self._iam_live(),
+                              live=getattr(self.ctx, "live", None))
         except InputsError as e:
             raise PassFailed(str(e)) from e
 
