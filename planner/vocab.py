@@ -75,6 +75,7 @@ class Rule(StrEnum):
     UNSAFE_KEY = "unsafe-key"           # a dataset key that is not a safe relative path
     FOREIGN_OBJECTS = "foreign-objects"  # a warning only: stage objects trainctl keeps
     DELETED_OUTSIDE = "deleted-outside"  # a warning only: what a create replaces, gone
+    UNKNOWN_LIVE = "unknown-live"       # a warning only: a spec value the plan cannot check
 
 
 SUMMARY_KEYS = (*(k.value for k in ChangeKind), "blocked")

@@ -62,6 +62,7 @@ PASSES: tuple[Pass, ...] = (
     plan_warnings.duplicate_warnings,
     plan_warnings.stage_warnings,
     plan_warnings.deleted_outside_warnings,
+    plan_warnings.unknown_live_warnings,
     summary.digests,
     summary.expiries,
     summary.data_locations,

@@ -84,3 +84,24 @@ def deleted_outside_warnings(ctx: DiffContext, work: WorkSet) -> None:
         if gone:
             work.warnings.append(PlanWarning(c.address, Rule.DELETED_OUTSIDE,
                                              f"{gone} was {verb} outside trainctl"))
+
+
+def unknown_live_warnings(ctx: DiffContext, work: WorkSet) -> None:
+    """`unknown-live` warnings: `encrypted: true` on an instance (its root volume). The
+    live read does not see a root volume's encryption and the engine does not set it at
+    launch, so the plan says what it cannot check or do, never a silent no-op."""
+    if ctx.destroy:
+        return
+    for name, ins in sorted(ctx.spec.instances.items()):
+        if not ins.encrypted:
+            continue
+        addr = f"instance.{name}"
+        live = ctx.instances.get(addr)
+        now = (f"whether the root volume of {live.id} is encrypted is not read, so this "
+               f"plan cannot compare it (root-disk encryption cannot change in place: a "
+               f"replace of the instance would be needed)" if live is not None else
+               "the instance is not launched yet")
+        work.warnings.append(PlanWarning(addr, Rule.UNKNOWN_LIVE, (
+            f"instances.{name}.encrypted: true: {now}; trainctl does not set root-disk "
+            f"encryption at launch: the root volume is encrypted only if the AMI's snapshot "
+            f"is or the account encrypts new EBS volumes by default")))
