@@ -157,3 +157,36 @@ def test_the_stack_removes_the_volume_the_plan_deletes():
     "Deployed.ids[address] with change.id; owner: puengine"))
 def test_a_stack_holding_another_resource_at_the_address_is_refused():
     assert _removing_passes("vol-0bbbbbbbbbbbbbbb2") == []
+
+
+@pytest.mark.parametrize("ops", [("replace",), ("create-replacement", "delete-replaced"),
+                                 ("delete", "create")])
+@pytest.mark.parametrize("kind", ["update", "blocked-replace", "blocked-delete"])
+def test_a_persistent_volume_delete_hidden_as_a_replace_is_refused(ops, kind):
+    """The plan updates volume.keep, or replaces or deletes it blocked (persistent): no
+    spelling of a replace in the preview gets its old volume removed."""
+    if kind == "update":
+        c = change("volume.keep", ["update"], "update_because_drift", id="vol-1",
+                   before=VOL_A, after={**VOL_A, "size_gib": 200})
+    elif kind == "blocked-replace":
+        c = change("volume.keep", ["delete", "create"], "replace_because_cannot_update",
+                   id="vol-1", before=VOL_A, after={**VOL_A, "availability_zone": "b"},
+                   replace_paths=("availability_zone",), blocked="persistent")
+    else:
+        c = change("volume.keep", ["delete"], "delete_because_not_in_spec", id="vol-1",
+                   before=VOL_A, blocked="persistent")
+    counts = {op.replace("-", "_"): 1 for op in ops}
+    events = _events(*(step(op, "volume.keep") for op in ops), summary(**counts))
+    refusals = check_preview(plan_of(c), events)
+    assert any(r.address == "volume.keep" and r.op in ("replace", "delete-replaced",
+                                                        "delete", "create-replacement")
+               for r in refusals), refusals
+
+
+@pytest.mark.parametrize("name", ["volume.old-2", "old", "volume.old$child", "VOLUME.old",
+                                  "volume.old@vol-0aaaaaaaaaaaaaaa1"])
+def test_a_delete_of_a_name_that_is_not_the_planned_address_is_refused(name):
+    events = _events(step("delete", "volume.old"), step("delete", name),
+                     summary(delete=2))
+    refusals = check_preview(_delete_old_plan(), events)
+    assert [r.address for r in refusals] == [name]
