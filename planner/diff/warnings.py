@@ -10,7 +10,7 @@ from planner.diff.data import source_manifest
 from planner.diff.resources import terminated_outside, volume_gone
 from planner.diff.work import WorkSet
 from planner.keys import named as named_keys
-from planner.plan import PlanWarning, Reason, ResourceType, Rule
+from planner.plan import Action, PlanWarning, Reason, ResourceType, Rule
 from planner.words import counted
 
 
@@ -87,16 +87,25 @@ def deleted_outside_warnings(ctx: DiffContext, work: WorkSet) -> None:
 
 
 def unknown_live_warnings(ctx: DiffContext, work: WorkSet) -> None:
-    """`unknown-live` warnings: `encrypted: true` on an instance (its root volume). The
-    live read does not see a root volume's encryption and the engine does not set it at
-    launch, so the plan says what it cannot check or do, never a silent no-op."""
+    """`unknown-live` warnings: `encrypted: true` on an instance (its root volume: the
+    live read does not see its encryption, the engine does not set it at launch), and
+    lifetime/idle limits on a running instance (installed only at launch, recorded
+    nowhere): the plan says what it cannot check or do, never a silent no-op."""
     if ctx.destroy:
         return
     for name, ins in sorted(ctx.spec.instances.items()):
-        if not ins.encrypted:
-            continue
         addr = f"instance.{name}"
         live = ctx.instances.get(addr)
+        c = work.changes.get(addr)
+        relaunched = c is not None and Action.CREATE in c.actions and not c.blocked
+        if live is not None and not relaunched and (ins.max_lifetime or ins.idle_stop_minutes):
+            work.warnings.append(PlanWarning(addr, Rule.UNKNOWN_LIVE, (
+                f"instances.{name}: max_lifetime, idle_stop_minutes and idle_action are "
+                f"installed on the instance only at launch and not recorded on it: this "
+                f"plan cannot tell whether {live.id} runs these limits, and apply does not "
+                f"install them on a running instance (a replace of the instance does)")))
+        if not ins.encrypted:
+            continue
         now = (f"whether the root volume of {live.id} is encrypted is not read, so this "
                f"plan cannot compare it (root-disk encryption cannot change in place: a "
                f"replace of the instance would be needed)" if live is not None else
