@@ -150,11 +150,6 @@ def test_the_stack_removes_the_volume_the_plan_deletes():
     assert _removing_passes("vol-0aaaaaaaaaaaaaaa1")      # the fixture does reach `up`
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HOLE: a stack pass removes the resource the stack's state holds at an address, not "
-    "the one the plan (and the guards' fresh re-check, training check, checkpoint sync) "
-    "acted on: inputs_for/_Build.collect (engines/pulumi/inputs.py) never compares "
-    "Deployed.ids[address] with change.id; owner: puengine"))
 def test_a_stack_holding_another_resource_at_the_address_is_refused():
     assert _removing_passes("vol-0bbbbbbbbbbbbbbb2") == []
 

@@ -104,6 +104,13 @@ class _Build:
             now = current(c, self.deployed, kind, self.live)
             declared = self.deployed.props.get(c.address)
             in_state = c.address in self.deployed.addresses
+            held = self.deployed.ids.get(c.address)
+            if in_state and c.id and held and held != c.id and kind != ATTACHMENT:
+                # a pass acts on what the state holds: never on another resource than
+                # the one the plan, and the guards' fresh re-check, name
+                self.problems.append(f"{c.address} (the stack holds {held}, the plan "
+                                     f"acts on {c.id})")
+                continue
             self.entries.append(_Entry(c, kind, now, desired(c, now, kind, declared),
                                        in_state, complete=in_state or self.described(c, kind)))
         for e in self.entries:
