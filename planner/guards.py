@@ -217,7 +217,7 @@ class Guards:
         self.recheck(change, self._live(instances=[inst]))
         self.check_unique(_with_id(change, inst.id))
         if inst.state not in RUNNING:
-            return {}
+            return self.stopped_terminate(change, inst)
         return self.before_terminate(change, inst.id)
 
     def _attachment_delete(self, change: Change) -> dict[str, str]:
@@ -384,6 +384,24 @@ class Guards:
                 fact = earlier
             facts["checkpoints"] = fact
         return facts
+
+
+    def stopped_terminate(self, change: Change, inst: LiveInstance) -> dict[str, str]:
+        """A stopped instance runs no SSM command: its checkpoints cannot be synced, and a
+        terminate may delete them (a root disk). Refused unless they were synced before
+        the unmount in this apply; no job runs on a stopped instance."""
+        ckpt = self.checkpoints_of(change.name, inst.id)
+        if ckpt is None or not ckpt.sync_to:
+            return {}
+        with self._lock:
+            earlier = self.checkpoints_at_unmount.get(inst.id)
+        if earlier and earlier.startswith("synced"):
+            return {"checkpoints": earlier}
+        raise StepFailed(
+            f"{change.address} ({inst.id}) is {inst.state}: its checkpoints in "
+            f"{ckpt.path} cannot be synced to {ckpt.sync_to} before the terminate (SSM "
+            f"needs a running instance); start it (aws ec2 start-instances --instance-ids "
+            f"{inst.id}) and apply again, or terminate it yourself if they are not needed")
 
 
 _DELETES: dict[ResourceType, Callable[[Guards, Change], dict[str, str]]] = {

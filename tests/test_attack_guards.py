@@ -57,12 +57,6 @@ class NoSsm:
         raise AssertionError(f"SSM {name} on a stopped instance")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HOLE: the terminate of a STOPPED instance whose checkpoints.path is on its root "
-    "disk (deleted on termination) skips the checkpoint sync silently: "
-    "guards.Guards._instance_delete returns {} when the state is not pending/running, "
-    "so nothing refuses the step nor says the checkpoints were not saved (DESIGN: "
-    "checkpoint sync before a terminate); owner: neutral"))
 def test_terminating_a_stopped_instance_never_drops_unsynced_checkpoints(tmp_path: Path):
     from planner.loader import load_spec
 
@@ -81,3 +75,38 @@ def test_terminating_a_stopped_instance_never_drops_unsynced_checkpoints(tmp_pat
         return                                   # refused: nothing lost
     assert str(facts.get("checkpoints", "")).startswith("synced"), (
         f"terminated with unsynced checkpoints: {facts}")
+
+
+def _stopped(tmp_path: Path, spec_text: str = SPEC):
+    from planner.loader import load_spec
+
+    (tmp_path / "trainctl.yaml").write_text(spec_text)
+    spec = load_spec(str(tmp_path / "trainctl.yaml"))
+    inst = LiveInstance("i-0123456789abcdef0", "t3.micro", "us-east-1a", "stopped",
+                        datetime(2026, 1, 1, tzinfo=UTC),
+                        tags={TAG_ADDRESS: "instance.trainer", TAG_PROJECT: "atkguards"})
+    change = Change("instance.trainer", ResourceType.INSTANCE, (Action.DELETE,),
+                    Reason.DELETE_BECAUSE_NOT_IN_SPEC, id=inst.id)
+    return Guards(spec, Overrides(), Fresh(inst), NoSsm()), change
+
+
+def test_a_stopped_instance_with_checkpoints_is_refused_saying_how_to_go_on(tmp_path: Path):
+    guards, change = _stopped(tmp_path)
+    with pytest.raises(StepFailed) as e:
+        guards.before(change, Action.DELETE, unit=[("instance.trainer", Action.DELETE)])
+    assert "is stopped" in str(e.value) and "s3://atkguards-ckpt/run-1/" in str(e.value)
+    assert "start-instances" in str(e.value)
+
+
+def test_a_stopped_instance_whose_checkpoints_were_synced_at_unmount_terminates(
+        tmp_path: Path):
+    guards, change = _stopped(tmp_path)
+    guards.checkpoints_at_unmount["i-0123456789abcdef0"] = "synced 3 files"
+    facts = guards.before(change, Action.DELETE, unit=[("instance.trainer", Action.DELETE)])
+    assert facts["checkpoints"] == "synced 3 files"
+
+
+def test_a_stopped_instance_without_checkpoints_terminates(tmp_path: Path):
+    guards, change = _stopped(tmp_path, SPEC.split("    checkpoints:")[0])
+    assert guards.before(change, Action.DELETE,
+                         unit=[("instance.trainer", Action.DELETE)]) == {}
