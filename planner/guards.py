@@ -37,6 +37,7 @@ from planner.dataplane import steps as dp
 from planner.engines.base import OUTPUT_LIMIT, StepBlocked, StepEngine, StepFailed
 from planner.errors import TrainctlError
 from planner.live import TAG_MOUNTED, LiveInstance, LiveState, LiveVolume
+from planner.payloads import Payload
 from planner.phases import Step
 from planner.plan import Action, Change, ResourceType, base_address
 from planner.spec import DEFAULT_GRACE_SECONDS, Checkpoints, Spec, Training
@@ -78,8 +79,8 @@ def _why(result: Any) -> str:
     return str(result.message(OUTPUT_LIMIT))
 
 
-def _payload(p: Any, key: str) -> Any:
-    """A typed payload's field (None when the payload is absent)."""
+def _payload(p: Payload | None, key: str) -> Any:
+    """A typed payload's field (None when the payload is absent or has no such field)."""
     return getattr(p, key, None) if p is not None else None
 
 
@@ -234,7 +235,8 @@ class Guards:
 
     def _mount_delete(self, change: Change) -> dict[str, str]:
         i_name, v_name = _names(change)
-        before = change.before or change.after
+        # the mount as it is (its before, even an empty one), else what the plan wrote
+        before = change.before if change.before is not None else change.after
         vid = self._the_one("volume", v_name, _payload(before, "volume_id"))
         iid = self._the_one("instance", i_name, _payload(before, "instance_id"))
         path = mount_path(self.fresh.volume(vid), iid, _payload(before, "path"))

@@ -6,9 +6,9 @@ an update shows only what changes) and keeps their order, so `to_json()` is the 
 file's JSON exactly; an absent field reads as None. `payload_from_json` refuses unknown
 keys and wrong types. Collections are tuples and `FrozenMap`s: payloads are hashable.
 
-TEMPORARY (the migration shim, removed when every reader uses attributes): a payload
-also answers `p["k"]`, `p.get("k", d)`, `"k" in p`, `keys()`, `items()`, iteration and
-`==` with a plain mapping, all in the JSON form (lists and dicts).
+A payload is not a mapping: read fields as attributes (`p.volume_id`), ask `has(k)` for
+a key given, `given()` for the keys given and `to_json()` for the JSON form. A payload is
+always truthy (an empty update payload too): test `is None`.
 """
 
 from __future__ import annotations
@@ -125,8 +125,6 @@ class Payload:
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Payload):
             return type(self) is type(other) and self.given() == other.given()
-        if isinstance(other, Mapping):          # shim: compared with a plain dict
-            return self.to_json() == _json(dict(other))
         return NotImplemented
 
     def __hash__(self) -> int:
@@ -135,34 +133,6 @@ class Payload:
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._keys)
         return f"{type(self).__name__}({inner})"
-
-    # TEMPORARY shim: the mapping interface of the old dict payloads ----------------------
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self._keys:
-            raise KeyError(key)
-        return _json(getattr(self, key))
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return _json(getattr(self, key)) if key in self._keys else default
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def keys(self) -> tuple[str, ...]:
-        return self._keys
-
-    def items(self) -> list[tuple[str, Any]]:
-        return [(k, _json(getattr(self, k))) for k in self._keys]
-
-    def values(self) -> list[Any]:
-        return [_json(getattr(self, k)) for k in self._keys]
 
 
 class VolumePayload(Payload):

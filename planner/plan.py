@@ -59,16 +59,16 @@ class Change:
     actions: tuple[Action, ...]
     reason: Reason
     id: str | None = None
-    # a Payload (planner.payloads) or None. TEMPORARY: typed Any while old code still
-    # passes plain mappings (coerced below); `Payload | None` once the shim goes.
-    before: Any = None
-    after: Any = None
+    # a Payload (planner.payloads) or None; a plain mapping given here (tests, the plan
+    # reader) is coerced to the type's payload by __post_init__ (checked by from_json)
+    before: Payload | None = None
+    after: Payload | None = None
     replace_paths: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
     blocked_by: tuple[Block, ...] = ()
 
     def __post_init__(self) -> None:
-        # TEMPORARY: old code passes plain mappings; they become the type's payload
+        # a plain mapping becomes the type's payload (payload_from_json checks it)
         for side in ("before", "after"):
             value = getattr(self, side)
             if value is not None and not isinstance(value, Payload):

@@ -57,17 +57,17 @@ def test_everything_missing_is_created_with_the_full_tag_set():
     }
     v = plan.change("volume.scratch")
     assert v.reason is Reason.CREATE_BECAUSE_MISSING and v.before is None and v.id is None
-    assert v.after["size_gib"] == 200 and v.after["type"] == "gp3"
-    assert v.after["availability_zone"] == AZ and v.after["encrypted"] is False
-    assert v.after["tags"] == {"Name": "llm/volume.scratch", "trainctl:project": PROJECT,
+    assert v.after.size_gib == 200 and v.after.type == "gp3"
+    assert v.after.availability_zone == AZ and v.after.encrypted is False
+    assert v.after.tags == {"Name": "llm/volume.scratch", "trainctl:project": PROJECT,
                                "trainctl:address": "volume.scratch", "team": "ml"}
     i = plan.change("instance.trainer")
-    assert i.after["instance_type"] == "g5.2xlarge" and i.after["market"] == "on-demand"
-    assert i.after["tags"]["trainctl:address"] == "instance.trainer"
+    assert i.after.instance_type == "g5.2xlarge" and i.after.market == "on-demand"
+    assert i.after.tags["trainctl:address"] == "instance.trainer"
     m = plan.change("mount.trainer.scratch")
     assert m.reason is Reason.MOUNT_BECAUSE_NOT_MOUNTED
-    assert m.after["path"] == "/scratch" and m.after["device"] == "/dev/sdg"
-    assert m.after["volume_id"] is None and m.after["filesystem"] == "ext4"
+    assert m.after.path == "/scratch" and m.after.device == "/dev/sdg"
+    assert m.after.has("volume_id") and m.after.volume_id is None and m.after.filesystem == "ext4"
     assert plan.change("attachment.trainer.scratch").reason is Reason.CREATE_BECAUSE_MISSING
     assert plan.summary == {"create": 4, "update": 0, "replace": 0, "delete": 0,
                             "no-op": 0, "blocked": 0}
@@ -78,9 +78,9 @@ def test_everything_missing_is_created_with_the_full_tag_set():
 def test_persistent_and_protected_volumes_carry_their_tags_on_create():
     spec = make_spec([vol("keep", persistent=True, protect=True, tags=frozen({"x": "1"}))])
     after = plan_of(spec, live()).change("volume.keep").after
-    assert after["tags"]["trainctl:persistent"] == "true"
-    assert after["tags"]["trainctl:protected"] == "true"
-    assert after["tags"]["x"] == "1"
+    assert after.tags["trainctl:persistent"] == "true"
+    assert after.tags["trainctl:protected"] == "true"
+    assert after.tags["x"] == "1"
 
 
 def test_a_matching_world_is_all_no_op_and_counted():
@@ -103,12 +103,12 @@ def test_size_grow_updates_in_place_and_grows_the_filesystem():
     plan = plan_of(spec, state)
     v = plan.change("volume.scratch")
     assert v.actions == UPDATE and v.reason is Reason.UPDATE_BECAUSE_DRIFT
-    assert v.before == {"id": "vol-1", "size_gib": 150}
-    assert v.after == {"id": "vol-1", "size_gib": 200}
+    assert v.before.to_json() == {"id": "vol-1", "size_gib": 150}
+    assert v.after.to_json() == {"id": "vol-1", "size_gib": 200}
     m = plan.change("mount.trainer.scratch")
     assert m.actions == UPDATE and m.reason is Reason.MOUNT_BECAUSE_VOLUME_GREW
-    assert (m.before["size_gib"], m.after["size_gib"]) == (150, 200)
-    assert m.after["volume_id"] == "vol-1" and m.after["instance_id"] == "i-1"
+    assert (m.before.size_gib, m.after.size_gib) == (150, 200)
+    assert m.after.volume_id == "vol-1" and m.after.instance_id == "i-1"
     assert plan.change("attachment.trainer.scratch").actions == NOOP
 
 
@@ -117,8 +117,10 @@ def test_type_iops_throughput_update_in_place():
     state = live(volumes=(lvol("vol-1", "volume.data", type="gp2", iops=300),))
     c = plan_of(spec, state).change("volume.data")
     assert c.actions == UPDATE
-    assert c.before == {"id": "vol-1", "type": "gp2", "iops": 300, "throughput_mibps": None}
-    assert c.after == {"id": "vol-1", "type": "gp3", "iops": 6000, "throughput_mibps": 500}
+    assert c.before.to_json() == {"id": "vol-1", "type": "gp2", "iops": 300,
+                                  "throughput_mibps": None}
+    assert c.after.to_json() == {"id": "vol-1", "type": "gp3", "iops": 6000,
+                                 "throughput_mibps": 500}
 
 
 def test_tag_drift_updates_only_the_changed_tags():
@@ -126,8 +128,8 @@ def test_tag_drift_updates_only_the_changed_tags():
     state = live(volumes=(lvol("vol-1", "volume.data", extra_tags=frozen({"owner": "bob"})),))
     c = plan_of(spec, state).change("volume.data")
     assert c.actions == UPDATE
-    assert c.before == {"id": "vol-1", "tags": {"owner": "bob"}}
-    assert c.after == {"id": "vol-1", "tags": {"owner": "ana"}}
+    assert c.before.to_json() == {"id": "vol-1", "tags": {"owner": "bob"}}
+    assert c.after.to_json() == {"id": "vol-1", "tags": {"owner": "ana"}}
 
 
 def test_dropping_persistent_sets_the_tag_to_false():
@@ -135,7 +137,7 @@ def test_dropping_persistent_sets_the_tag_to_false():
     state = live(volumes=(lvol("vol-1", "volume.data",
                                extra_tags=frozen({TAG_PERSISTENT: "true"})),))
     c = plan_of(spec, state).change("volume.data")
-    assert c.after == {"id": "vol-1", "tags": {TAG_PERSISTENT: "false"}}
+    assert c.after.to_json() == {"id": "vol-1", "tags": {TAG_PERSISTENT: "false"}}
     again = live(volumes=(lvol("vol-1", "volume.data",
                                extra_tags=frozen({TAG_PERSISTENT: "false"})),))
     assert plan_of(spec, again).change("volume.data").actions == NOOP
@@ -145,7 +147,7 @@ def test_instance_tags_update_in_place():
     spec = make_spec([], [inst(tags=frozen({"run": "7"}))])
     state = live(instances=(linst("i-1", "instance.trainer"),))
     c = plan_of(spec, state).change("instance.trainer")
-    assert c.actions == UPDATE and c.after == {"id": "i-1", "tags": {"run": "7"}}
+    assert c.actions == UPDATE and c.after.to_json() == {"id": "i-1", "tags": {"run": "7"}}
 
 
 def test_instance_profile_name_matches_its_arn():
@@ -168,8 +170,8 @@ def test_volume_attributes_that_force_a_replace(attr, spec_kw, live_kw):
     c = plan_of(spec, state).change("volume.data")
     assert c.actions == REPLACE and c.reason is Reason.REPLACE_BECAUSE_CANNOT_UPDATE
     assert c.replace_paths == (attr,)
-    assert c.id == "vol-1" and c.before["id"] == "vol-1"
-    assert c.after[attr] == next(iter(spec_kw.values()))
+    assert c.id == "vol-1" and c.before.id == "vol-1"
+    assert c.after.has(attr) and getattr(c.after, attr) == next(iter(spec_kw.values()))
 
 
 def test_instance_replace_replaces_its_attachments_and_mounts():
@@ -182,10 +184,11 @@ def test_instance_replace_replaces_its_attachments_and_mounts():
     att = plan.change("attachment.trainer.scratch")
     assert att.actions == REPLACE and att.reason is Reason.REPLACE_BECAUSE_DEPENDENCY_REPLACED
     assert att.replace_paths == ("instance_id",)
-    assert att.before["instance_id"] == "i-1" and att.after["instance_id"] is None
-    assert att.after["volume_id"] == "vol-1"
+    assert att.before.instance_id == "i-1"
+    assert att.after.has("instance_id") and att.after.instance_id is None
+    assert att.after.volume_id == "vol-1"
     mnt = plan.change("mount.trainer.scratch")
-    assert mnt.actions == REPLACE and mnt.before["path"] == "/scratch"
+    assert mnt.actions == REPLACE and mnt.before.path == "/scratch"
     assert mnt.reason is Reason.REPLACE_BECAUSE_DEPENDENCY_REPLACED
 
 
@@ -229,7 +232,7 @@ def test_mount_at_another_path_is_replaced_and_unmounted_elsewhere_is_created():
     moved = with_volume(state, tags=frozen({**state.volumes[0].tags,
                                             **mounted_tag("i-1", "/old")}))
     c = plan_of(spec, moved).change("mount.trainer.scratch")
-    assert c.actions == REPLACE and c.replace_paths == ("path",) and c.before["path"] == "/old"
+    assert c.actions == REPLACE and c.replace_paths == ("path",) and c.before.path == "/old"
     stale = with_volume(state, tags=frozen({**state.volumes[0].tags,
                                             **mounted_tag("i-9", "/scratch")}))
     c = plan_of(spec, stale).change("mount.trainer.scratch")
@@ -242,7 +245,7 @@ def test_detached_volume_gets_attached():
     plan = plan_of(spec, state)
     att = plan.change("attachment.trainer.scratch")
     assert att.actions == CREATE and att.reason is Reason.ATTACH_BECAUSE_NOT_ATTACHED
-    assert att.after["volume_id"] == "vol-1" and att.after["instance_id"] == "i-1"
+    assert att.after.volume_id == "vol-1" and att.after.instance_id == "i-1"
     assert plan.change("mount.trainer.scratch").actions == CREATE
 
 
@@ -255,11 +258,11 @@ def test_shrink_blocks_that_volume_and_the_rest_of_the_plan_goes_on():
                           lvol("vol-c", "volume.c", 10)))
     plan = plan_of(spec, state)
     a, b = plan.change("volume.a"), plan.change("volume.b")
-    assert a.actions == UPDATE and a.before["size_gib"] == 200 and a.after["size_gib"] == 100
+    assert a.actions == UPDATE and a.before.size_gib == 200 and a.after.size_gib == 100
     assert [blk.rule for blk in a.blocked_by] == [Rule.SHRINK]
     msg = a.blocked_by[0].message
     assert "200 GiB live" in msg and "set volumes.a.size_gib to 200" in msg
-    assert b.blocked and b.after["type"] == "gp2"       # the whole volume change waits
+    assert b.blocked and b.after.type == "gp2"       # the whole volume change waits
     assert "set volumes.b.size_gib to 60" in b.blocked_by[0].message
     assert plan.change("volume.c").is_noop
     assert plan.change("volume.d").actions == CREATE and not plan.change("volume.d").blocked
@@ -302,12 +305,12 @@ def test_orphans_are_deleted_after_everything_else():
     assert plan.changes[-4:] == tuple(deletes)
     assert all(c.actions == DELETE and c.after is None for c in deletes)
     vd = plan.change("volume.old")
-    assert vd.id == "vol-9" and vd.before["size_gib"] == 80
+    assert vd.id == "vol-9" and vd.before.size_gib == 80
     assert plan.change("attachment.trainer.old").depends_on == (
         "instance.trainer", "volume.old")
     mnt = plan.change("mount.trainer.old")
     assert mnt.depends_on == ("attachment.trainer.old",)
-    assert mnt.before == {"instance": "trainer", "volume": "old", "instance_id": "i-1",
+    assert mnt.before.to_json() == {"instance": "trainer", "volume": "old", "instance_id": "i-1",
                           "volume_id": "vol-9", "device": "/dev/sdz", "path": "/old"}
 
 
@@ -340,7 +343,7 @@ def test_import_adopts_an_untagged_volume_with_ownership_tags():
     c = plan_of(spec, state).change("volume.data")
     assert c.actions == UPDATE and c.reason is Reason.ADOPT_BECAUSE_IMPORT
     assert c.id == "vol-imp"
-    assert c.after["tags"] == dict(tags("volume.data"))
+    assert c.after.tags == dict(tags("volume.data"))
     # adopted and tagged: a no-op from now on
     adopted = live(volumes=(lvol("vol-imp", "volume.data", 100),))
     assert plan_of(spec, adopted).change("volume.data").actions == NOOP
@@ -357,8 +360,8 @@ def test_import_clears_a_created_empty_tag_it_did_not_write(project):
              else lvol("vol-imp", None, 100, extra_tags=extra))
     c = plan_of(spec, live(volumes=(found,))).change("volume.data")
     assert c.reason is Reason.ADOPT_BECAUSE_IMPORT
-    assert c.after["tags"][TAG_CREATED_EMPTY] == "false"
-    assert c.before["tags"][TAG_CREATED_EMPTY] == "true"
+    assert c.after.tags[TAG_CREATED_EMPTY] == "false"
+    assert c.before.tags[TAG_CREATED_EMPTY] == "true"
 
 
 def test_a_volume_trainctl_created_keeps_its_created_empty_tag():
@@ -384,7 +387,7 @@ def test_import_adopts_an_instance():
     state = live(instances=(linst("i-imp", None),))
     c = plan_of(spec, state).change("instance.trainer")
     assert c.reason is Reason.ADOPT_BECAUSE_IMPORT and c.id == "i-imp"
-    assert c.after["tags"]["trainctl:address"] == "instance.trainer"
+    assert c.after.tags["trainctl:address"] == "instance.trainer"
 
 
 def test_destroy_deletes_every_managed_resource_but_never_data():
@@ -504,17 +507,18 @@ def test_sync_is_needed_when_the_digest_tag_differs():
 
     c = plan_of(spec, state({})).change("sync.trainer.imagenet")
     assert c.actions == CREATE and c.reason is Reason.SYNC_BECAUSE_DATASET_CHANGED
-    assert c.after["uri"] == "s3://ds/imagenet/" and c.after["path"] == "/scratch/imagenet"
-    assert c.after["objects"] == 3 and c.after["bytes"] == 300
-    assert c.after["digest"] == DIGEST_A
-    assert c.after["record_on"] == "volume.scratch" and c.after["volume_id"] == "vol-1"
-    assert c.after["digest_entry"] == "imagenet=sha256:" + "a" * 32
+    assert c.after.uri == "s3://ds/imagenet/" and c.after.path == "/scratch/imagenet"
+    assert c.after.objects == 3 and c.after.bytes == 300
+    assert c.after.digest == DIGEST_A
+    assert c.after.record_on == "volume.scratch" and c.after.volume_id == "vol-1"
+    assert c.after.digest_entry == "imagenet=sha256:" + "a" * 32
     assert c.depends_on == ("mount.trainer.scratch",)
     stale = plan_of(spec, state(dict(digest_tag(imagenet=DIGEST_B, other=DIGEST_A))))
     refill = stale.change("sync.trainer.imagenet")    # a refill updates what was synced
     assert refill.actions == UPDATE and refill.reason is Reason.SYNC_BECAUSE_DATASET_CHANGED
-    assert refill.before["digest"] == "sha256:" + "b" * 32
-    assert refill.before["objects"] is None           # an old tag without counts
+    assert refill.before.digest == "sha256:" + "b" * 32
+    # an old tag without counts
+    assert refill.before.has("objects") and refill.before.objects is None
     done = plan_of(spec, state(dict(digest_tag(other=DIGEST_B, imagenet=DIGEST_A))))
     assert done.change("sync.trainer.imagenet").actions == NOOP
 
@@ -525,7 +529,7 @@ def test_sync_onto_the_root_disk_records_on_the_instance():
     datasets = {"small": manifest("s3://ds/small/", DIGEST_A)}
     plan = plan_of(spec, live(instances=(linst("i-1", "instance.trainer"),), datasets=datasets))
     c = plan.change("sync.trainer.small")
-    assert c.actions == CREATE and c.after["record_on"] == "instance.trainer"
+    assert c.actions == CREATE and c.after.record_on == "instance.trainer"
     assert c.depends_on == ("instance.trainer",)
     synced = live(instances=(linst("i-1", "instance.trainer",
                                    extra_tags=digest_tag(small=DIGEST_A)),), datasets=datasets)
@@ -547,7 +551,7 @@ def test_existing_ebs_is_verified_once_per_digest():
 
     c = plan_of(spec, state({})).change("sync.trainer.imagenet")
     assert c.actions == CREATE and c.reason is Reason.VERIFY_BECAUSE_EXISTING_EBS
-    assert c.after["path"] == "/data"
+    assert c.after.path == "/data"
     assert plan_of(spec, state(digest_tag(imagenet=DIGEST_A))).change(
         "sync.trainer.imagenet").actions == NOOP
 
@@ -558,10 +562,10 @@ def test_prewarm_fills_a_new_volume_through_a_temporary_instance():
     plan = plan_of(spec, live(datasets=datasets))
     c = plan.change("prewarm.imagenet")
     assert c.actions == CREATE and c.reason is Reason.CREATE_BECAUSE_MISSING
-    assert c.after["via"] == "temporary-instance"
-    assert c.after["volume"] == "cache" and c.after["dataset"] == "imagenet"
-    assert c.after["uri"] == "s3://ds/imagenet/" and c.after["path"] == "/"
-    assert c.after["digest"] == DIGEST_A and c.after["objects"] == 3
+    assert c.after.via == "temporary-instance"
+    assert c.after.volume == "cache" and c.after.dataset == "imagenet"
+    assert c.after.uri == "s3://ds/imagenet/" and c.after.path == "/"
+    assert c.after.digest == DIGEST_A and c.after.objects == 3
     assert c.depends_on == ("volume.cache",)
     assert "prewarm.imagenet" in plan.change("attachment.trainer.cache").depends_on
     assert "sync.trainer.imagenet" not in actions(plan)
@@ -579,9 +583,9 @@ def test_prewarm_of_an_attached_volume_goes_through_its_instance():
 
     c = plan_of(spec, state(digest_tag(imagenet=DIGEST_A))).change("prewarm.imagenet")
     assert c.actions == UPDATE and c.reason is Reason.PREWARM_BECAUSE_DATASET_CHANGED
-    assert c.after["via"] == "instance.trainer" and c.after["instance_id"] == "i-1"
-    assert c.after["mount_path"] == "/data" and c.after["mounted"] is True
-    assert c.after["volume_id"] == "vol-2"
+    assert c.after.via == "instance.trainer" and c.after.instance_id == "i-1"
+    assert c.after.mount_path == "/data" and c.after.mounted is True
+    assert c.after.volume_id == "vol-2"
     assert plan_of(spec, state(digest_tag(imagenet=DIGEST_B))).change(
         "prewarm.imagenet").actions == NOOP
 
@@ -593,15 +597,15 @@ def test_local_dataset_uploads_when_the_stage_differs():
         **base, "imagenet": manifest("s3://stage/imagenet/", "sha256:e", 0, 0)}))
     c = empty.change("dataset.imagenet")
     assert c.actions == CREATE and c.reason is Reason.UPLOAD_BECAUSE_SOURCE_CHANGED
-    assert c.after["stage"] == "s3://stage/imagenet/" and c.after["digest"] == DIGEST_A
+    assert c.after.stage == "s3://stage/imagenet/" and c.after.digest == DIGEST_A
     # the sync after the upload expects the local digest and reads from the stage
     s = empty.change("sync.trainer.imagenet")
-    assert s.after["digest"] == DIGEST_A and s.after["uri"] == "s3://stage/imagenet/"
+    assert s.after.digest == DIGEST_A and s.after.uri == "s3://stage/imagenet/"
     assert "dataset.imagenet" in s.depends_on
     changed = plan_of(spec, live(datasets={
         **base, "imagenet": manifest("s3://stage/imagenet/", DIGEST_B)}))
     c = changed.change("dataset.imagenet")
-    assert c.actions == UPDATE and c.before["digest"] == DIGEST_B
+    assert c.actions == UPDATE and c.before.digest == DIGEST_B
     same = plan_of(spec, live(datasets={
         **base, "imagenet": manifest("s3://stage/imagenet/", DIGEST_A)}))
     assert same.change("dataset.imagenet").actions == NOOP
@@ -678,13 +682,13 @@ def test_a_dropped_volume_keeps_its_on_delete_from_the_tag() -> None:
     state = live(volumes=(lvol("vol-7", "volume.gone",
                                extra_tags=frozen({TAG_ON_DELETE: "snapshot"})),))
     c = plan_of(make_spec([]), state).change("volume.gone")
-    assert c.deletes and c.before is not None and c.before["on_delete"] == "snapshot"
+    assert c.deletes and c.before is not None and c.before.on_delete == "snapshot"
 
 
 def test_new_volumes_record_on_delete_as_a_tag() -> None:
     spec = make_spec([vol("data", on_delete="snapshot")])
     c = plan_of(spec, live()).change("volume.data")
-    assert c.after is not None and c.after["tags"]["trainctl:on-delete"] == "snapshot"
+    assert c.after is not None and c.after.tags["trainctl:on-delete"] == "snapshot"
 
 
 def test_the_plan_says_where_each_instance_reads_its_datasets() -> None:
@@ -728,8 +732,8 @@ def test_a_refill_is_an_update_that_says_what_changed():
         datasets={"imagenet": manifest("s3://ds/imagenet/", DIGEST_B, objects=7, size=700)})
     c = plan_of(spec, state).change("prewarm.imagenet")
     assert c.actions == UPDATE and c.kind == "update"
-    assert (c.before["objects"], c.after["objects"]) == (6, 7)
-    assert (c.before["bytes"], c.after["bytes"]) == (600, 700)
+    assert (c.before.objects, c.after.objects) == (6, 7)
+    assert (c.before.bytes, c.after.bytes) == (600, 700)
     rows = {k: text for _op, k, text in attribute_diff(c)[0]}
     assert rows["objects"] == "6 -> 7" and rows["bytes"] == "600 -> 700"
     # the counts ride along in the tag; digest comparisons ignore them
@@ -751,8 +755,8 @@ def test_a_replace_shows_only_what_changes():
     plan = plan_of(spec, state)
     c = plan.change("instance.trainer")
     assert c.actions == REPLACE and c.replace_paths == ("instance_type",)
-    assert dict(c.before) == {"id": "i-1", "instance_type": "g5.2xlarge"}
-    assert dict(c.after) == {"instance_type": "g5.4xlarge"}
+    assert c.before.to_json() == {"id": "i-1", "instance_type": "g5.2xlarge"}
+    assert c.after.to_json() == {"instance_type": "g5.4xlarge"}
     text = render_text(plan, color=False)
     block = text[text.index("-/+ instance.trainer"):].split("\n\n")[0]
     for absent in ("subnet_id", "arn:", "iam_instance_profile", "state", "- id", "+ name",
@@ -768,7 +772,7 @@ def test_a_replace_compares_the_instance_profile_by_name():
         mounts=(Mount("scratch", "/dev/sdg", "/scratch"),))}))
     c = plan_of(spec, state).change("instance.trainer")
     assert c.replace_paths == ("iam_instance_profile",)
-    assert (c.before["iam_instance_profile"], c.after["iam_instance_profile"]) == (
+    assert (c.before.iam_instance_profile, c.after.iam_instance_profile) == (
         "trainctl-ssm", "other-profile")
 
 
@@ -817,7 +821,8 @@ def test_an_instance_terminated_outside_trainctl_reads_as_such():
     assert "# instance.trainer will be created: i-1 was terminated outside trainctl" in (
         render_text(plan, color=False))
     # nothing to act on: the terminated instance is never an attachment's target
-    assert plan.change("attachment.trainer.scratch").after["instance_id"] is None
+    after = plan.change("attachment.trainer.scratch").after
+    assert after.has("instance_id") and after.instance_id is None
     # a live instance at the address wins; none at all is "missing"
     alive = replace(state, instances=(gone, linst("i-2", "instance.trainer")))
     assert plan_of(spec, alive).change("instance.trainer").reason is not (

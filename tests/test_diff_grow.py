@@ -58,9 +58,9 @@ def test_a_volume_larger_than_its_recorded_filesystem_plans_a_grow() -> None:
     assert plan.change("volume.scratch").is_noop
     m = plan.change("mount.trainer.scratch")
     assert m.actions == UPDATE and m.reason is Reason.MOUNT_BECAUSE_VOLUME_GREW
-    assert (m.before["size_gib"], m.after["size_gib"]) == (150, 200)
-    assert m.before["fs_bytes"] == 150 * GIB
-    assert m.after["volume_id"] == "vol-1" and m.after["instance_id"] == "i-1"
+    assert (m.before.size_gib, m.after.size_gib) == (150, 200)
+    assert m.before.fs_bytes == 150 * GIB
+    assert m.after.volume_id == "vol-1" and m.after.instance_id == "i-1"
     assert plan.has_changes
 
 
@@ -74,15 +74,15 @@ def test_a_filesystem_as_large_as_its_volume_is_no_change() -> None:
 def test_an_odd_filesystem_size_is_shown_in_gib_with_decimals() -> None:
     spec, state = _world(200, 200, 150 * GIB + GIB // 2)
     m = plan_of(spec, state).change("mount.trainer.scratch")
-    assert m.before["size_gib"] == 150.5
+    assert m.before.size_gib == 150.5
 
 
 def test_old_tags_without_a_size_still_grow_with_the_volume() -> None:
     spec, state = _world(150, 200, None)
     plan = plan_of(spec, state)
     m = plan.change("mount.trainer.scratch")
-    assert m.actions == UPDATE and (m.before["size_gib"], m.after["size_gib"]) == (150, 200)
-    assert "fs_bytes" not in m.before
+    assert m.actions == UPDATE and (m.before.size_gib, m.after.size_gib) == (150, 200)
+    assert not m.before.has("fs_bytes")
     spec, state = _world(200, 200, None)                             # unknown size: as before
     assert not plan_of(spec, state).has_changes
 
@@ -90,9 +90,9 @@ def test_old_tags_without_a_size_still_grow_with_the_volume() -> None:
 def test_a_grow_in_this_plan_grows_to_the_spec_size() -> None:
     spec, state = _world(150, 300, 150 * GIB)
     plan = plan_of(spec, state)
-    assert plan.change("volume.scratch").after["size_gib"] == 300
+    assert plan.change("volume.scratch").after.size_gib == 300
     m = plan.change("mount.trainer.scratch")
-    assert (m.before["size_gib"], m.after["size_gib"]) == (150, 300)
+    assert (m.before.size_gib, m.after.size_gib) == (150, 300)
 
 
 def test_a_blocked_volume_grow_still_grows_the_filesystem_to_the_live_size() -> None:
@@ -106,7 +106,7 @@ def test_a_blocked_volume_grow_still_grows_the_filesystem_to_the_live_size() -> 
     assert v.blocked and v.blocked_by[0].rule is Rule.MODIFY_PENDING
     m = plan.change("mount.trainer.scratch")
     assert m.actions == UPDATE and not m.blocked
-    assert (m.before["size_gib"], m.after["size_gib"]) == (100, 200)
+    assert (m.before.size_gib, m.after.size_gib) == (100, 200)
 
 
 def test_a_volume_larger_than_the_spec_is_blocked_drift_and_the_plan_goes_on() -> None:
@@ -126,7 +126,7 @@ def test_a_mount_elsewhere_or_on_another_path_is_read_from_the_new_tag() -> None
     v = state.volumes[0]
     moved = with_volume(state, tags=frozen({**v.tags, **_recorded(200 * GIB, "/old")}))
     m = plan_of(spec, moved).change("mount.trainer.scratch")
-    assert m.kind == "replace" and m.replace_paths == ("path",) and m.before["path"] == "/old"
+    assert m.kind == "replace" and m.replace_paths == ("path",) and m.before.path == "/old"
     other = with_volume(state, tags=frozen({**v.tags, **_recorded(200 * GIB, iid="i-9")}))
     assert plan_of(spec, other).change("mount.trainer.scratch").actions == (Action.CREATE,)
 
@@ -138,7 +138,7 @@ def test_an_orphan_mount_deletes_the_recorded_path_not_the_size() -> None:
         extra_tags=_recorded(80 * GIB, "/old"))),
         instances=(*state.instances, linst("i-9", "instance.other")))
     mnt = plan_of(spec, state).change("mount.trainer.old")
-    assert mnt.deletes and mnt.before["path"] == "/old"
+    assert mnt.deletes and mnt.before.path == "/old"
 
 
 def test_no_volume_no_grow() -> None:
@@ -152,11 +152,11 @@ def test_a_grow_skipped_behind_a_blocked_replace_is_planned_once_unblocked() -> 
     blocked_spec = replace(spec, instances=frozen({"trainer": replace(
         trainer, instance_type="g5.4xlarge", protect=True)}))
     first = plan_of(blocked_spec, state)
-    assert first.change("volume.scratch").after["size_gib"] == 200      # the volume grows
+    assert first.change("volume.scratch").after.size_gib == 200      # the volume grows
     assert first.change("instance.trainer").blocked                     # ...its trainer waits
     # apply grew the volume only; the mount (behind the blocked trainer) never ran, so its
     # tag still says 150 GiB
     after_apply = with_volume(state, size_gib=200)
     # the operator drops the instance change: nothing else differs, yet the grow is due
     m = plan_of(spec, after_apply).change("mount.trainer.scratch")
-    assert m.actions == UPDATE and (m.before["size_gib"], m.after["size_gib"]) == (150, 200)
+    assert m.actions == UPDATE and (m.before.size_gib, m.after.size_gib) == (150, 200)

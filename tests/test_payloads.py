@@ -88,7 +88,7 @@ def test_payload_json_round_trip(p: Payload) -> None:
     doc = p.to_json()
     back = payload_from_json(p.TYPE, json.loads(json.dumps(doc)))
     assert back == p and hash(back) == hash(p)
-    assert list(back.to_json()) == list(doc) == list(p.keys())
+    assert list(back.to_json()) == list(doc) == list(p.given())
     assert json.dumps(back.to_json()) == json.dumps(doc)
 
 
@@ -159,15 +159,27 @@ def test_from_json_accepts_every_type_s_documented_keys() -> None:
         assert isinstance(p, cls) and p.to_json() == doc
 
 
-def test_the_mapping_shim_answers_like_the_old_dicts() -> None:
-    """TEMPORARY: unconverted readers keep working, in the JSON form."""
+def test_a_payload_is_not_a_mapping_its_api_is_attributes_has_given_to_json() -> None:
+    """The migration shim is gone: a payload answers no `p["k"]`, `.get`, `in`, `len`,
+    iteration or `==` with a dict (each would hide an unconverted reader); an empty
+    payload is truthy (test `is None`); fields, `has`, `given` and `to_json` remain."""
     p = VolumePayload(id="vol-1", tags={"a": "b"}, attached_to=("i-1",))
-    assert p["attached_to"] == ["i-1"] and p.get("tags") == {"a": "b"}
-    assert p.get("size_gib", 5) == 5 and "id" in p and "size_gib" not in p
-    assert dict(p) == {"id": "vol-1", "tags": {"a": "b"}, "attached_to": ["i-1"]}
-    assert p == {"id": "vol-1", "tags": {"a": "b"}, "attached_to": ["i-1"]}
-    with pytest.raises(KeyError):
-        p["size_gib"]
+    for probe in (lambda: p["id"], lambda: "id" in p, lambda: len(p),  # type: ignore
+                  lambda: list(p), lambda: dict(p)):                   # type: ignore
+        with pytest.raises(TypeError):
+            probe()
+    for name in ("get", "keys", "items", "values"):
+        assert not hasattr(p, name)
+    assert p != {"id": "vol-1", "tags": {"a": "b"}, "attached_to": ["i-1"]}
+    assert p == VolumePayload(id="vol-1", tags={"a": "b"}, attached_to=("i-1",))
+    assert bool(VolumePayload()) is True and bool(MountPayload()) is True
+    assert p.id == "vol-1" and p.attached_to == ("i-1",) and p.size_gib is None
+    assert p.has("id") and not p.has("size_gib")
+    assert p.given() == {"id": "vol-1", "tags": {"a": "b"}, "attached_to": ("i-1",)}
+    assert p.to_json() == {"id": "vol-1", "tags": {"a": "b"}, "attached_to": ["i-1"]}
+    c = Change("volume.v", ResourceType.VOLUME, (U,), Reason.UPDATE_BECAUSE_DRIFT,
+               id="vol-1", before={}, after={"id": "vol-1"})
+    assert c.before is not None and c.before.given() == {}
 
 
 def test_a_change_coerces_a_mapping_into_its_type_s_payload() -> None:

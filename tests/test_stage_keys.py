@@ -152,9 +152,9 @@ def test_stale_objects_are_counted_in_the_plan_in_json_text_and_markdown() -> No
     plan = plan_of(local_world(), state_with(STALE))
     c = plan.change("dataset.imagenet")
     assert c.actions == (Action.UPDATE,) and not c.blocked
-    assert c.after["delete_objects"] == 2 and c.after["delete_bytes"] == 3000
-    assert c.after["delete_examples"] == ["old/a", "old/b"]
-    assert c.after["kept_objects"] == 1 and c.deleted_objects == (2, 3000)
+    assert c.after.delete_objects == 2 and c.after.delete_bytes == 3000
+    assert c.after.delete_examples == ("old/a", "old/b")
+    assert c.after.kept_objects == 1 and c.deleted_objects == (2, 3000)
     doc = plan_to_json(plan)
     j = next(x for x in doc["changes"] if x["address"] == "dataset.imagenet")
     assert (j["after"]["delete_objects"], j["after"]["delete_bytes"]) == (2, 3000)
@@ -181,7 +181,7 @@ def test_nothing_to_send_or_delete_is_a_noop_even_with_foreign_objects() -> None
 def test_an_upload_without_deletions_says_zero() -> None:
     plan = plan_of(local_world(), state_with(StageState(upload_objects=3, upload_bytes=300)))
     c = plan.change("dataset.imagenet")
-    assert c.after["delete_objects"] == 0 and c.after["upload_objects"] == 3
+    assert c.after.delete_objects == 0 and c.after.upload_objects == 3
     assert "S3 objects to delete" not in render_text(plan, color=False)
 
 

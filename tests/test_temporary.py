@@ -34,7 +34,7 @@ def test_a_leaked_temporary_instance_is_a_cleanup_in_the_plan():
     c = plan.change("prewarm.tiny@i-temp")
     assert c.actions == (Action.DELETE,) and c.id == "i-temp" and not c.blocked
     assert c.reason is Reason.DELETE_BECAUSE_TEMPORARY
-    assert c.before["volume_ids"] == ["vol-p"] and c.before["holds"] == ["volume.datasets"]
+    assert c.before.volume_ids == ("vol-p",) and c.before.holds == ("volume.datasets",)
     assert plan.summary["delete"] == 1 and plan.has_changes
     assert plan.change("volume.datasets").is_noop           # the volume stays
     att = plan.change("attachment.trainer.datasets")
@@ -78,4 +78,4 @@ def test_one_holding_nothing_is_still_cleaned():
                  instances=(linst("i-t", "prewarm.tiny", extra_tags=TEMP_TAGS,
                                   launched=OLD),))
     c = plan_of(spec, state).change("prewarm.tiny@i-t")
-    assert c.before["volume_ids"] == [] and c.deletes
+    assert c.before.volume_ids == () and c.deletes

@@ -103,7 +103,7 @@ def volume_update(engine: AwsOps, change: Change) -> dict[str, str]:
         keys = {api: key for key, api in fields}
         probe = Change(address=change.address, type=change.type,
                        actions=(Action.UPDATE,), reason=change.reason, id=vid,
-                       after={keys[k]: v for k, v in mods.items()})
+                       after=VolumePayload(**{keys[k]: v for k, v in mods.items()}))
         engine.recheck(probe, live)
         resp = engine.ec2.modify_volume(VolumeId=vid, **mods)
         started = resp.get("VolumeModification", {}).get("StartTime") or engine.now()

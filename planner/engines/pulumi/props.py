@@ -16,6 +16,7 @@ from planner.live import (
     TAG_PERSISTENT,
     TAG_PROTECTED,
 )
+from planner.payloads import Payload
 from planner.plan import Action, Change, ResourceType
 
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -46,16 +47,12 @@ KINDS = {ResourceType.VOLUME: VOLUME, ResourceType.INSTANCE: INSTANCE,
          ResourceType.ATTACHMENT: ATTACHMENT}
 
 
-def value(payload: Any, key: str) -> Any:
-    """A payload field (typed payload or mapping); None when the payload does not name it."""
-    if payload is None:
-        return None
-    if isinstance(payload, Mapping):
-        return payload.get(key)
-    return getattr(payload, key, None)
+def value(payload: Payload | None, key: str) -> Any:
+    """A payload field; None when the payload is absent or its type has no such field."""
+    return None if payload is None else getattr(payload, key, None)
 
 
-def _overlay(props: dict[str, Any], payload: Any, kind: str) -> None:
+def _overlay(props: dict[str, Any], payload: Payload | None, kind: str) -> None:
     for key in FIELDS[kind]:
         v = value(payload, key)
         if v is not None:
