@@ -29,6 +29,7 @@ EXPECTED_ORDER = (
     "full_graph", "targets", "resource_rules_for_targets", "block_on_duplicates", "order",
     "cost", "empty_dataset_warnings", "duplicate_warnings", "stage_warnings",
     "deleted_outside_warnings",
+    "unknown_live_warnings",
     "digests", "expiries", "data_locations",
 )
 PACKAGE = Path(diffpkg.__file__).parent
