@@ -128,7 +128,7 @@ def plan_worker(endpoint: str, spec_path: str) -> dict[str, Any]:
     ssm_imported = any(m in sys.modules for m in ("planner.ssm", "planner.aws.ssm"))
     clients = sorted({name for aws in contexts for name in aws._clients})
 
-    from planner.aws.read import s3_manifest
+    from planner.aws.datasets_read import s3_manifest
 
     listing = connect(endpoint)
     t0, c0 = time.perf_counter(), time.process_time()

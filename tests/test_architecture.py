@@ -72,8 +72,7 @@ MODULE_GUIDE, FUNCTION_GUIDE = 400, 60         # lines: what ARCH.md asks for
 MODULE_CEILING, FUNCTION_CEILING = 600, 120     # lines: above these the test fails
 # Over the ceiling today, each with the work that splits it. The test fails when one of
 # them is back under the ceiling too, so the list only shrinks.
-OVER_CEILING = {
-    "planner/aws/read.py": "not split yet: one reader per resource type would do",
+OVER_CEILING: dict[str, str] = {
 }
 
 

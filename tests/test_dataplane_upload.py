@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from test_dataplane_support import s3_client
 
-from planner.aws.read import read_record
+from planner.aws.datasets_read import read_record
 from planner.aws.upload import Uploaded, list_stage, transfer_config, upload_dataset
 from planner.errors import TrainctlError
 from planner.live import DatasetManifest

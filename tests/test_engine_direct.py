@@ -722,7 +722,7 @@ def test_prewarm_via_the_attached_instance_waits_for_training(moto_endpoint: str
 def test_prewarm_end_to_end_on_the_emulator(moto_endpoint: str, tmp_path: Path) -> None:
     """Real scripts through the local runner: bytes from moto's S3 land on the volume's
     folder, the digest is recorded, and the temporary instance is gone."""
-    from planner.aws.read import s3_manifest
+    from planner.aws.datasets_read import s3_manifest
     from planner.ssm import LocalRunner
 
     aws = connect("us-east-1", moto_endpoint)

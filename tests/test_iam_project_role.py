@@ -217,7 +217,7 @@ def test_no_project_role_no_data_policy_check(remote_moto: str, tmp_path: Path) 
     (tmp_path / "local-data").mkdir()
     (tmp_path / "local-data" / "a.txt").write_text("a")
     (tmp_path / "trainctl.yaml").write_text(spec)
-    from planner.aws.read import needs_project_role
+    from planner.aws.checks import needs_project_role
 
     assert not needs_project_role(load_spec(str(tmp_path / "trainctl.yaml")))
     s3 = boto3.client("s3", endpoint_url=remote_moto, region_name="us-east-1")

@@ -13,10 +13,12 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from planner.aws.read import local_manifest, read_live, read_spot_prices, s3_manifest
+from planner.aws.datasets_read import s3_manifest
+from planner.aws.read import read_live, read_spot_prices
 from planner.aws.session import AwsContext, connect
 from planner.errors import TrainctlError
 from planner.live import LiveAttachment, LiveState, live_from_json, live_to_json
+from planner.manifest import local_manifest
 from planner.spec import Dataset, Instance, Spec, Volume
 
 NOW = datetime(2026, 11, 22, 21, 0, 0, tzinfo=UTC)
@@ -333,9 +335,9 @@ def test_manifest_digest_changes_with_content_only(s3: Any, aws: AwsContext) -> 
 
 def test_manifest_pages_follow_the_page_size(s3: Any, aws: AwsContext,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import planner.aws.read as read
+    import planner.aws.datasets_read as datasets_read
 
-    monkeypatch.setattr(read, "LIST_PAGE", 10)
+    monkeypatch.setattr(datasets_read, "LIST_PAGE", 10)
     s3.create_bucket(Bucket="few")
     for k in range(25):
         s3.put_object(Bucket="few", Key=f"p/{k:02d}", Body=b"xy")

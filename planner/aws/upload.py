@@ -15,7 +15,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from planner.aws.read import list_prefix, read_record
+from planner.aws.datasets_read import list_prefix, read_record
 from planner.errors import TrainctlError, first_few
 from planner.live import DatasetManifest
 from planner.manifest import (
