@@ -6,12 +6,12 @@ a structural dependency u -> v (v depends on u): forward(u) before forward(v) an
 delete(v) before delete(u). A replace runs its two phases in the order of its actions.
 
 The engine partitions the steps into units (planner.engines.base); the phase graph is
-contracted by unit (a grouping that makes a cycle is refused before anything runs). A
-unit starts once every unit it depends on has ended. Before the engine runs a unit, the
-guards (planner.guards) check each of its steps; a step they refuse is not run. The
-journal, the progress events and the outcome stay per step: blocked changes never reach
-the engine, nor does anything downstream of them (the plan marks it
-`depends-on-blocked`); a failed step makes everything downstream "skipped" (in its unit
+contracted by unit (planner.units; a grouping that makes a cycle is refused before
+anything runs). A unit starts once every unit it depends on has ended. Before the
+engine runs a unit, the guards (planner.guards) check each of its steps; a step they
+refuse is not run. The journal, the progress events and the outcome stay per step:
+blocked changes never reach the engine, nor does anything downstream of them (the plan
+marks it `depends-on-blocked`); a failed step makes everything downstream "skipped" (in its unit
 too); a step the re-check blocks just before acting blocks everything downstream of it.
 """
 
@@ -21,13 +21,13 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Protocol
+from typing import Any
 
 import networkx as nx
 
-from planner.engines.base import Engine, Outcome, StepBlocked, StepEngine, StepFailed, Unit
+from planner.engines.base import Engine, Outcome, StepBlocked, StepFailed, Unit
 from planner.errors import TrainctlError
 from planner.execresult import (
     BLOCKED,
@@ -44,8 +44,9 @@ from planner.execresult import (
 )
 from planner.journal import Journal, JournalEvent
 from planner.phases import PlanOrderError, Step, phase_graph, phases_of, step_order
-from planner.plan import Action, Change, Plan
+from planner.plan import Change, Plan
 from planner.rules import depends_on_block, propagate_blocks
+from planner.units import StepGuard, unit_engine, unit_graph
 
 __all__ = ["BLOCKED", "DONE", "FAILED", "KIND_DONE", "NOT_STARTED", "SKIPPED", "STATUSES",
            "ExecutionResult", "PlanOrderError", "StepEvent", "StepGuard", "StepResult",
@@ -66,75 +67,6 @@ def _error_message(e: BaseException) -> str:
     if isinstance(e, TrainctlError | StepFailed):
         return str(e) or type(e).__name__
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-
-
-class StepGuard(Protocol):
-    """What the executor asks before each step of a unit (planner.guards.Guards)."""
-
-    def before(self, change: Change, action: Action, *, done: frozenset[Step],
-               unit: Sequence[Step], planned: frozenset[Step]) -> Mapping[str, str]:
-        """Facts for the journal; raises StepBlocked or StepFailed to refuse the step.
-        `done`: the steps done before this unit; `unit`: the steps of this unit, in
-        order; `planned`: every step of the plan."""
-        ...
-
-
-class _ApplyEngine(StepEngine):
-    """An engine with only `apply(change, action)`: one unit per step."""
-
-    def __init__(self, inner: Any):
-        self.inner = inner
-        self.name = str(getattr(inner, "name", "engine"))
-
-    def apply(self, change: Change, action: Action) -> Mapping[str, str]:
-        facts: Mapping[str, str] = self.inner.apply(change, action)
-        return facts
-
-
-def _unit_engine(engine: Any) -> Engine:
-    if callable(getattr(engine, "units", None)) and callable(getattr(engine, "run", None)):
-        return engine  # type: ignore[no-any-return]
-    return _ApplyEngine(engine)
-
-
-def unit_graph(g: nx.DiGraph, units: Sequence[Unit]) -> nx.DiGraph:
-    """The phase graph `g` contracted by `units` (networkx quotient graph): node = unit
-    key, attribute `unit`. PlanOrderError when the units are not a partition of the
-    steps or when the grouping makes a cycle."""
-    seen: dict[Step, str] = {}
-    by_key: dict[str, Unit] = {}
-    for u in units:
-        if u.key in by_key:
-            raise PlanOrderError(f"the engine made two units named {u.key!r}")
-        by_key[u.key] = u
-        for s in u.steps:
-            if s not in g:
-                raise PlanOrderError(f"unit {u.key!r} holds a step the plan has not: "
-                                     f"{s[1].value} {s[0]}")
-            if s in seen:
-                raise PlanOrderError(f"{s[1].value} {s[0]} is in two units: "
-                                     f"{seen[s]!r} and {u.key!r}")
-            seen[s] = u.key
-    missing = [n for n in g if n not in seen]
-    if missing:
-        names = ", ".join(f"{a.value} {addr}" for addr, a in missing)
-        raise PlanOrderError(f"the engine's units leave out steps: {names}")
-    blocks = [frozenset(u.steps) for u in units if u.steps]
-    q: nx.DiGraph = nx.quotient_graph(g, blocks, relabel=False)
-    out: nx.DiGraph = nx.DiGraph()
-    for block in q.nodes:
-        key = seen[next(iter(block))]
-        out.add_node(key, unit=by_key[key])
-    out.add_edges_from((seen[next(iter(a))], seen[next(iter(b))])
-                       for a, b in q.edges if a != b)
-    try:
-        cycle = nx.find_cycle(out)
-    except nx.NetworkXNoCycle:
-        return out
-    names = " -> ".join(repr(a) for a, _ in cycle) + f" -> {cycle[0][0]!r}"
-    raise PlanOrderError(f"the engine's units cannot be ordered (a grouping that makes a "
-                         f"cycle): {names}; every step of a unit runs together, so no unit "
-                         f"may both wait for and be waited for by another")
 
 
 Settled = tuple[Step, StepStatus, str, float | None, dict[str, str]]
@@ -386,7 +318,7 @@ def execute(plan: Plan | Iterable[Change], engine: Engine | Any, *,
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
     changes = _blocks_propagated(plan)
-    run = _Run(changes, _unit_engine(engine), guards, journal, on_event, graph)
+    run = _Run(changes, unit_engine(engine), guards, journal, on_event, graph)
     run.record_blocked()
     run.loop(parallelism, stop or threading.Event())
     return run.finish()
