@@ -15,25 +15,17 @@ role's data policy; their problems are plain strings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from planner.aws.paging import FILTER_VALUES, chunks, pages
 from planner.aws.session import ACCESS_DENIED_CODES, AwsContext
 from planner.live import LiveVolume
 from planner.spec import Spec, Strategy
 
-FILTER_VALUES = 200
 Problem = tuple[tuple[str | int, ...], str]
 
 
-def _chunks(items: list[str], n: int = FILTER_VALUES) -> Iterator[list[str]]:
-    for i in range(0, len(items), n):
-        yield items[i:i + n]
-
-
-def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    for page in client.get_paginator(operation).paginate(**kwargs):
-        yield from page.get(key, ())
 
 
 def _denied(e: Any) -> bool:
@@ -50,7 +42,7 @@ def check_subnets(spec: Spec, ec2: Any, region: str) -> list[Problem]:
         return []
     zones: dict[str, str] = {}
     try:
-        for chunk in _chunks(sorted({s for _, s, _ in users})):
+        for chunk in chunks(sorted({s for _, s, _ in users})):
             for page in ec2.get_paginator("describe_subnets").paginate(
                     Filters=[{"Name": "subnet-id", "Values": chunk}]):
                 for s in page.get("Subnets", ()):
@@ -100,7 +92,7 @@ def check_instance_types(spec: Spec, ec2: Any,
     types = sorted({t for _, t, _ in wanted})
     offered: set[tuple[str, str]] = set()
     try:
-        for chunk in _chunks(types):
+        for chunk in chunks(types):
             for page in ec2.get_paginator("describe_instance_type_offerings").paginate(
                     LocationType="availability-zone",
                     Filters=[{"Name": "instance-type", "Values": chunk}]):
@@ -196,8 +188,8 @@ def check_snapshots(spec: Spec, ec2: Any, region: str,
     if not wanted:
         return []
     states: dict[str, str] = {}
-    for chunk in _chunks(sorted(set(wanted.values())), FILTER_VALUES):
-        for snap in _pages(ec2, "describe_snapshots", "Snapshots",
+    for chunk in chunks(sorted(set(wanted.values())), FILTER_VALUES):
+        for snap in pages(ec2, "describe_snapshots", "Snapshots",
                            Filters=[{"Name": "snapshot-id", "Values": chunk}]):
             states[snap["SnapshotId"]] = str(snap.get("State", "completed"))
     problems = []

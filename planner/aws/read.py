@@ -34,11 +34,8 @@ from planner.aws.checks import (
     check_snapshots,
     read_zone_names,
 )
-from planner.aws.datasets_read import (  # noqa: F401  (s3_manifest: planner.engines imports it here)
-    combine_datasets,
-    dataset_tasks,
-    s3_manifest,
-)
+from planner.aws.datasets_read import combine_datasets, dataset_tasks
+from planner.aws.paging import FILTER_VALUES, chunks, pages
 from planner.aws.session import AwsContext, aws_errors
 from planner.errors import TrainctlError
 from planner.live import (
@@ -57,7 +54,6 @@ VOLUME_PAGE = 500          # DescribeVolumes MaxResults cap
 INSTANCE_PAGE = 1000       # DescribeInstances MaxResults cap
 SNAPSHOT_PAGE = 1000
 MODIFICATION_IDS = 500     # volume ids per DescribeVolumesModifications call
-FILTER_VALUES = 200        # values per EC2 filter
 LIVE_INSTANCE_STATES = ("pending", "running", "stopping", "stopped")
 # read too: an instance terminated outside trainctl stays visible for a while, so the
 # plan can say so instead of "does not exist yet" (the diff never acts on one)
@@ -67,10 +63,6 @@ READ_THREADS = 8
 
 Raw = list[dict[str, Any]]
 
-
-def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
-    for i in range(0, len(items), n):
-        yield items[i:i + n]
 
 
 def _utc(t: datetime) -> datetime:
@@ -83,10 +75,6 @@ def _utc(t: datetime) -> datetime:
 def _tags(items: Iterable[Mapping[str, str]] | None) -> Mapping[str, str]:
     return MappingProxyType({t["Key"]: t["Value"] for t in items or ()})
 
-
-def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    for page in client.get_paginator(operation).paginate(**kwargs):
-        yield from page.get(key, ())
 
 
 # --- boto3 shapes -> planner.live ------------------------------------------------------
@@ -157,7 +145,7 @@ def _project_filter(spec: Spec) -> dict[str, Any]:
 
 
 def _read_volumes(spec: Spec, ec2: Any) -> list[dict[str, Any]]:
-    return list(_pages(
+    return list(pages(
         ec2, "describe_volumes", "Volumes",
         Filters=[_project_filter(spec),
                  {"Name": "status", "Values": list(LIVE_VOLUME_STATES)}],
@@ -171,7 +159,7 @@ def _instances(reservations: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, 
 
 
 def _read_instances(spec: Spec, ec2: Any) -> list[dict[str, Any]]:
-    return list(_instances(_pages(
+    return list(_instances(pages(
         ec2, "describe_instances", "Reservations",
         Filters=[_project_filter(spec),
                  {"Name": "instance-state-name", "Values": list(READ_INSTANCE_STATES)}],
@@ -189,11 +177,11 @@ def _read_imports(spec: Spec, ec2: Any, region: str) -> tuple[Raw, Raw, list[str
     inst_ids = {i.import_id: f"instance.{n}" for n, i in spec.instances.items() if i.import_id}
     volumes: Raw = []
     instances: Raw = []
-    for chunk in _chunks(sorted(vol_ids), FILTER_VALUES):
-        volumes += _pages(ec2, "describe_volumes", "Volumes",
+    for chunk in chunks(sorted(vol_ids), FILTER_VALUES):
+        volumes += pages(ec2, "describe_volumes", "Volumes",
                           Filters=[{"Name": "volume-id", "Values": chunk}])
-    for chunk in _chunks(sorted(inst_ids), FILTER_VALUES):
-        instances += _instances(_pages(ec2, "describe_instances", "Reservations",
+    for chunk in chunks(sorted(inst_ids), FILTER_VALUES):
+        instances += _instances(pages(ec2, "describe_instances", "Reservations",
                                        Filters=[{"Name": "instance-id", "Values": chunk}]))
     states = {v["VolumeId"]: v.get("State") for v in volumes}
     states.update({i["InstanceId"]: (i.get("State") or {}).get("Name") for i in instances})
@@ -216,21 +204,21 @@ def _read_modifications(ec2: Any, volume_ids: list[str]) -> list[dict[str, Any]]
     from botocore.exceptions import ClientError
 
     out: list[dict[str, Any]] = []
-    for chunk in _chunks(sorted(volume_ids), MODIFICATION_IDS):
+    for chunk in chunks(sorted(volume_ids), MODIFICATION_IDS):
         try:
-            out += _pages(ec2, "describe_volumes_modifications", "VolumesModifications",
+            out += pages(ec2, "describe_volumes_modifications", "VolumesModifications",
                           VolumeIds=chunk)
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") != "InvalidVolume.NotFound":
                 raise
-            for small in _chunks(chunk, FILTER_VALUES):
-                out += _pages(ec2, "describe_volumes_modifications", "VolumesModifications",
+            for small in chunks(chunk, FILTER_VALUES):
+                out += pages(ec2, "describe_volumes_modifications", "VolumesModifications",
                               Filters=[{"Name": "volume-id", "Values": small}])
     return out
 
 
 def _read_snapshots(spec: Spec, ec2: Any) -> list[dict[str, Any]]:
-    return list(_pages(
+    return list(pages(
         ec2, "describe_snapshots", "Snapshots", OwnerIds=["self"],
         Filters=[_project_filter(spec)], PaginationConfig={"PageSize": SNAPSHOT_PAGE},
     ))

@@ -179,7 +179,7 @@ def expected(ops: AwsOps, after: SyncPayload | PrewarmPayload,
     objects, size, digest = after.objects, after.bytes, after.digest
     if objects is not None and size is not None and digest:
         return int(objects), int(size), str(digest)
-    from planner.aws.read import s3_manifest
+    from planner.aws.datasets_read import s3_manifest
 
     m = s3_manifest(ops.aws, uri)
     return m.objects, m.bytes, m.digest
